@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what flowgrad needs from Debian (only what is missing), then configures and builds.
+#   scripts/setup.sh [--sanitize] [--torch] [BUILD_DIR] [extra cmake arguments...]
+# --sanitize builds with AddressSanitizer and UndefinedBehaviorSanitizer (default dir build-sanitize);
+# --torch also installs python3-torch for bench/compare_pytorch.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitize=0
+torch=0
+while [[ $# -gt 0 && $1 == --* ]]; do
+  case $1 in
+    --sanitize) sanitize=1 ;;
+    --torch) torch=1 ;;
+    *) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+build_dir=${1:-$([[ $sanitize == 1 ]] && echo build-sanitize || echo build)}
+[[ $# -gt 0 ]] && shift
+
+packages=(cmake g++ make libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libopenblas-dev
+          libcli11-dev nlohmann-json3-dev libcairo2-dev pkg-config)
+[[ $torch == 1 ]] && packages+=(python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=sudo
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release)
+if [[ $sanitize == 1 ]]; then
+  # Benchmarks are not worth sanitizing; the tests are.
+  cmake_args+=(-DFLOWGRAD_SANITIZE=ON -DFLOWGRAD_BUILD_BENCH=OFF)
+fi
+cmake "${cmake_args[@]}" "$@" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"

@@ -1,0 +1,165 @@
+// Reductions: sum, mean, max and a stable logsumexp, over everything, over rows or over columns.
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "tensor/detail/simd.hpp"
+#include "tensor/ops.hpp"
+
+namespace flowgrad {
+
+namespace {
+
+template <class T>
+using B = simd::batch<T>;
+
+void check_dim(const char* op, int dim, const Shape& s) {
+  if (s.rank() > 2) throw std::invalid_argument(std::string(op) + ": rank above 2 in " + s.str());
+  if (dim != 0 && dim != 1)
+    throw std::invalid_argument(std::string(op) + ": dim must be 0 (over rows) or 1 (over columns), got " +
+                                std::to_string(dim));
+}
+
+template <class T>
+T row_sum(const T* x, Index n) {
+  return simd::reduce(x, n, T(0), T(0), [](B<T> a, B<T> b) { return a + b; },
+                      [](B<T> v) { return xsimd::hadd(v); });
+}
+
+template <class T>
+T row_max(const T* x, Index n) {
+  const T lowest = -std::numeric_limits<T>::infinity();
+  return simd::reduce(x, n, lowest, lowest, [](B<T> a, B<T> b) { return xsimd::max(a, b); },
+                      [](B<T> v) {
+                        alignas(64) T buf[simd::width<T>];
+                        v.store_aligned(buf);
+                        T m = buf[0];
+                        for (T e : buf) m = e > m ? e : m;
+                        return m;
+                      });
+}
+
+template <class T>
+void require_nonempty(const char* op, const Tensor<T>& x) {
+  if (x.empty()) throw std::invalid_argument(std::string(op) + ": empty tensor " + x.shape().str());
+}
+
+}  // namespace
+
+template <Scalar T>
+void sum(const Tensor<T>& x, Tensor<T>& out) {
+  const T s = row_sum(x.data(), x.numel());
+  out.resize(Shape{1, 1});
+  out[0] = s;
+}
+
+template <Scalar T>
+void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
+  check_dim("sum", dim, x.shape());
+  const Index m = x.rows(), n = x.cols();
+  if (&out == &x) throw std::invalid_argument("sum: output aliases the input");
+  if (dim == 1) {
+    out.resize(Shape{m, 1});
+    for (Index i = 0; i < m; ++i) out[i] = row_sum(x.data() + i * n, n);
+  } else {
+    out.resize(Shape{1, n});
+    out.fill(T(0));
+    for (Index i = 0; i < m; ++i)
+      simd::zip(n, out.data(), [](B<T> a, B<T> b) { return a + b; }, out.data(), x.data() + i * n);
+  }
+}
+
+template <Scalar T>
+void mean(const Tensor<T>& x, Tensor<T>& out) {
+  require_nonempty("mean", x);
+  sum(x, out);
+  out[0] /= static_cast<T>(x.numel());
+}
+
+template <Scalar T>
+void mean(const Tensor<T>& x, int dim, Tensor<T>& out) {
+  require_nonempty("mean", x);
+  sum(x, dim, out);
+  const T inv = T(1) / static_cast<T>(dim == 0 ? x.rows() : x.cols());
+  for (Index i = 0; i < out.numel(); ++i) out[i] *= inv;
+}
+
+template <Scalar T>
+void max(const Tensor<T>& x, Tensor<T>& out) {
+  require_nonempty("max", x);
+  const T m = row_max(x.data(), x.numel());
+  out.resize(Shape{1, 1});
+  out[0] = m;
+}
+
+template <Scalar T>
+void max(const Tensor<T>& x, int dim, Tensor<T>& out) {
+  check_dim("max", dim, x.shape());
+  require_nonempty("max", x);
+  if (&out == &x) throw std::invalid_argument("max: output aliases the input");
+  const Index m = x.rows(), n = x.cols();
+  if (dim == 1) {
+    out.resize(Shape{m, 1});
+    for (Index i = 0; i < m; ++i) out[i] = row_max(x.data() + i * n, n);
+  } else {
+    out.resize(Shape{1, n});
+    out.fill(-std::numeric_limits<T>::infinity());
+    for (Index i = 0; i < m; ++i)
+      simd::zip(n, out.data(), [](B<T> a, B<T> b) { return xsimd::max(a, b); }, out.data(),
+                x.data() + i * n);
+  }
+}
+
+// logsumexp = m + log(sum exp(x - m)) with m the maximum, so no term overflows. When m is infinite
+// the shift would give inf - inf, so the slice's value is m itself.
+template <Scalar T>
+void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out) {
+  check_dim("logsumexp", dim, x.shape());
+  require_nonempty("logsumexp", x);
+  if (&out == &x) throw std::invalid_argument("logsumexp: output aliases the input");
+  const Index m = x.rows(), n = x.cols();
+  if (dim == 1) {
+    out.resize(Shape{m, 1});
+    for (Index i = 0; i < m; ++i) {
+      const T* row = x.data() + i * n;
+      const T mx = row_max(row, n);
+      if (std::isinf(mx)) {
+        out[i] = mx;
+        continue;
+      }
+      const B<T> shift(mx);
+      const T s = simd::reduce(row, n, T(0), -std::numeric_limits<T>::infinity(),
+                               [&](B<T> a, B<T> b) { return a + xsimd::exp(b - shift); },
+                               [](B<T> v) { return xsimd::hadd(v); });
+      out[i] = mx + std::log(s);
+    }
+  } else {
+    out.resize(Shape{1, n});
+    for (Index j = 0; j < n; ++j) {
+      T mx = -std::numeric_limits<T>::infinity();
+      for (Index i = 0; i < m; ++i) mx = std::max(mx, x(i, j));
+      if (std::isinf(mx)) {
+        out[j] = mx;
+        continue;
+      }
+      T s = 0;
+      for (Index i = 0; i < m; ++i) s += std::exp(x(i, j) - mx);
+      out[j] = mx + std::log(s);
+    }
+  }
+}
+
+#define FLOWGRAD_INSTANTIATE(T)                                \
+  template void sum(const Tensor<T>&, Tensor<T>&);             \
+  template void sum(const Tensor<T>&, int, Tensor<T>&);        \
+  template void mean(const Tensor<T>&, Tensor<T>&);            \
+  template void mean(const Tensor<T>&, int, Tensor<T>&);       \
+  template void max(const Tensor<T>&, Tensor<T>&);             \
+  template void max(const Tensor<T>&, int, Tensor<T>&);        \
+  template void logsumexp(const Tensor<T>&, int, Tensor<T>&);
+FLOWGRAD_INSTANTIATE(float)
+FLOWGRAD_INSTANTIATE(double)
+#undef FLOWGRAD_INSTANTIATE
+
+}  // namespace flowgrad
