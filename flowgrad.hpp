@@ -3,3 +3,8 @@
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
 #include "tensor/tensor.hpp"
+#include "autodiff/gradcheck.hpp"
+#include "autodiff/module.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/optim.hpp"
+#include "autodiff/tape.hpp"

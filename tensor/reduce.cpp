@@ -1,4 +1,5 @@
 // Reductions: sum, mean, max and a stable logsumexp, over everything, over rows or over columns.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -38,6 +39,23 @@ T row_max(const T* x, Index n) {
                         for (T e : buf) m = e > m ? e : m;
                         return m;
                       });
+}
+
+// sum(exp(x - shift)). The tail is padded with -inf, whose exp is 0.
+template <class T>
+T sum_exp_shifted(const T* x, Index n, T shift) {
+  constexpr Index w = simd::width<T>;
+  const B<T> sh(shift);
+  B<T> acc(T(0));
+  Index i = 0;
+  for (; i + w <= n; i += w) acc += xsimd::exp(B<T>::load_unaligned(x + i) - sh);
+  if (i < n) {
+    alignas(64) T buf[w];
+    std::fill(buf, buf + w, -std::numeric_limits<T>::infinity());
+    std::copy(x + i, x + n, buf);
+    acc += xsimd::exp(B<T>::load_aligned(buf) - sh);
+  }
+  return xsimd::hadd(acc);
 }
 
 template <class T>
@@ -128,10 +146,7 @@ void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out) {
         out[i] = mx;
         continue;
       }
-      const B<T> shift(mx);
-      const T s = simd::reduce(row, n, T(0), -std::numeric_limits<T>::infinity(),
-                               [&](B<T> a, B<T> b) { return a + xsimd::exp(b - shift); },
-                               [](B<T> v) { return xsimd::hadd(v); });
+      const T s = sum_exp_shifted(row, n, mx);
       out[i] = mx + std::log(s);
     }
   } else {

@@ -1,0 +1,108 @@
+// Column ops: cat, narrow and masks.
+#include <algorithm>
+#include <string>
+
+#include "autodiff/detail/op_support.hpp"
+
+namespace flowgrad {
+
+using detail::push;
+
+namespace {
+
+// Copies columns [from, from + width) of src into columns [to, to + width) of dst, adding when
+// `add` is set.
+template <Scalar T>
+void copy_columns(const Tensor<T>& src, Index from, Tensor<T>& dst, Index to, Index width, bool add) {
+  for (Index i = 0; i < src.rows(); ++i) {
+    const T* s = src.data() + i * src.cols() + from;
+    T* d = dst.data() + i * dst.cols() + to;
+    if (add)
+      for (Index j = 0; j < width; ++j) d[j] += s[j];
+    else
+      std::copy(s, s + width, d);
+  }
+}
+
+// Each part's gradient is its block of columns of g.
+template <Scalar T>
+struct CatOp {
+  static void backward(Tape<T>& t, const Node<T>& n) {
+    Index col = 0;
+    for (int k = 0; k < Node<T>::max_inputs && n.in[k] >= 0; ++k) {
+      const Index w = t.value(n.in[k]).cols();
+      if (auto* g = t.grad_for(n.in[k])) copy_columns(n.grad, col, *g, 0, w, true);
+      col += w;
+    }
+  }
+};
+
+// narrow's gradient lands in the columns it took: [aux, aux + width).
+template <Scalar T>
+struct NarrowOp {
+  static void backward(Tape<T>& t, const Node<T>& n) {
+    if (auto* g = t.grad_for(n.in[0])) copy_columns(n.grad, 0, *g, n.aux, n.grad.cols(), true);
+  }
+};
+
+}  // namespace
+
+template <Scalar T>
+Var<T> cat(std::initializer_list<Var<T>> parts) {
+  if (parts.size() == 0 || parts.size() > Node<T>::max_inputs)
+    throw std::invalid_argument("cat: takes 1 to " + std::to_string(Node<T>::max_inputs) + " parts");
+  Tape<T>& t = parts.begin()->tape();
+  const Index m = t.value(parts.begin()->index()).rows();
+  Index width = 0;
+  for (const Var<T>& p : parts) {
+    t.check("cat", p);
+    const Tensor<T>& v = t.value(p.index());
+    if (v.rows() != m || v.shape().rank() > 2)
+      throw std::invalid_argument("cat: parts have different row counts: " +
+                                  t.value(parts.begin()->index()).shape().str() + " and " + v.shape().str());
+    width += v.cols();
+  }
+  Var<T> out;
+  Node<T>& n = t.push("cat", &CatOp<T>::backward, parts, &out);
+  n.value.resize(Shape{m, width});
+  Index col = 0;
+  for (const Var<T>& p : parts) {
+    const Tensor<T>& v = t.value(p.index());
+    copy_columns(v, 0, n.value, col, v.cols(), false);
+    col += v.cols();
+  }
+  return out;
+}
+
+template <Scalar T>
+Var<T> narrow(const Var<T>& x, Index start, Index length) {
+  const Shape s = x.shape();
+  if (start < 0 || length < 0 || start + length > s.cols())
+    throw std::invalid_argument("narrow: columns [" + std::to_string(start) + ", " +
+                                std::to_string(start + length) + ") are outside " + s.str());
+  Var<T> out;
+  Node<T>& n = push<NarrowOp<T>>("narrow", &out, {x});
+  // Read the input only after push(): a push may move the tape's nodes.
+  const Tensor<T>& v = x.tape().value(x.index());
+  n.aux = static_cast<int>(start);
+  n.value.resize(Shape{v.rows(), length});
+  copy_columns(v, start, n.value, 0, length, false);
+  return out;
+}
+
+template <Scalar T>
+Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
+  if (mask.rows() != 1 || mask.cols() != x.cols())
+    throw std::invalid_argument("mask_columns: mask " + mask.shape().str() + " for input " +
+                                x.shape().str());
+  return mul(x, x.tape().constant(mask));
+}
+
+#define FLOWGRAD_INSTANTIATE(T)                                 \
+  template Var<T> cat(std::initializer_list<Var<T>>);           \
+  template Var<T> narrow(const Var<T>&, Index, Index);          \
+  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
+#undef FLOWGRAD_INSTANTIATE
+
+}  // namespace flowgrad

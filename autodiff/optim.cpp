@@ -1,0 +1,95 @@
+#include "autodiff/optim.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace flowgrad {
+
+namespace {
+template <Scalar T>
+std::vector<Tensor<T>> zeros_like(const std::vector<Parameter<T>*>& params) {
+  std::vector<Tensor<T>> out;
+  out.reserve(params.size());
+  for (auto* p : params) out.emplace_back(p->value.shape());
+  return out;
+}
+
+template <Scalar T>
+void check_grad(const Parameter<T>& p) {
+  if (!(p.grad.shape() == p.value.shape()))
+    throw std::logic_error("optimizer: a parameter's gradient has shape " + p.grad.shape().str() +
+                           ", its value " + p.value.shape().str() + " (was zero_grad() called?)");
+}
+}  // namespace
+
+template <Scalar T>
+SGD<T>::SGD(std::vector<Parameter<T>*> params, T lr, T momentum)
+    : Optimizer<T>(std::move(params)), lr_(lr), momentum_(momentum), velocity_(zeros_like(this->params_)) {}
+
+template <Scalar T>
+void SGD<T>::step() {
+  for (std::size_t k = 0; k < this->params_.size(); ++k) {
+    Parameter<T>& p = *this->params_[k];
+    check_grad(p);
+    Tensor<T>& v = velocity_[k];
+    for (Index i = 0; i < p.value.numel(); ++i) {
+      v[i] = momentum_ * v[i] + p.grad[i];
+      p.value[i] -= lr_ * v[i];
+    }
+  }
+}
+
+template <Scalar T>
+Adam<T>::Adam(std::vector<Parameter<T>*> params, AdamOptions opt)
+    : Optimizer<T>(std::move(params)), opt_(opt), m_(zeros_like(this->params_)), v_(zeros_like(this->params_)) {
+  if (!(opt.lr >= 0) || !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) ||
+      !(opt.eps > 0))
+    throw std::invalid_argument("Adam: need lr >= 0, betas in [0, 1), eps > 0");
+}
+
+template <Scalar T>
+void Adam<T>::step() {
+  ++t_;
+  const double c1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
+  const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
+  const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
+  const T step = static_cast<T>(opt_.lr / c1);
+  const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(c2));
+  const T eps = static_cast<T>(opt_.eps), wd = static_cast<T>(opt_.weight_decay);
+  for (std::size_t k = 0; k < this->params_.size(); ++k) {
+    Parameter<T>& p = *this->params_[k];
+    check_grad(p);
+    T* m = m_[k].data();
+    T* v = v_[k].data();
+    T* w = p.value.data();
+    const T* g = p.grad.data();
+    for (Index i = 0; i < p.value.numel(); ++i) {
+      const T gi = g[i] + wd * w[i];
+      m[i] = b1 * m[i] + (T(1) - b1) * gi;
+      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+      w[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
+    }
+  }
+}
+
+template <Scalar T>
+T clip_grad_norm(const std::vector<Parameter<T>*>& params, T max_norm) {
+  double sq = 0;
+  for (auto* p : params)
+    for (Index i = 0; i < p->grad.numel(); ++i) sq += static_cast<double>(p->grad[i]) * p->grad[i];
+  const double norm = std::sqrt(sq);
+  const double scale = static_cast<double>(max_norm) / (norm + 1e-6);
+  if (scale < 1)
+    for (auto* p : params)
+      for (Index i = 0; i < p->grad.numel(); ++i) p->grad[i] = static_cast<T>(p->grad[i] * scale);
+  return static_cast<T>(norm);
+}
+
+template class SGD<float>;
+template class SGD<double>;
+template class Adam<float>;
+template class Adam<double>;
+template float clip_grad_norm(const std::vector<Parameter<float>*>&, float);
+template double clip_grad_norm(const std::vector<Parameter<double>*>&, double);
+
+}  // namespace flowgrad

@@ -1,0 +1,65 @@
+// After warm-up, a training step (forward, backward, Adam) makes no heap allocation. This binary
+// replaces the global operator new to count them, so it stands alone.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "autodiff/module.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/optim.hpp"
+
+namespace {
+std::atomic<long> allocations{0};
+}
+
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  ++allocations;
+  const auto al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace flowgrad;
+
+TEST_CASE("steady-state MLP training steps allocate nothing") {
+  Generator gen(0);
+  MLP<float> mlp({2, 32, 32, 2}, Activation::relu, gen, Activation::tanh);
+  Adam<float> adam(mlp.parameters());
+  Tape<float> tape;
+  const TensorF x = gen.normal<float>(Shape{64, 2});
+  const TensorF y = gen.normal<float>(Shape{64, 2});
+  auto step = [&] {
+    tape.reset();
+    adam.zero_grad();
+    const auto h = mlp(tape.constant(x));
+    const auto loss = mean(square(h - tape.constant(y))) + sum(logsumexp(h, 1)) * 0.01f;
+    tape.backward(loss);
+    clip_grad_norm(adam.params(), 10.f);
+    adam.step();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  const long before = allocations.load();
+  for (int i = 0; i < 10; ++i) step();
+  CHECK(allocations.load() - before == 0);
+  // The counter works: an allocation is seen.
+  const long probe = allocations.load();
+  { TensorF t(Shape{8, 8}); }
+  CHECK(allocations.load() > probe);
+}

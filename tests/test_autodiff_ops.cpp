@@ -1,0 +1,245 @@
+// gradcheck of every op in float64, with broadcasting, transposes and both sides of every kink.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "gradcheck_helpers.hpp"
+#include "tensor/ops.hpp"
+
+using namespace flowgrad;
+using namespace flowgrad::testing;
+using V = Var<double>;
+using Args = std::span<const V>;
+
+namespace {
+
+GradcheckResult check_unary(V (*f)(const V&), const Tensor<double>& x) {
+  return gradcheck([f](Tape<double>&, Args v) { return weighted_sum(f(v[0])); }, {x});
+}
+
+const std::vector<Shape> odd_shapes = {Shape{1, 1}, Shape{3, 5}, Shape{7, 2}, Shape{1, 9}, Shape{10, 1}};
+
+}  // namespace
+
+TEST_CASE("gradcheck: smooth unary ops on any input") {
+  Generator gen(1);
+  for (const Shape& s : odd_shapes) {
+    CAPTURE(s.str());
+    const auto x = gen.normal<double>(s, 0.0, 1.5);
+    CHECK_GRADCHECK(check_unary(&neg<double>, x));
+    CHECK_GRADCHECK(check_unary(&exp<double>, x));
+    CHECK_GRADCHECK(check_unary(&tanh<double>, x));
+    CHECK_GRADCHECK(check_unary(&sigmoid<double>, x));
+    CHECK_GRADCHECK(check_unary(&softplus<double>, x));
+    CHECK_GRADCHECK(check_unary(&square<double>, x));
+    CHECK_GRADCHECK(check_unary(&sin<double>, x));
+    CHECK_GRADCHECK(check_unary(&cos<double>, x));
+  }
+}
+
+TEST_CASE("gradcheck: saturated tanh, sigmoid and softplus") {
+  const Tensor<double> x(Shape{1, 6}, {-30.0, -12.0, -6.0, 6.0, 12.0, 30.0});
+  CHECK_GRADCHECK(check_unary(&tanh<double>, x));
+  CHECK_GRADCHECK(check_unary(&sigmoid<double>, x));
+  CHECK_GRADCHECK(check_unary(&softplus<double>, x));
+}
+
+TEST_CASE("gradcheck: log, sqrt and pow on positive inputs") {
+  Generator gen(2);
+  for (const Shape& s : odd_shapes) {
+    const auto x = positive(gen, s);
+    CHECK_GRADCHECK(check_unary(&log<double>, x));
+    CHECK_GRADCHECK(check_unary(&sqrt<double>, x));
+    for (double e : {2.0, 3.0, 0.5, -1.0, 1.5, -2.5}) {
+      CAPTURE(e);
+      CHECK_GRADCHECK(gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
+    }
+  }
+}
+
+TEST_CASE("gradcheck: pow with integer exponents on negative inputs") {
+  Generator gen(3);
+  const auto x = away_from_zero(gen, Shape{4, 3});
+  for (double e : {2.0, 3.0, -1.0}) {
+    CAPTURE(e);
+    CHECK_GRADCHECK(gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
+  }
+}
+
+TEST_CASE("gradcheck: relu, leaky_relu and abs on both sides of the kink") {
+  Generator gen(4);
+  const auto x = away_from_zero(gen, Shape{6, 7});
+  bool saw_negative = false, saw_positive = false;
+  for (Index i = 0; i < x.numel(); ++i) (x[i] < 0 ? saw_negative : saw_positive) = true;
+  REQUIRE(saw_negative);
+  REQUIRE(saw_positive);
+  CHECK_GRADCHECK(check_unary(&relu<double>, x));
+  CHECK_GRADCHECK(check_unary(&abs<double>, x));
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(leaky_relu(v[0], 0.2)); }, {x}));
+}
+
+TEST_CASE("gradcheck: binary ops with every broadcasting shape, on both sides") {
+  Generator gen(5);
+  const std::vector<std::pair<Shape, Shape>> pairs = {
+      {Shape{4, 3}, Shape{4, 3}}, {Shape{4, 3}, Shape{1, 3}}, {Shape{1, 3}, Shape{4, 3}},
+      {Shape{4, 3}, Shape{4, 1}}, {Shape{4, 1}, Shape{4, 3}}, {Shape{4, 3}, Shape{1, 1}},
+      {Shape{1, 1}, Shape{4, 3}}, {Shape{4, 1}, Shape{1, 3}}, {Shape{1, 3}, Shape{4, 1}},
+      {Shape{4, 3}, Shape{3}}};
+  for (const auto& [sa, sb] : pairs) {
+    CAPTURE(sa.str());
+    CAPTURE(sb.str());
+    const auto a = gen.normal<double>(sa);
+    const auto b = positive(gen, sb, 0.5, 2.0);  // a divisor away from zero
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] + v[1]); }, {a, b}));
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] - v[1]); }, {a, b}));
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] * v[1]); }, {a, b}));
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] / v[1]); }, {a, b}));
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
+  }
+}
+
+TEST_CASE("gradcheck: scalar arithmetic (affine)") {
+  Generator gen(6);
+  const auto x = gen.normal<double>(Shape{3, 4});
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(2.5 * v[0] - 1.0); }, {x}));
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(3.0 - v[0] / 4.0); }, {x}));
+}
+
+TEST_CASE("gradcheck: matmul in all four transpose forms") {
+  Generator gen(7);
+  const Index m = 5, k = 3, n = 4;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      const auto a = gen.normal<double>(ta ? Shape{k, m} : Shape{m, k});
+      const auto b = gen.normal<double>(tb ? Shape{n, k} : Shape{k, n});
+      CHECK_GRADCHECK(gradcheck(
+          [=](Tape<double>&, Args v) { return weighted_sum(matmul(v[0], v[1], {ta, tb, false})); }, {a, b}));
+    }
+}
+
+TEST_CASE("gradcheck: linear with a rank-1 bias, batch of one and of many") {
+  Generator gen(8);
+  for (Index batch : {1, 6}) {
+    const auto x = gen.normal<double>(Shape{batch, 3});
+    const auto w = gen.normal<double>(Shape{2, 3});
+    const auto b = gen.normal<double>(Shape{2});
+    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(linear(v[0], v[1], v[2])); },
+                              {x, w, b}));
+  }
+}
+
+TEST_CASE("gradcheck: sum, mean and logsumexp over everything, rows and columns") {
+  Generator gen(9);
+  const auto x = gen.normal<double>(Shape{5, 4}, 0.0, 3.0);
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return sum(square(v[0])); }, {x}));
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return mean(square(v[0])); }, {x}));
+  for (int dim : {0, 1}) {
+    CAPTURE(dim);
+    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(sum(v[0], dim)); }, {x}));
+    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(mean(v[0], dim)); }, {x}));
+    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], dim)); }, {x}));
+  }
+}
+
+TEST_CASE("gradcheck: logsumexp and logaddexp with large inputs") {
+  const Tensor<double> x(Shape{2, 3}, {500.0, 501.0, 499.0, -400.0, -402.0, -401.0});
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], 1)); }, {x}));
+  const Tensor<double> a(Shape{1, 3}, {700.0, -700.0, 3.0});
+  const Tensor<double> b(Shape{1, 3}, {690.0, -650.0, 3.0});
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
+}
+
+TEST_CASE("gradcheck: cat, narrow and mask_columns") {
+  Generator gen(10);
+  const auto a = gen.normal<double>(Shape{4, 2});
+  const auto b = gen.normal<double>(Shape{4, 3});
+  const auto c = gen.normal<double>(Shape{4, 1});
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(cat({v[0], v[1], v[2]})); }, {a, b, c}));
+  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(narrow(v[0], 1, 2)); }, {b}));
+  // Split and rejoin in the other order: a permutation of columns.
+  CHECK_GRADCHECK(gradcheck(
+      [](Tape<double>&, Args v) { return weighted_sum(cat({narrow(v[0], 2, 1), narrow(v[0], 0, 2)})); }, {b}));
+  const Tensor<double> mask(Shape{1, 3}, {1.0, 0.0, 1.0});
+  CHECK_GRADCHECK(gradcheck([&](Tape<double>&, Args v) { return weighted_sum(mask_columns(v[0], mask)); }, {b}));
+}
+
+TEST_CASE("gradcheck: a composite that reuses a value (gradients accumulate)") {
+  Generator gen(11);
+  const auto x = gen.normal<double>(Shape{3, 3});
+  const auto y = positive(gen, Shape{1, 3});
+  CHECK_GRADCHECK(gradcheck(
+      [](Tape<double>&, Args v) {
+        const V h = tanh(matmul(v[0], v[0])) * v[1] + v[0];
+        return mean(log(softplus(h) + 1e-3) * h);
+      },
+      {x, y}));
+}
+
+TEST_CASE("a value used twice gets the sum of both gradients") {
+  Tape<double> t;
+  const V x = t.constant(Tensor<double>(Shape{1, 2}, {1.5, -2.0}), true);
+  const V y = sum(x * x + x);  // dy/dx = 2x + 1
+  t.backward(y);
+  CHECK(x.grad()[0] == doctest::Approx(4.0));
+  CHECK(x.grad()[1] == doctest::Approx(-3.0));
+}
+
+TEST_CASE("backward of a non-scalar with an explicit seed") {
+  Tape<double> t;
+  const V x = t.constant(Tensor<double>(Shape{2, 2}, {1.0, 2.0, 3.0, 4.0}), true);
+  const V y = square(x);
+  const Tensor<double> seed(Shape{2, 2}, {1.0, 0.0, -1.0, 0.5});
+  t.backward(y, seed);
+  const double expect[] = {2.0, 0.0, -6.0, 4.0};
+  for (int i = 0; i < 4; ++i) CHECK(x.grad()[i] == doctest::Approx(expect[i]));
+  CHECK_THROWS_WITH_AS(t.backward(y), doctest::Contains("not a scalar"), std::invalid_argument);
+}
+
+// A deliberately wrong backward rule (the sign of sin's derivative flipped): gradcheck must see it.
+namespace {
+struct WrongSinOp {
+  static void backward(Tape<double>& t, const Node<double>& n) {
+    if (auto* gx = t.grad_for(n.in[0])) {
+      const Tensor<double>& x = t.value(n.in[0]);
+      for (Index i = 0; i < x.numel(); ++i) (*gx)[i] -= n.grad[i] * std::cos(x[i]);
+    }
+  }
+};
+V wrong_sin(const V& x) {
+  V out;
+  Node<double>& n = x.tape().push("wrong_sin", &WrongSinOp::backward, {x}, &out);
+  n.value = unary(Unary::sin, x.value());
+  return out;
+}
+// A rule that forgets a term: d(x * x) taken as x instead of 2x.
+struct HalfSquareOp {
+  static void backward(Tape<double>& t, const Node<double>& n) {
+    if (auto* gx = t.grad_for(n.in[0]))
+      for (Index i = 0; i < n.grad.numel(); ++i) (*gx)[i] += n.grad[i] * t.value(n.in[0])[i];
+  }
+};
+V half_square(const V& x) {
+  V out;
+  Node<double>& n = x.tape().push("half_square", &HalfSquareOp::backward, {x}, &out);
+  n.value = unary(Unary::square, x.value());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("gradcheck catches a wrong sign and a missing term, and names the element") {
+  Generator gen(12);
+  const auto x = gen.normal<double>(Shape{2, 3});
+  const auto r = gradcheck([](Tape<double>&, Args v) { return weighted_sum(wrong_sin(v[0])); }, {x});
+  CHECK_FALSE(r.ok);
+  CHECK(r.input == 0);
+  CHECK(r.index >= 0);
+  CHECK(r.message.find("FAILED") != std::string::npos);
+  CHECK(r.message.find("analytic") != std::string::npos);
+  const auto r2 = gradcheck([](Tape<double>&, Args v) { return weighted_sum(half_square(v[0])); }, {x});
+  CHECK_FALSE(r2.ok);
+  // The correct op passes on the same input, so the failures above are the rules' fault.
+  CHECK(check_unary(&sin<double>, x).ok);
+}

@@ -1,0 +1,83 @@
+// The tape's contract: errors that name the op, no-grad mode, reset, parameters.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "autodiff/ops.hpp"
+#include "tensor/random.hpp"
+
+using namespace flowgrad;
+using V = Var<float>;
+
+TEST_CASE("a Var from another tape is refused") {
+  Tape<float> t1, t2;
+  const V a = t1.constant(TensorF(Shape{2, 2}, 1.f));
+  const V b = t2.constant(TensorF(Shape{2, 2}, 1.f));
+  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: Var belongs to another tape"), std::logic_error);
+}
+
+TEST_CASE("a Var from before reset() is refused") {
+  Tape<float> t;
+  const V a = t.constant(TensorF(Shape{2, 2}, 1.f));
+  t.reset();
+  const V b = t.constant(TensorF(Shape{2, 2}, 1.f));
+  CHECK_THROWS_WITH_AS(mul(a, b), doctest::Contains("mul: Var is from before the tape's last reset()"),
+                       std::logic_error);
+  CHECK_THROWS_AS(a.value(), std::logic_error);
+}
+
+TEST_CASE("shape mismatches name the op and the shapes") {
+  Tape<float> t;
+  const V a = t.constant(TensorF(Shape{3, 4}));
+  const V b = t.constant(TensorF(Shape{2, 4}));
+  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: cannot broadcast shapes [3, 4] and [2, 4]"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(cat({a, b}), doctest::Contains("cat"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(narrow(a, 3, 2), doctest::Contains("narrow"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(logsumexp(a, 2), doctest::Contains("logsumexp"), std::invalid_argument);
+}
+
+TEST_CASE("backward needs something that requires grad") {
+  Tape<float> t;
+  const V a = t.constant(TensorF(Shape{1, 1}, 2.f));
+  CHECK_THROWS_AS(t.backward(square(a)), std::logic_error);
+}
+
+TEST_CASE("no-grad mode records values only and allocates no gradient") {
+  Tape<float> t;
+  Parameter<float> p(TensorF(Shape{2, 2}, 0.5f));
+  V y;
+  {
+    NoGradGuard<float> guard(t);
+    y = sum(exp(t.parameter(p)));
+    CHECK_FALSE(y.requires_grad());
+  }
+  CHECK(t.grad_enabled());
+  CHECK(y.item() == doctest::Approx(4 * std::exp(0.5f)));
+  CHECK_THROWS_AS(t.backward(y), std::logic_error);
+  for (std::int32_t i = 0; i < t.size(); ++i) CHECK(t.node(i).grad.capacity() == 0);
+}
+
+TEST_CASE("parameters accumulate gradients across backward passes until zero_grad") {
+  Parameter<float> p(TensorF(Shape{1, 2}, {1.f, 2.f}));
+  p.zero_grad();
+  Tape<float> t;
+  for (int pass = 0; pass < 2; ++pass) {
+    t.reset();
+    t.backward(sum(square(t.parameter(p))));  // d/dp = 2p
+  }
+  CHECK(p.grad[0] == doctest::Approx(4.f));
+  CHECK(p.grad[1] == doctest::Approx(8.f));
+  p.zero_grad();
+  CHECK(p.grad[1] == 0.f);
+}
+
+TEST_CASE("gradients reach only what requires them") {
+  Tape<float> t;
+  const V a = t.constant(TensorF(Shape{1, 2}, 1.f), true);
+  const V b = t.constant(TensorF(Shape{1, 2}, 3.f));
+  t.backward(sum(a * b));
+  CHECK(a.grad()[0] == doctest::Approx(3.f));
+  CHECK_THROWS_AS(b.grad(), std::logic_error);
+}
