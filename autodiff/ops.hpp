@@ -4,6 +4,7 @@
 // Every op throws std::invalid_argument naming itself on a shape mismatch.
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "autodiff/tape.hpp"
 #include "tensor/gemm.hpp"
@@ -51,6 +52,9 @@ template <Scalar T> Var<T> logaddexp(const Var<T>& a, const Var<T>& b);
 // Columns. cat joins along dim 1; narrow takes columns [start, start + length).
 template <Scalar T> Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 4 parts
 template <Scalar T> Var<T> narrow(const Var<T>& x, Index start, Index length);
+// Columns idx[0], idx[1], ... of x (torch.index_select along dim 1). The caller keeps idx alive
+// until backward has run: the tape refers to it rather than copying it.
+template <Scalar T> Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx);
 // Keeps the columns where mask is 1 and zeroes the others; mask is a constant [1, n] of 0s and 1s.
 template <Scalar T> Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask);
 

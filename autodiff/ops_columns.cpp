@@ -45,7 +45,37 @@ struct NarrowOp {
   }
 };
 
+// Each selected column's gradient goes back to the column it came from (added: an index may repeat).
+template <Scalar T>
+struct SelectColumnsOp {
+  static void backward(Tape<T>& t, const Node<T>& n) {
+    Tensor<T>* gx = t.grad_for(n.in[0]);
+    if (!gx) return;
+    const auto& idx = *static_cast<const std::vector<Index>*>(n.ctx);
+    const Index w = n.grad.cols(), src_cols = gx->cols();
+    for (Index i = 0; i < n.grad.rows(); ++i)
+      for (Index j = 0; j < w; ++j) (*gx)[i * src_cols + idx[static_cast<std::size_t>(j)]] += n.grad[i * w + j];
+  }
+};
+
 }  // namespace
+
+template <Scalar T>
+Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx) {
+  const Shape s = x.shape();
+  for (Index c : idx)
+    if (c < 0 || c >= s.cols())
+      throw std::invalid_argument("select_columns: column " + std::to_string(c) + " is outside " + s.str());
+  Var<T> out;
+  Node<T>& n = push<SelectColumnsOp<T>>("select_columns", &out, {x});
+  n.ctx = &idx;
+  const Tensor<T>& v = x.tape().value(x.index());
+  const Index m = v.rows(), w = static_cast<Index>(idx.size());
+  n.value.resize(Shape{m, w});
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < w; ++j) n.value[i * w + j] = v[i * v.cols() + idx[static_cast<std::size_t>(j)]];
+  return out;
+}
 
 template <Scalar T>
 Var<T> cat(std::initializer_list<Var<T>> parts) {
@@ -101,6 +131,7 @@ Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
 #define FLOWGRAD_INSTANTIATE(T)                                 \
   template Var<T> cat(std::initializer_list<Var<T>>);           \
   template Var<T> narrow(const Var<T>&, Index, Index);          \
+  template Var<T> select_columns(const Var<T>&, const std::vector<Index>&); \
   template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE

@@ -46,6 +46,7 @@ Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::initializer_
   n.param = nullptr;
   n.c0 = n.c1 = 0;
   n.aux = 0;
+  n.ctx = nullptr;
   n.has_grad = false;
   n.requires_grad = false;
   int k = 0;
@@ -66,6 +67,15 @@ Var<T> Tape<T>::constant(const Tensor<T>& value, bool requires_grad) {
   Node<T>& n = push("constant", nullptr, {}, &v);
   n.value = value;
   n.requires_grad = requires_grad && grad_enabled_;
+  return v;
+}
+
+template <Scalar T>
+Var<T> Tape<T>::full(Shape shape, T value) {
+  Var<T> v;
+  Node<T>& n = push("full", nullptr, {}, &v);
+  n.value.resize(shape);
+  n.value.fill(value);
   return v;
 }
 

@@ -32,6 +32,7 @@ struct Node {
   std::int32_t in[max_inputs] = {-1, -1, -1, -1};
   T c0 = 0, c1 = 0;  // op constants (a slope, an exponent, a scalar)
   int aux = 0;       // op selector (which elementwise function, which dim)
+  const void* ctx = nullptr;  // op data owned elsewhere that outlives the step (column indices)
   bool requires_grad = false;
   bool has_grad = false;  // grad holds this pass's gradient
 };
@@ -71,6 +72,8 @@ class Tape {
 
   // A constant input: no gradient flows to it unless requires_grad is set.
   Var<T> constant(const Tensor<T>& value, bool requires_grad = false);
+  // A constant filled with one value, built in the node's own buffer.
+  Var<T> full(Shape shape, T value);
   // A leaf for a module's parameter; backward accumulates into param.grad.
   Var<T> parameter(Parameter<T>& param);
 

@@ -104,6 +104,8 @@ void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
 template <Scalar T>
 void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& gy,
                     Tensor<T>& gx, T p) {
+  // y is read by the ops whose derivative is cheaper from the result (exp, tanh, sigmoid, sqrt).
+  check_same(name(f), x.shape(), y.shape());
   check_same(name(f), x.shape(), gy.shape());
   check_same(name(f), x.shape(), gx.shape());
   const Index n = x.numel();
@@ -206,10 +208,12 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
 template <Scalar T>
 void binary(Binary f, const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
   const Shape s = broadcast_shape(name(f), a.shape(), b.shape());
-  // Writing into an input is fine only when it already has the output's shape.
-  if ((&out == &a && !(a.shape() == s)) || (&out == &b && !(b.shape() == s)))
+  // Writing into an input is fine only when it already has the output's elements; it then keeps
+  // its own shape (a [n] gradient stays [n] rather than becoming [1, n]).
+  auto same_elements = [&](const Tensor<T>& t) { return t.rows() == s.rows() && t.cols() == s.cols(); };
+  if ((&out == &a && !same_elements(a)) || (&out == &b && !same_elements(b)))
     throw std::invalid_argument(std::string(name(f)) + ": output aliases a broadcast input");
-  out.resize(s);
+  if (&out != &a && &out != &b) out.resize(s);
   switch (f) {
     case Binary::add: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x + y; });
     case Binary::sub: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x - y; });

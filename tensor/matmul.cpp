@@ -21,7 +21,7 @@ void matmul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& c, GemmOptions op
                                 (opt.trans_b ? "B^T of " : "B ") + b.shape().str());
   const Shape out{m, n};
   if (opt.accumulate) {
-    if (!(c.shape() == out))
+    if (c.rows() != m || c.cols() != n || c.shape().rank() > 2)
       throw std::invalid_argument("matmul: accumulating into " + c.shape().str() + ", product is " +
                                   out.str());
   } else {

@@ -152,7 +152,7 @@ TEST_CASE("gradcheck: logsumexp and logaddexp with large inputs") {
   CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
 }
 
-TEST_CASE("gradcheck: cat, narrow and mask_columns") {
+TEST_CASE("gradcheck: cat, narrow, select_columns and mask_columns") {
   Generator gen(10);
   const auto a = gen.normal<double>(Shape{4, 2});
   const auto b = gen.normal<double>(Shape{4, 3});
@@ -162,6 +162,8 @@ TEST_CASE("gradcheck: cat, narrow and mask_columns") {
   // Split and rejoin in the other order: a permutation of columns.
   CHECK_GRADCHECK(gradcheck(
       [](Tape<double>&, Args v) { return weighted_sum(cat({narrow(v[0], 2, 1), narrow(v[0], 0, 2)})); }, {b}));
+  const std::vector<Index> idx = {2, 0, 2};
+  CHECK_GRADCHECK(gradcheck([&](Tape<double>&, Args v) { return weighted_sum(select_columns(v[0], idx)); }, {b}));
   const Tensor<double> mask(Shape{1, 3}, {1.0, 0.0, 1.0});
   CHECK_GRADCHECK(gradcheck([&](Tape<double>&, Args v) { return weighted_sum(mask_columns(v[0], mask)); }, {b}));
 }

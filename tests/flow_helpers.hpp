@@ -1,0 +1,56 @@
+#pragma once
+// Brute-force references for the flow tests.
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "flows/bijector.hpp"
+
+namespace flowgrad::testing {
+
+// log|det A| of a small dense matrix by Gaussian elimination with partial pivoting.
+inline double log_abs_det(std::vector<double> a, Index d) {
+  double log_det = 0;
+  for (Index c = 0; c < d; ++c) {
+    Index p = c;
+    for (Index r = c + 1; r < d; ++r)
+      if (std::abs(a[static_cast<std::size_t>(r * d + c)]) > std::abs(a[static_cast<std::size_t>(p * d + c)])) p = r;
+    if (p != c)
+      for (Index k = 0; k < d; ++k) std::swap(a[static_cast<std::size_t>(c * d + k)], a[static_cast<std::size_t>(p * d + k)]);
+    const double pivot = a[static_cast<std::size_t>(c * d + c)];
+    log_det += std::log(std::abs(pivot));
+    for (Index r = c + 1; r < d; ++r) {
+      const double f = a[static_cast<std::size_t>(r * d + c)] / pivot;
+      for (Index k = c; k < d; ++k) a[static_cast<std::size_t>(r * d + k)] -= f * a[static_cast<std::size_t>(c * d + k)];
+    }
+  }
+  return log_det;
+}
+
+// Runs a bijector forward on one row, values only.
+inline Tensor<double> forward_row(Bijector<double>& f, const Tensor<double>& row) {
+  Tape<double> t;
+  NoGradGuard<double> g(t);
+  return f.forward(t.constant(row)).out.value();
+}
+
+// log|det dy/dx| at each row of x from a central-difference Jacobian.
+inline std::vector<double> brute_force_log_det(Bijector<double>& f, const Tensor<double>& x, double h = 1e-6) {
+  const Index d = x.cols();
+  std::vector<double> out;
+  for (Index i = 0; i < x.rows(); ++i) {
+    std::vector<double> jac(static_cast<std::size_t>(d * d));
+    for (Index k = 0; k < d; ++k) {
+      Tensor<double> up(Shape{1, d}), down(Shape{1, d});
+      for (Index j = 0; j < d; ++j) up[j] = down[j] = x(i, j);
+      up[k] += h;
+      down[k] -= h;
+      const auto yu = forward_row(f, up), yd = forward_row(f, down);
+      for (Index r = 0; r < d; ++r) jac[static_cast<std::size_t>(r * d + k)] = (yu[r] - yd[r]) / (2 * h);
+    }
+    out.push_back(log_abs_det(jac, d));
+  }
+  return out;
+}
+
+}  // namespace flowgrad::testing
