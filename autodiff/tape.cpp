@@ -39,7 +39,8 @@ void Tape<T>::check(const char* op, const Var<T>& v) const {
 template <Scalar T>
 Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::initializer_list<Var<T>> inputs,
                        Var<T>* out) {
-  if (inputs.size() > Node<T>::max_inputs) throw std::logic_error(std::string(op) + ": too many inputs");
+  if (inputs.size() > Node<T>::max_inputs)
+    throw std::logic_error(std::string(op) + ": too many inputs");
   for (const Var<T>& v : inputs) check(op, v);
   if (static_cast<std::size_t>(size_) == nodes_.size()) nodes_.emplace_back();
   Node<T>& n = nodes_[static_cast<std::size_t>(size_)];
@@ -110,7 +111,8 @@ Tensor<T>* Tape<T>::grad_for(std::int32_t i) {
 
 template <Scalar T>
 Tensor<T>& Tape<T>::scratch(int slot) {
-  while (static_cast<int>(scratch_.size()) <= slot) scratch_.emplace_back();
+  if (slot < 0 || slot >= scratch_slots)
+    throw std::logic_error("Tape::scratch: no slot " + std::to_string(slot));
   return scratch_[static_cast<std::size_t>(slot)];
 }
 

@@ -4,6 +4,7 @@
 // Nodes live in one vector that reset() empties without freeing, and each node keeps its value and
 // gradient tensors between steps, so a training step that builds the same graph again allocates
 // nothing once warmed up.
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <vector>
@@ -30,8 +31,8 @@ struct Node {
   Parameter<T>* param = nullptr;  // a leaf standing for a module's parameter
   BackwardFn<T> backward = nullptr;
   std::int32_t in[max_inputs] = {-1, -1, -1, -1};
-  T c0 = 0, c1 = 0;  // op constants (a slope, an exponent, a scalar)
-  int aux = 0;       // op selector (which elementwise function, which dim)
+  T c0 = 0, c1 = 0;           // op constants (a slope, an exponent, a scalar)
+  int aux = 0;                // op selector (which elementwise function, which dim)
   const void* ctx = nullptr;  // op data owned elsewhere that outlives the step (column indices)
   bool requires_grad = false;
   bool has_grad = false;  // grad holds this pass's gradient
@@ -98,7 +99,9 @@ class Tape {
   // The gradient buffer of input i, zeroed on first use in this pass, or nullptr when no gradient
   // is wanted there.
   Tensor<T>* grad_for(std::int32_t i);
-  // Scratch tensors for backward rules, kept between steps.
+  // Scratch tensors for backward rules, kept between steps. A fixed set, so that a reference to
+  // one slot stays valid while another is in use.
+  static constexpr int scratch_slots = 4;
   Tensor<T>& scratch(int slot);
   const Node<T>& node(std::int32_t i) const { return nodes_[static_cast<std::size_t>(i)]; }
   void check(const char* op, const Var<T>& v) const;
@@ -107,7 +110,7 @@ class Tape {
   friend class Var<T>;
   Var<T> make_var(std::int32_t i) { return Var<T>(this, i, epoch_); }
   std::vector<Node<T>> nodes_;
-  std::vector<Tensor<T>> scratch_;
+  std::array<Tensor<T>, scratch_slots> scratch_;
   std::int32_t size_ = 0;
   std::uint32_t epoch_ = 1;
   bool grad_enabled_ = true;

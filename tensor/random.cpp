@@ -60,8 +60,15 @@ std::uint64_t Generator::below(std::uint64_t n) {
 template <Scalar T>
 Tensor<T> Generator::uniform(Shape shape, T low, T high) {
   Tensor<T> t(shape);
-  for (Index i = 0; i < t.numel(); ++i)
-    t[i] = static_cast<T>(static_cast<double>(low) + (static_cast<double>(high) - low) * uniform());
+  // low + (high - low) u can round up to high, in double or in the cast to float (for u within
+  // 2^-25 of 1, or half of all u on a narrow interval); such a draw takes the largest value below
+  // high, so the interval stays half-open.
+  const T below_high = std::nextafter(high, low);
+  for (Index i = 0; i < t.numel(); ++i) {
+    const T v =
+        static_cast<T>(static_cast<double>(low) + (static_cast<double>(high) - low) * uniform());
+    t[i] = low < high && v >= high ? below_high : v;
+  }
   return t;
 }
 

@@ -40,7 +40,9 @@ void zip(Index n, T* out, F f, const In*... in) {
 }
 
 // Reduction of x[0..n): accumulators start at `init`, take acc = op(acc, x) on batches, and hop
-// folds the final batch to a scalar. The tail is padded with `pad`, a value op ignores.
+// folds the final batch to a scalar. The tail is padded with `pad`, a value op ignores. The two
+// accumulators are merged with op itself, so op must be a plain associative, commutative operation
+// on accumulators (a sum, a max), not one that transforms its second argument.
 template <class T, class Op, class HOp>
 T reduce(const T* x, Index n, T init, T pad, Op op, HOp hop) {
   constexpr Index w = width<T>;
