@@ -1,8 +1,5 @@
 #pragma once
 // Everything a user of flowgrad needs, in one include.
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
-#include "tensor/tensor.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/module.hpp"
 #include "autodiff/ops.hpp"
@@ -16,3 +13,6 @@
 #include "flows/normal.hpp"
 #include "flows/planar.hpp"
 #include "flows/radial.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/random.hpp"
+#include "tensor/tensor.hpp"

@@ -9,7 +9,8 @@ namespace flowgrad {
 namespace {
 
 // Compares analytic[k] with central differences of eval() in each element of *xs[k].
-GradcheckResult compare(const std::vector<Tensor<double>*>& xs, const std::vector<Tensor<double>>& analytic,
+GradcheckResult compare(const std::vector<Tensor<double>*>& xs,
+                        const std::vector<Tensor<double>>& analytic,
                         const std::function<double()>& eval, const GradcheckOptions& opt) {
   GradcheckResult r;
   for (std::size_t k = 0; k < xs.size(); ++k) {
@@ -41,9 +42,10 @@ GradcheckResult compare(const std::vector<Tensor<double>*>& xs, const std::vecto
     msg << "gradcheck: no elements to check";
   } else {
     msg << (r.ok ? "gradcheck passed; worst" : "gradcheck FAILED at") << " input " << r.input
-        << ", element " << r.index << " (of shape " << xs[static_cast<std::size_t>(r.input)]->shape().str()
-        << "): analytic " << r.analytic << " vs numeric " << r.numeric << " (error "
-        << std::abs(r.analytic - r.numeric) << ", " << r.worst_ratio << " x tolerance)";
+        << ", element " << r.index << " (of shape "
+        << xs[static_cast<std::size_t>(r.input)]->shape().str() << "): analytic " << r.analytic
+        << " vs numeric " << r.numeric << " (error " << std::abs(r.analytic - r.numeric) << ", "
+        << r.worst_ratio << " x tolerance)";
   }
   r.message = msg.str();
   return r;
@@ -58,7 +60,8 @@ double scalar_of(const Var<double>& v, const char* what) {
 
 }  // namespace
 
-GradcheckResult gradcheck(const GradcheckFn& f, std::vector<Tensor<double>> inputs, GradcheckOptions opt) {
+GradcheckResult gradcheck(const GradcheckFn& f, std::vector<Tensor<double>> inputs,
+                          GradcheckOptions opt) {
   Tape<double> tape;
   std::vector<Var<double>> vars;
   for (auto& x : inputs) vars.push_back(tape.constant(x, true));

@@ -20,7 +20,7 @@ struct GradcheckResult {
   bool ok = true;
   // The worst element, by error over its tolerance.
   double worst_ratio = 0;
-  int input = -1;  // which input (or parameter)
+  int input = -1;    // which input (or parameter)
   Index index = -1;  // which element of it, row-major
   double analytic = 0, numeric = 0;
   std::string message;  // says all of the above in words

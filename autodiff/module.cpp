@@ -43,8 +43,9 @@ void Module<T>::zero_grad() {
 template <Scalar T>
 Linear<T>::Linear(Index in_features, Index out_features, Generator& gen) {
   if (in_features <= 0 || out_features <= 0)
-    throw std::invalid_argument("Linear: sizes must be positive, got " + std::to_string(in_features) +
-                                " -> " + std::to_string(out_features));
+    throw std::invalid_argument("Linear: sizes must be positive, got " +
+                                std::to_string(in_features) + " -> " +
+                                std::to_string(out_features));
   const T bound = T(1) / std::sqrt(static_cast<T>(in_features));
   weight = Parameter<T>(gen.uniform<T>(Shape{out_features, in_features}, -bound, bound));
   bias = Parameter<T>(gen.uniform<T>(Shape{out_features}, -bound, bound));
@@ -67,12 +68,18 @@ void Linear<T>::named_parameters(const std::string& prefix, std::vector<NamedPar
 
 const char* name(Activation a) {
   switch (a) {
-    case Activation::none: return "none";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::tanh: return "tanh";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::softplus: return "softplus";
+    case Activation::none:
+      return "none";
+    case Activation::relu:
+      return "relu";
+    case Activation::leaky_relu:
+      return "leaky_relu";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::softplus:
+      return "softplus";
   }
   return "?";
 }
@@ -88,12 +95,18 @@ Activation activation_from_name(const std::string& s) {
 template <Scalar T>
 Var<T> activate(Activation a, const Var<T>& x) {
   switch (a) {
-    case Activation::none: return x;
-    case Activation::relu: return relu(x);
-    case Activation::leaky_relu: return leaky_relu(x);
-    case Activation::tanh: return tanh(x);
-    case Activation::sigmoid: return sigmoid(x);
-    case Activation::softplus: return softplus(x);
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return relu(x);
+    case Activation::leaky_relu:
+      return leaky_relu(x);
+    case Activation::tanh:
+      return tanh(x);
+    case Activation::sigmoid:
+      return sigmoid(x);
+    case Activation::softplus:
+      return softplus(x);
   }
   return x;
 }
@@ -101,9 +114,11 @@ Var<T> activate(Activation a, const Var<T>& x) {
 template <Scalar T>
 MLP<T>::MLP(const std::vector<Index>& sizes, Activation hidden, Generator& gen, Activation output)
     : hidden_(hidden), output_(output) {
-  if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least an input and an output size");
+  if (sizes.size() < 2)
+    throw std::invalid_argument("MLP: needs at least an input and an output size");
   layers_.reserve(sizes.size() - 1);
-  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) layers_.emplace_back(sizes[i], sizes[i + 1], gen);
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i)
+    layers_.emplace_back(sizes[i], sizes[i + 1], gen);
 }
 
 template <Scalar T>

@@ -46,7 +46,8 @@ class Module {
   bool training_ = true;
 };
 
-// y = x W^T + b, weight [out, in], bias [out]; both start uniform in +-1/sqrt(in), as torch.nn.Linear.
+// y = x W^T + b, weight [out, in], bias [out]; both start uniform in +-1/sqrt(in), as
+// torch.nn.Linear.
 template <Scalar T>
 class Linear : public Module<T> {
  public:

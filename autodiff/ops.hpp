@@ -12,65 +12,134 @@
 namespace flowgrad {
 
 // Elementwise arithmetic.
-template <Scalar T> Var<T> add(const Var<T>& a, const Var<T>& b);
-template <Scalar T> Var<T> sub(const Var<T>& a, const Var<T>& b);
-template <Scalar T> Var<T> mul(const Var<T>& a, const Var<T>& b);
-template <Scalar T> Var<T> div(const Var<T>& a, const Var<T>& b);
-template <Scalar T> Var<T> neg(const Var<T>& x);
+template <Scalar T>
+Var<T> add(const Var<T>& a, const Var<T>& b);
+template <Scalar T>
+Var<T> sub(const Var<T>& a, const Var<T>& b);
+template <Scalar T>
+Var<T> mul(const Var<T>& a, const Var<T>& b);
+template <Scalar T>
+Var<T> div(const Var<T>& a, const Var<T>& b);
+template <Scalar T>
+Var<T> neg(const Var<T>& x);
 // x * scale + shift with constant scalars: one node, no constant tensor.
-template <Scalar T> Var<T> affine(const Var<T>& x, std::type_identity_t<T> scale, std::type_identity_t<T> shift);
+template <Scalar T>
+Var<T> affine(const Var<T>& x, std::type_identity_t<T> scale, std::type_identity_t<T> shift);
 
 // Elementwise functions.
-template <Scalar T> Var<T> exp(const Var<T>& x);
-template <Scalar T> Var<T> log(const Var<T>& x);
-template <Scalar T> Var<T> tanh(const Var<T>& x);
-template <Scalar T> Var<T> sigmoid(const Var<T>& x);
-template <Scalar T> Var<T> softplus(const Var<T>& x);
-template <Scalar T> Var<T> relu(const Var<T>& x);
-template <Scalar T> Var<T> leaky_relu(const Var<T>& x, std::type_identity_t<T> negative_slope = T(0.01));
-template <Scalar T> Var<T> square(const Var<T>& x);
-template <Scalar T> Var<T> sqrt(const Var<T>& x);
-template <Scalar T> Var<T> sin(const Var<T>& x);
-template <Scalar T> Var<T> cos(const Var<T>& x);
-template <Scalar T> Var<T> abs(const Var<T>& x);
-template <Scalar T> Var<T> pow(const Var<T>& x, std::type_identity_t<T> exponent);
+template <Scalar T>
+Var<T> exp(const Var<T>& x);
+template <Scalar T>
+Var<T> log(const Var<T>& x);
+template <Scalar T>
+Var<T> tanh(const Var<T>& x);
+template <Scalar T>
+Var<T> sigmoid(const Var<T>& x);
+template <Scalar T>
+Var<T> softplus(const Var<T>& x);
+template <Scalar T>
+Var<T> relu(const Var<T>& x);
+template <Scalar T>
+Var<T> leaky_relu(const Var<T>& x, std::type_identity_t<T> negative_slope = T(0.01));
+template <Scalar T>
+Var<T> square(const Var<T>& x);
+template <Scalar T>
+Var<T> sqrt(const Var<T>& x);
+template <Scalar T>
+Var<T> sin(const Var<T>& x);
+template <Scalar T>
+Var<T> cos(const Var<T>& x);
+template <Scalar T>
+Var<T> abs(const Var<T>& x);
+template <Scalar T>
+Var<T> pow(const Var<T>& x, std::type_identity_t<T> exponent);
 
 // Linear algebra. matmul takes op(a) op(b) as GemmOptions says (accumulate is not allowed here);
 // linear(x, weight, bias) = x weight^T + bias with weight [out, in] and bias [out], as torch's.
-template <Scalar T> Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt = {});
-template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias);
+template <Scalar T>
+Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt = {});
+template <Scalar T>
+Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias);
 
-// Reductions keep the reduced dimension (torch's keepdim=True): dim 0 over rows, dim 1 over columns.
-template <Scalar T> Var<T> sum(const Var<T>& x);
-template <Scalar T> Var<T> sum(const Var<T>& x, int dim);
-template <Scalar T> Var<T> mean(const Var<T>& x);
-template <Scalar T> Var<T> mean(const Var<T>& x, int dim);
-template <Scalar T> Var<T> logsumexp(const Var<T>& x, int dim);
+// Reductions keep the reduced dimension (torch's keepdim=True): dim 0 over rows, dim 1 over
+// columns.
+template <Scalar T>
+Var<T> sum(const Var<T>& x);
+template <Scalar T>
+Var<T> sum(const Var<T>& x, int dim);
+template <Scalar T>
+Var<T> mean(const Var<T>& x);
+template <Scalar T>
+Var<T> mean(const Var<T>& x, int dim);
+template <Scalar T>
+Var<T> logsumexp(const Var<T>& x, int dim);
 // log(exp(a) + exp(b)), stably, with broadcasting.
-template <Scalar T> Var<T> logaddexp(const Var<T>& a, const Var<T>& b);
+template <Scalar T>
+Var<T> logaddexp(const Var<T>& a, const Var<T>& b);
 
 // Columns. cat joins along dim 1; narrow takes columns [start, start + length).
-template <Scalar T> Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 4 parts
-template <Scalar T> Var<T> narrow(const Var<T>& x, Index start, Index length);
+template <Scalar T>
+Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 4 parts
+template <Scalar T>
+Var<T> narrow(const Var<T>& x, Index start, Index length);
 // Columns idx[0], idx[1], ... of x (torch.index_select along dim 1). The caller keeps idx alive
 // until backward has run: the tape refers to it rather than copying it.
-template <Scalar T> Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx);
+template <Scalar T>
+Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx);
 // Keeps the columns where mask is 1 and zeroes the others; mask is a constant [1, n] of 0s and 1s.
-template <Scalar T> Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask);
+template <Scalar T>
+Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask);
 
-template <Scalar T> Var<T> operator+(const Var<T>& a, const Var<T>& b) { return add(a, b); }
-template <Scalar T> Var<T> operator-(const Var<T>& a, const Var<T>& b) { return sub(a, b); }
-template <Scalar T> Var<T> operator*(const Var<T>& a, const Var<T>& b) { return mul(a, b); }
-template <Scalar T> Var<T> operator/(const Var<T>& a, const Var<T>& b) { return div(a, b); }
-template <Scalar T> Var<T> operator-(const Var<T>& x) { return neg(x); }
+template <Scalar T>
+Var<T> operator+(const Var<T>& a, const Var<T>& b) {
+  return add(a, b);
+}
+template <Scalar T>
+Var<T> operator-(const Var<T>& a, const Var<T>& b) {
+  return sub(a, b);
+}
+template <Scalar T>
+Var<T> operator*(const Var<T>& a, const Var<T>& b) {
+  return mul(a, b);
+}
+template <Scalar T>
+Var<T> operator/(const Var<T>& a, const Var<T>& b) {
+  return div(a, b);
+}
+template <Scalar T>
+Var<T> operator-(const Var<T>& x) {
+  return neg(x);
+}
 // Scalar operands take the Var's type, so `x * 2.0` works on a float tape too.
-template <Scalar T> using ScalarOf = std::type_identity_t<T>;
-template <Scalar T> Var<T> operator+(const Var<T>& x, ScalarOf<T> c) { return affine(x, T(1), c); }
-template <Scalar T> Var<T> operator+(ScalarOf<T> c, const Var<T>& x) { return affine(x, T(1), c); }
-template <Scalar T> Var<T> operator-(const Var<T>& x, ScalarOf<T> c) { return affine(x, T(1), -c); }
-template <Scalar T> Var<T> operator-(ScalarOf<T> c, const Var<T>& x) { return affine(x, T(-1), c); }
-template <Scalar T> Var<T> operator*(const Var<T>& x, ScalarOf<T> c) { return affine(x, c, T(0)); }
-template <Scalar T> Var<T> operator*(ScalarOf<T> c, const Var<T>& x) { return affine(x, c, T(0)); }
-template <Scalar T> Var<T> operator/(const Var<T>& x, ScalarOf<T> c) { return affine(x, T(1) / c, T(0)); }
+template <Scalar T>
+using ScalarOf = std::type_identity_t<T>;
+template <Scalar T>
+Var<T> operator+(const Var<T>& x, ScalarOf<T> c) {
+  return affine(x, T(1), c);
+}
+template <Scalar T>
+Var<T> operator+(ScalarOf<T> c, const Var<T>& x) {
+  return affine(x, T(1), c);
+}
+template <Scalar T>
+Var<T> operator-(const Var<T>& x, ScalarOf<T> c) {
+  return affine(x, T(1), -c);
+}
+template <Scalar T>
+Var<T> operator-(ScalarOf<T> c, const Var<T>& x) {
+  return affine(x, T(-1), c);
+}
+template <Scalar T>
+Var<T> operator*(const Var<T>& x, ScalarOf<T> c) {
+  return affine(x, c, T(0));
+}
+template <Scalar T>
+Var<T> operator*(ScalarOf<T> c, const Var<T>& x) {
+  return affine(x, c, T(0));
+}
+template <Scalar T>
+Var<T> operator/(const Var<T>& x, ScalarOf<T> c) {
+  return affine(x, T(1) / c, T(0));
+}
 
 }  // namespace flowgrad

@@ -13,7 +13,8 @@ namespace {
 // Copies columns [from, from + width) of src into columns [to, to + width) of dst, adding when
 // `add` is set.
 template <Scalar T>
-void copy_columns(const Tensor<T>& src, Index from, Tensor<T>& dst, Index to, Index width, bool add) {
+void copy_columns(const Tensor<T>& src, Index from, Tensor<T>& dst, Index to, Index width,
+                  bool add) {
   for (Index i = 0; i < src.rows(); ++i) {
     const T* s = src.data() + i * src.cols() + from;
     T* d = dst.data() + i * dst.cols() + to;
@@ -45,7 +46,8 @@ struct NarrowOp {
   }
 };
 
-// Each selected column's gradient goes back to the column it came from (added: an index may repeat).
+// Each selected column's gradient goes back to the column it came from (added: an index may
+// repeat).
 template <Scalar T>
 struct SelectColumnsOp {
   static void backward(Tape<T>& t, const Node<T>& n) {
@@ -54,7 +56,8 @@ struct SelectColumnsOp {
     const auto& idx = *static_cast<const std::vector<Index>*>(n.ctx);
     const Index w = n.grad.cols(), src_cols = gx->cols();
     for (Index i = 0; i < n.grad.rows(); ++i)
-      for (Index j = 0; j < w; ++j) (*gx)[i * src_cols + idx[static_cast<std::size_t>(j)]] += n.grad[i * w + j];
+      for (Index j = 0; j < w; ++j)
+        (*gx)[i * src_cols + idx[static_cast<std::size_t>(j)]] += n.grad[i * w + j];
   }
 };
 
@@ -65,7 +68,8 @@ Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx) {
   const Shape s = x.shape();
   for (Index c : idx)
     if (c < 0 || c >= s.cols())
-      throw std::invalid_argument("select_columns: column " + std::to_string(c) + " is outside " + s.str());
+      throw std::invalid_argument("select_columns: column " + std::to_string(c) + " is outside " +
+                                  s.str());
   Var<T> out;
   Node<T>& n = push<SelectColumnsOp<T>>("select_columns", &out, {x});
   n.ctx = &idx;
@@ -73,14 +77,16 @@ Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx) {
   const Index m = v.rows(), w = static_cast<Index>(idx.size());
   n.value.resize(Shape{m, w});
   for (Index i = 0; i < m; ++i)
-    for (Index j = 0; j < w; ++j) n.value[i * w + j] = v[i * v.cols() + idx[static_cast<std::size_t>(j)]];
+    for (Index j = 0; j < w; ++j)
+      n.value[i * w + j] = v[i * v.cols() + idx[static_cast<std::size_t>(j)]];
   return out;
 }
 
 template <Scalar T>
 Var<T> cat(std::initializer_list<Var<T>> parts) {
   if (parts.size() == 0 || parts.size() > Node<T>::max_inputs)
-    throw std::invalid_argument("cat: takes 1 to " + std::to_string(Node<T>::max_inputs) + " parts");
+    throw std::invalid_argument("cat: takes 1 to " + std::to_string(Node<T>::max_inputs) +
+                                " parts");
   Tape<T>& t = parts.begin()->tape();
   const Index m = t.value(parts.begin()->index()).rows();
   Index width = 0;
@@ -88,8 +94,9 @@ Var<T> cat(std::initializer_list<Var<T>> parts) {
     t.check("cat", p);
     const Tensor<T>& v = t.value(p.index());
     if (v.rows() != m || v.shape().rank() > 2)
-      throw std::invalid_argument("cat: parts have different row counts: " +
-                                  t.value(parts.begin()->index()).shape().str() + " and " + v.shape().str());
+      throw std::invalid_argument(
+          "cat: parts have different row counts: " + t.value(parts.begin()->index()).shape().str() +
+          " and " + v.shape().str());
     width += v.cols();
   }
   Var<T> out;
@@ -128,9 +135,9 @@ Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
   return mul(x, x.tape().constant(mask));
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                 \
-  template Var<T> cat(std::initializer_list<Var<T>>);           \
-  template Var<T> narrow(const Var<T>&, Index, Index);          \
+#define FLOWGRAD_INSTANTIATE(T)                                             \
+  template Var<T> cat(std::initializer_list<Var<T>>);                       \
+  template Var<T> narrow(const Var<T>&, Index, Index);                      \
   template Var<T> select_columns(const Var<T>&, const std::vector<Index>&); \
   template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)

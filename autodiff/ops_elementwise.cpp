@@ -100,11 +100,26 @@ struct AffineOp {
 
 }  // namespace
 
-template <Scalar T> Var<T> add(const Var<T>& a, const Var<T>& b) { return binary_op(Binary::add, &AddOp<T>::backward, a, b); }
-template <Scalar T> Var<T> sub(const Var<T>& a, const Var<T>& b) { return binary_op(Binary::sub, &SubOp<T>::backward, a, b); }
-template <Scalar T> Var<T> mul(const Var<T>& a, const Var<T>& b) { return binary_op(Binary::mul, &MulOp<T>::backward, a, b); }
-template <Scalar T> Var<T> div(const Var<T>& a, const Var<T>& b) { return binary_op(Binary::div, &DivOp<T>::backward, a, b); }
-template <Scalar T> Var<T> neg(const Var<T>& x) { return unary_op(Unary::neg, x); }
+template <Scalar T>
+Var<T> add(const Var<T>& a, const Var<T>& b) {
+  return binary_op(Binary::add, &AddOp<T>::backward, a, b);
+}
+template <Scalar T>
+Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  return binary_op(Binary::sub, &SubOp<T>::backward, a, b);
+}
+template <Scalar T>
+Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  return binary_op(Binary::mul, &MulOp<T>::backward, a, b);
+}
+template <Scalar T>
+Var<T> div(const Var<T>& a, const Var<T>& b) {
+  return binary_op(Binary::div, &DivOp<T>::backward, a, b);
+}
+template <Scalar T>
+Var<T> neg(const Var<T>& x) {
+  return unary_op(Unary::neg, x);
+}
 
 template <Scalar T>
 Var<T> affine(const Var<T>& x, std::type_identity_t<T> scale, std::type_identity_t<T> shift) {
@@ -118,19 +133,58 @@ Var<T> affine(const Var<T>& x, std::type_identity_t<T> scale, std::type_identity
   return out;
 }
 
-template <Scalar T> Var<T> exp(const Var<T>& x) { return unary_op(Unary::exp, x); }
-template <Scalar T> Var<T> log(const Var<T>& x) { return unary_op(Unary::log, x); }
-template <Scalar T> Var<T> tanh(const Var<T>& x) { return unary_op(Unary::tanh, x); }
-template <Scalar T> Var<T> sigmoid(const Var<T>& x) { return unary_op(Unary::sigmoid, x); }
-template <Scalar T> Var<T> softplus(const Var<T>& x) { return unary_op(Unary::softplus, x); }
-template <Scalar T> Var<T> relu(const Var<T>& x) { return unary_op(Unary::relu, x); }
-template <Scalar T> Var<T> leaky_relu(const Var<T>& x, std::type_identity_t<T> slope) { return unary_op(Unary::leaky_relu, x, slope); }
-template <Scalar T> Var<T> square(const Var<T>& x) { return unary_op(Unary::square, x); }
-template <Scalar T> Var<T> sqrt(const Var<T>& x) { return unary_op(Unary::sqrt, x); }
-template <Scalar T> Var<T> sin(const Var<T>& x) { return unary_op(Unary::sin, x); }
-template <Scalar T> Var<T> cos(const Var<T>& x) { return unary_op(Unary::cos, x); }
-template <Scalar T> Var<T> abs(const Var<T>& x) { return unary_op(Unary::abs, x); }
-template <Scalar T> Var<T> pow(const Var<T>& x, std::type_identity_t<T> e) { return unary_op(Unary::pow, x, e); }
+template <Scalar T>
+Var<T> exp(const Var<T>& x) {
+  return unary_op(Unary::exp, x);
+}
+template <Scalar T>
+Var<T> log(const Var<T>& x) {
+  return unary_op(Unary::log, x);
+}
+template <Scalar T>
+Var<T> tanh(const Var<T>& x) {
+  return unary_op(Unary::tanh, x);
+}
+template <Scalar T>
+Var<T> sigmoid(const Var<T>& x) {
+  return unary_op(Unary::sigmoid, x);
+}
+template <Scalar T>
+Var<T> softplus(const Var<T>& x) {
+  return unary_op(Unary::softplus, x);
+}
+template <Scalar T>
+Var<T> relu(const Var<T>& x) {
+  return unary_op(Unary::relu, x);
+}
+template <Scalar T>
+Var<T> leaky_relu(const Var<T>& x, std::type_identity_t<T> slope) {
+  return unary_op(Unary::leaky_relu, x, slope);
+}
+template <Scalar T>
+Var<T> square(const Var<T>& x) {
+  return unary_op(Unary::square, x);
+}
+template <Scalar T>
+Var<T> sqrt(const Var<T>& x) {
+  return unary_op(Unary::sqrt, x);
+}
+template <Scalar T>
+Var<T> sin(const Var<T>& x) {
+  return unary_op(Unary::sin, x);
+}
+template <Scalar T>
+Var<T> cos(const Var<T>& x) {
+  return unary_op(Unary::cos, x);
+}
+template <Scalar T>
+Var<T> abs(const Var<T>& x) {
+  return unary_op(Unary::abs, x);
+}
+template <Scalar T>
+Var<T> pow(const Var<T>& x, std::type_identity_t<T> e) {
+  return unary_op(Unary::pow, x, e);
+}
 
 // log(e^a + e^b) = a + softplus(b - a): smooth, and stable for any gap between a and b.
 template <Scalar T>
@@ -138,26 +192,26 @@ Var<T> logaddexp(const Var<T>& a, const Var<T>& b) {
   return add(a, softplus(sub(b, a)));
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                                      \
-  template Var<T> add(const Var<T>&, const Var<T>&);                                 \
-  template Var<T> sub(const Var<T>&, const Var<T>&);                                 \
-  template Var<T> mul(const Var<T>&, const Var<T>&);                                 \
-  template Var<T> div(const Var<T>&, const Var<T>&);                                 \
-  template Var<T> neg(const Var<T>&);                                                \
-  template Var<T> affine(const Var<T>&, T, T);                                       \
-  template Var<T> exp(const Var<T>&);                                                \
-  template Var<T> log(const Var<T>&);                                                \
-  template Var<T> tanh(const Var<T>&);                                               \
-  template Var<T> sigmoid(const Var<T>&);                                            \
-  template Var<T> softplus(const Var<T>&);                                           \
-  template Var<T> relu(const Var<T>&);                                               \
-  template Var<T> leaky_relu(const Var<T>&, T);                                      \
-  template Var<T> square(const Var<T>&);                                             \
-  template Var<T> sqrt(const Var<T>&);                                               \
-  template Var<T> sin(const Var<T>&);                                                \
-  template Var<T> cos(const Var<T>&);                                                \
-  template Var<T> abs(const Var<T>&);                                                \
-  template Var<T> pow(const Var<T>&, T);                                             \
+#define FLOWGRAD_INSTANTIATE(T)                      \
+  template Var<T> add(const Var<T>&, const Var<T>&); \
+  template Var<T> sub(const Var<T>&, const Var<T>&); \
+  template Var<T> mul(const Var<T>&, const Var<T>&); \
+  template Var<T> div(const Var<T>&, const Var<T>&); \
+  template Var<T> neg(const Var<T>&);                \
+  template Var<T> affine(const Var<T>&, T, T);       \
+  template Var<T> exp(const Var<T>&);                \
+  template Var<T> log(const Var<T>&);                \
+  template Var<T> tanh(const Var<T>&);               \
+  template Var<T> sigmoid(const Var<T>&);            \
+  template Var<T> softplus(const Var<T>&);           \
+  template Var<T> relu(const Var<T>&);               \
+  template Var<T> leaky_relu(const Var<T>&, T);      \
+  template Var<T> square(const Var<T>&);             \
+  template Var<T> sqrt(const Var<T>&);               \
+  template Var<T> sin(const Var<T>&);                \
+  template Var<T> cos(const Var<T>&);                \
+  template Var<T> abs(const Var<T>&);                \
+  template Var<T> pow(const Var<T>&, T);             \
   template Var<T> logaddexp(const Var<T>&, const Var<T>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE

@@ -24,12 +24,16 @@ struct MatmulOp {
     const Tensor<T>& b = t.value(n.in[1]);
     const Tensor<T>& g = n.grad;
     if (auto* ga = t.grad_for(n.in[0])) {
-      if (!o.trans_a) matmul(g, b, *ga, {false, !o.trans_b, true});
-      else matmul(b, g, *ga, {o.trans_b, true, true});
+      if (!o.trans_a)
+        matmul(g, b, *ga, {false, !o.trans_b, true});
+      else
+        matmul(b, g, *ga, {o.trans_b, true, true});
     }
     if (auto* gb = t.grad_for(n.in[1])) {
-      if (!o.trans_b) matmul(a, g, *gb, {!o.trans_a, false, true});
-      else matmul(g, a, *gb, {true, o.trans_a, true});
+      if (!o.trans_b)
+        matmul(a, g, *gb, {!o.trans_a, false, true});
+      else
+        matmul(g, a, *gb, {true, o.trans_a, true});
     }
   }
 };
@@ -71,7 +75,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias) {
   return out;
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                       \
+#define FLOWGRAD_INSTANTIATE(T)                                      \
   template Var<T> matmul(const Var<T>&, const Var<T>&, GemmOptions); \
   template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)

@@ -39,10 +39,13 @@ Var<T> reduce(const char* op, const Var<T>& x, int dim, bool average) {
   Node<T>& n = push<SumOp<T>>(op, &out, {x});
   const Tensor<T>& v = x.tape().value(x.index());
   n.aux = dim;
-  if (dim == all_dims) sum(v, n.value);
-  else sum(v, dim, n.value);
+  if (dim == all_dims)
+    sum(v, n.value);
+  else
+    sum(v, dim, n.value);
   const Index count = dim == all_dims ? v.numel() : dim == 0 ? v.rows() : v.cols();
-  if (average && count == 0) throw std::invalid_argument(std::string(op) + ": mean of an empty tensor");
+  if (average && count == 0)
+    throw std::invalid_argument(std::string(op) + ": mean of an empty tensor");
   n.c0 = average ? T(1) / static_cast<T>(count) : T(1);
   for (Index i = 0; i < n.value.numel(); ++i) n.value[i] *= n.c0;
   return out;
@@ -64,10 +67,22 @@ struct LogSumExpOp {
 
 }  // namespace
 
-template <Scalar T> Var<T> sum(const Var<T>& x) { return reduce("sum", x, all_dims, false); }
-template <Scalar T> Var<T> sum(const Var<T>& x, int dim) { return reduce("sum", x, dim, false); }
-template <Scalar T> Var<T> mean(const Var<T>& x) { return reduce("mean", x, all_dims, true); }
-template <Scalar T> Var<T> mean(const Var<T>& x, int dim) { return reduce("mean", x, dim, true); }
+template <Scalar T>
+Var<T> sum(const Var<T>& x) {
+  return reduce("sum", x, all_dims, false);
+}
+template <Scalar T>
+Var<T> sum(const Var<T>& x, int dim) {
+  return reduce("sum", x, dim, false);
+}
+template <Scalar T>
+Var<T> mean(const Var<T>& x) {
+  return reduce("mean", x, all_dims, true);
+}
+template <Scalar T>
+Var<T> mean(const Var<T>& x, int dim) {
+  return reduce("mean", x, dim, true);
+}
 
 template <Scalar T>
 Var<T> logsumexp(const Var<T>& x, int dim) {
@@ -77,11 +92,11 @@ Var<T> logsumexp(const Var<T>& x, int dim) {
   return out;
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                 \
-  template Var<T> sum(const Var<T>&);           \
-  template Var<T> sum(const Var<T>&, int);      \
-  template Var<T> mean(const Var<T>&);          \
-  template Var<T> mean(const Var<T>&, int);     \
+#define FLOWGRAD_INSTANTIATE(T)             \
+  template Var<T> sum(const Var<T>&);       \
+  template Var<T> sum(const Var<T>&, int);  \
+  template Var<T> mean(const Var<T>&);      \
+  template Var<T> mean(const Var<T>&, int); \
   template Var<T> logsumexp(const Var<T>&, int);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE

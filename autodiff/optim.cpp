@@ -24,7 +24,10 @@ void check_grad(const Parameter<T>& p) {
 
 template <Scalar T>
 SGD<T>::SGD(std::vector<Parameter<T>*> params, T lr, T momentum)
-    : Optimizer<T>(std::move(params)), lr_(lr), momentum_(momentum), velocity_(zeros_like(this->params_)) {}
+    : Optimizer<T>(std::move(params)),
+      lr_(lr),
+      momentum_(momentum),
+      velocity_(zeros_like(this->params_)) {}
 
 template <Scalar T>
 void SGD<T>::step() {
@@ -41,7 +44,10 @@ void SGD<T>::step() {
 
 template <Scalar T>
 Adam<T>::Adam(std::vector<Parameter<T>*> params, AdamOptions opt)
-    : Optimizer<T>(std::move(params)), opt_(opt), m_(zeros_like(this->params_)), v_(zeros_like(this->params_)) {
+    : Optimizer<T>(std::move(params)),
+      opt_(opt),
+      m_(zeros_like(this->params_)),
+      v_(zeros_like(this->params_)) {
   if (!(opt.lr >= 0) || !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) ||
       !(opt.eps > 0))
     throw std::invalid_argument("Adam: need lr >= 0, betas in [0, 1), eps > 0");

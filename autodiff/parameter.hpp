@@ -10,7 +10,10 @@ struct Parameter {
   explicit Parameter(Tensor<T> v) : value(std::move(v)), grad(value.shape()) {}
   Tensor<T> value;
   Tensor<T> grad;
-  void zero_grad() { grad.resize(value.shape()); grad.fill(T(0)); }
+  void zero_grad() {
+    grad.resize(value.shape());
+    grad.fill(T(0));
+  }
 };
 
 }  // namespace flowgrad

@@ -20,7 +20,8 @@ BatchNorm<T>::BatchNorm(Index dim, double momentum, double eps)
 }
 
 template <Scalar T>
-void BatchNorm<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
+void BatchNorm<T>::named_parameters(const std::string& prefix,
+                                    std::vector<NamedParameter<T>>& out) {
   out.push_back({prefix + "log_gamma", &log_gamma});
   out.push_back({prefix + "beta", &beta});
 }
@@ -38,7 +39,9 @@ FlowResult<T> BatchNorm<T>::forward_impl(const Var<T>& x) {
   const Index n = x.rows();
   Var<T> mean_v, var_v;
   if (this->training()) {
-    if (n < 2) throw std::invalid_argument(this->label() + " forward: training mode needs a batch of 2 or more");
+    if (n < 2)
+      throw std::invalid_argument(this->label() +
+                                  " forward: training mode needs a batch of 2 or more");
     mean_v = mean(x, 0);
     var_v = mean(square(x - mean_v), 0);
     const Tensor<T>& bm = mean_v.value();
@@ -62,8 +65,9 @@ FlowResult<T> BatchNorm<T>::forward_impl(const Var<T>& x) {
 template <Scalar T>
 FlowResult<T> BatchNorm<T>::inverse_impl(const Var<T>& y) {
   if (!has_statistics())
-    throw std::logic_error(this->label() +
-                           " inverse: no running statistics yet; train it, or call set_statistics() first");
+    throw std::logic_error(
+        this->label() +
+        " inverse: no running statistics yet; train it, or call set_statistics() first");
   Tape<T>& t = y.tape();
   const Var<T> lg = t.parameter(log_gamma);
   const Var<T> var_eps = t.constant(running_var) + eps_;
@@ -75,8 +79,9 @@ FlowResult<T> BatchNorm<T>::inverse_impl(const Var<T>& y) {
 template <Scalar T>
 void BatchNorm<T>::set_statistics(const Tensor<T>& data) {
   if (data.cols() != this->dim() || data.rows() < 2)
-    throw std::invalid_argument(this->label() + " set_statistics: data of shape " + data.shape().str() +
-                                ", expected [n >= 2, " + std::to_string(this->dim()) + "]");
+    throw std::invalid_argument(this->label() + " set_statistics: data of shape " +
+                                data.shape().str() + ", expected [n >= 2, " +
+                                std::to_string(this->dim()) + "]");
   for (Index j = 0; j < this->dim(); ++j) {
     double s = 0, s2 = 0;
     for (Index i = 0; i < data.rows(); ++i) s += data(i, j);

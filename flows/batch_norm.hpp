@@ -24,9 +24,9 @@ class BatchNorm : public Bijector<T> {
   void set_statistics(const Tensor<T>& data);
   bool has_statistics() const { return num_batches_tracked[0] > 0; }
 
-  Parameter<T> log_gamma, beta;  // [dim]
+  Parameter<T> log_gamma, beta;         // [dim]
   Tensor<T> running_mean, running_var;  // [dim]
-  Tensor<T> num_batches_tracked;  // [1]; 0 until statistics exist
+  Tensor<T> num_batches_tracked;        // [1]; 0 until statistics exist
 
  protected:
   FlowResult<T> forward_impl(const Var<T>& x) override;

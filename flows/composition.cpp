@@ -17,7 +17,8 @@ Bijector<T>& Composition<T>::add(std::unique_ptr<Bijector<T>> layer) {
 }
 
 template <Scalar T>
-void Composition<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
+void Composition<T>::named_parameters(const std::string& prefix,
+                                      std::vector<NamedParameter<T>>& out) {
   for (std::size_t i = 0; i < layers_.size(); ++i)
     layers_[i]->named_parameters(prefix + "layers." + std::to_string(i) + ".", out);
 }

@@ -6,25 +6,33 @@ namespace flowgrad {
 
 template <Scalar T>
 std::vector<int> AffineCoupling<T>::half_mask(Index dim, int parity) {
-  if (dim < 2) throw std::invalid_argument("affine_coupling: needs dimension >= 2, got " + std::to_string(dim));
+  if (dim < 2)
+    throw std::invalid_argument("affine_coupling: needs dimension >= 2, got " +
+                                std::to_string(dim));
   std::vector<int> mask(static_cast<std::size_t>(dim));
-  for (Index j = 0; j < dim; ++j) mask[static_cast<std::size_t>(j)] = ((j < dim / 2) == (parity % 2 == 0)) ? 1 : 0;
+  for (Index j = 0; j < dim; ++j)
+    mask[static_cast<std::size_t>(j)] = ((j < dim / 2) == (parity % 2 == 0)) ? 1 : 0;
   return mask;
 }
 
 template <Scalar T>
-AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& config, Generator& gen)
+AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& config,
+                                  Generator& gen)
     : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)) {
   for (std::size_t j = 0; j < mask_.size(); ++j) {
-    if (mask_[j] != 0 && mask_[j] != 1) throw std::invalid_argument("affine_coupling: mask entries must be 0 or 1");
+    if (mask_[j] != 0 && mask_[j] != 1)
+      throw std::invalid_argument("affine_coupling: mask entries must be 0 or 1");
     (mask_[j] ? fixed_ : changed_).push_back(static_cast<Index>(j));
   }
   if (fixed_.empty() || changed_.empty())
-    throw std::invalid_argument("affine_coupling: the mask must fix some columns and change others");
+    throw std::invalid_argument(
+        "affine_coupling: the mask must fix some columns and change others");
   if (config.hidden <= 0 || config.hidden_layers < 1)
-    throw std::invalid_argument("affine_coupling: needs hidden width >= 1 and at least one hidden layer");
+    throw std::invalid_argument(
+        "affine_coupling: needs hidden width >= 1 and at least one hidden layer");
   unsort_.resize(mask_.size());
-  for (std::size_t k = 0; k < fixed_.size(); ++k) unsort_[static_cast<std::size_t>(fixed_[k])] = static_cast<Index>(k);
+  for (std::size_t k = 0; k < fixed_.size(); ++k)
+    unsort_[static_cast<std::size_t>(fixed_[k])] = static_cast<Index>(k);
   for (std::size_t k = 0; k < changed_.size(); ++k)
     unsort_[static_cast<std::size_t>(changed_[k])] = static_cast<Index>(fixed_.size() + k);
   std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
@@ -35,7 +43,8 @@ AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& c
 }
 
 template <Scalar T>
-void AffineCoupling<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
+void AffineCoupling<T>::named_parameters(const std::string& prefix,
+                                         std::vector<NamedParameter<T>>& out) {
   s_->named_parameters(prefix + "s.", out);
   t_->named_parameters(prefix + "t.", out);
 }

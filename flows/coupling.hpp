@@ -10,8 +10,8 @@
 namespace flowgrad {
 
 struct CouplingConfig {
-  Index hidden = 64;        // width of each hidden layer of s and t
-  int hidden_layers = 2;    // d1 -> H -> ... -> H -> d2
+  Index hidden = 64;      // width of each hidden layer of s and t
+  int hidden_layers = 2;  // d1 -> H -> ... -> H -> d2
   Activation activation = Activation::relu;
 };
 

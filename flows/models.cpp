@@ -56,7 +56,8 @@ void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
 }
 
 template <Scalar T>
-void DensityFlow<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
+void DensityFlow<T>::named_parameters(const std::string& prefix,
+                                      std::vector<NamedParameter<T>>& out) {
   transform_->named_parameters(prefix, out);
 }
 template <Scalar T>
@@ -74,7 +75,8 @@ VariationalFlow<T>::VariationalFlow(std::unique_ptr<Composition<T>> transform)
     : transform_(std::move(transform)), base_(transform_->dim()) {}
 
 template <Scalar T>
-VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen) {
+VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n,
+                                                             Generator& gen) {
   const Var<T> z0 = tape.constant(base_.sample(n, gen));
   const FlowResult<T> r = transform_->forward(z0);
   return {r.out, base_.log_prob(z0) - r.log_det};
@@ -90,11 +92,13 @@ Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
 }
 
 template <Scalar T>
-void VariationalFlow<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
+void VariationalFlow<T>::named_parameters(const std::string& prefix,
+                                          std::vector<NamedParameter<T>>& out) {
   transform_->named_parameters(prefix, out);
 }
 template <Scalar T>
-void VariationalFlow<T>::named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) {
+void VariationalFlow<T>::named_buffers(const std::string& prefix,
+                                       std::vector<NamedBuffer<T>>& out) {
   transform_->named_buffers(prefix, out);
 }
 template <Scalar T>
@@ -110,7 +114,8 @@ std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig& config, Genera
   for (int i = 0; i < config.couplings; ++i) {
     flow->add(std::make_unique<AffineCoupling<T>>(AffineCoupling<T>::half_mask(config.dim, i % 2),
                                                   config.coupling, gen));
-    if (config.batch_norm && i + 1 < config.couplings) flow->add(std::make_unique<BatchNorm<T>>(config.dim));
+    if (config.batch_norm && i + 1 < config.couplings)
+      flow->add(std::make_unique<BatchNorm<T>>(config.dim));
   }
   return flow;
 }
@@ -135,9 +140,9 @@ template class DensityFlow<float>;
 template class DensityFlow<double>;
 template class VariationalFlow<float>;
 template class VariationalFlow<double>;
-#define FLOWGRAD_INSTANTIATE(T)                                                                \
-  template std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig&, Generator&);     \
-  template std::unique_ptr<Composition<T>> make_planar_stack(Index, int, Generator&);          \
+#define FLOWGRAD_INSTANTIATE(T)                                                            \
+  template std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig&, Generator&); \
+  template std::unique_ptr<Composition<T>> make_planar_stack(Index, int, Generator&);      \
   template std::unique_ptr<Composition<T>> make_radial_stack(Index, int, Generator&);
 FLOWGRAD_INSTANTIATE(float)
 FLOWGRAD_INSTANTIATE(double)

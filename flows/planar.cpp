@@ -62,8 +62,10 @@ FlowResult<T> Planar<T>::inverse_impl(const Var<T>& yv) {
     for (int it = 0; it < 200; ++it) {
       const double th = std::tanh(a + bias);
       const double g = a + m * th - c;
-      if (g > 0) hi = a;
-      else lo = a;
+      if (g > 0)
+        hi = a;
+      else
+        lo = a;
       const double slope = 1 + m * (1 - th * th);
       double next = a - g / slope;
       // Newton can overshoot where the slope is near 0; bisect then.
@@ -75,7 +77,8 @@ FlowResult<T> Planar<T>::inverse_impl(const Var<T>& yv) {
       a = next;
     }
     const double th = std::tanh(a + bias);
-    for (Index j = 0; j < d; ++j) x(i, j) = static_cast<T>(y(i, j) - uh[static_cast<std::size_t>(j)] * th);
+    for (Index j = 0; j < d; ++j)
+      x(i, j) = static_cast<T>(y(i, j) - uh[static_cast<std::size_t>(j)] * th);
     log_det[i] = static_cast<T>(-std::log(std::abs(1 + m * (1 - th * th))));
   }
   Tape<T>& t = yv.tape();

@@ -48,7 +48,8 @@ FlowResult<T> Radial<T>::inverse_impl(const Var<T>& yv) {
   Tensor<T> x(Shape{n, d}), log_det(Shape{n, 1});
   for (Index i = 0; i < n; ++i) {
     double rp2 = 0;
-    for (Index j = 0; j < d; ++j) rp2 += (double(y(i, j)) - z0.value[j]) * (double(y(i, j)) - z0.value[j]);
+    for (Index j = 0; j < d; ++j)
+      rp2 += (double(y(i, j)) - z0.value[j]) * (double(y(i, j)) - z0.value[j]);
     const double rp = std::sqrt(rp2);
     // r^2 + (alpha + beta - r') r - alpha r' = 0; its non-negative root, written to avoid
     // cancellation when the linear coefficient is negative.
@@ -59,7 +60,8 @@ FlowResult<T> Radial<T>::inverse_impl(const Var<T>& yv) {
     const double scale = 1 + beta * h;  // y - z0 = scale (x - z0)
     for (Index j = 0; j < d; ++j)
       x(i, j) = static_cast<T>(z0.value[j] + (double(y(i, j)) - z0.value[j]) / scale);
-    log_det[i] = static_cast<T>(-(double(d - 1) * std::log(scale) + std::log1p(alpha * beta * h * h)));
+    log_det[i] =
+        static_cast<T>(-(double(d - 1) * std::log(scale) + std::log1p(alpha * beta * h * h)));
   }
   Tape<T>& t = yv.tape();
   return {t.constant(x), t.constant(log_det)};

@@ -10,30 +10,48 @@ namespace flowgrad {
 
 const char* name(Unary f) {
   switch (f) {
-    case Unary::neg: return "neg";
-    case Unary::exp: return "exp";
-    case Unary::log: return "log";
-    case Unary::tanh: return "tanh";
-    case Unary::sigmoid: return "sigmoid";
-    case Unary::softplus: return "softplus";
-    case Unary::relu: return "relu";
-    case Unary::leaky_relu: return "leaky_relu";
-    case Unary::square: return "square";
-    case Unary::sqrt: return "sqrt";
-    case Unary::sin: return "sin";
-    case Unary::cos: return "cos";
-    case Unary::abs: return "abs";
-    case Unary::pow: return "pow";
+    case Unary::neg:
+      return "neg";
+    case Unary::exp:
+      return "exp";
+    case Unary::log:
+      return "log";
+    case Unary::tanh:
+      return "tanh";
+    case Unary::sigmoid:
+      return "sigmoid";
+    case Unary::softplus:
+      return "softplus";
+    case Unary::relu:
+      return "relu";
+    case Unary::leaky_relu:
+      return "leaky_relu";
+    case Unary::square:
+      return "square";
+    case Unary::sqrt:
+      return "sqrt";
+    case Unary::sin:
+      return "sin";
+    case Unary::cos:
+      return "cos";
+    case Unary::abs:
+      return "abs";
+    case Unary::pow:
+      return "pow";
   }
   return "?";
 }
 
 const char* name(Binary f) {
   switch (f) {
-    case Binary::add: return "add";
-    case Binary::sub: return "sub";
-    case Binary::mul: return "mul";
-    case Binary::div: return "div";
+    case Binary::add:
+      return "add";
+    case Binary::sub:
+      return "sub";
+    case Binary::mul:
+      return "mul";
+    case Binary::div:
+      return "div";
   }
   return "?";
 }
@@ -83,21 +101,48 @@ void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
   T* out = y.data();
   const B<T> zero(T(0)), slope(p);
   switch (f) {
-    case Unary::neg: return simd::zip(n, out, [](B<T> v) { return -v; }, in);
-    case Unary::exp: return simd::zip(n, out, [](B<T> v) { return xsimd::exp(v); }, in);
-    case Unary::log: return simd::zip(n, out, [](B<T> v) { return xsimd::log(v); }, in);
-    case Unary::tanh: return simd::zip(n, out, [](B<T> v) { return xsimd::tanh(v); }, in);
-    case Unary::sigmoid: return simd::zip(n, out, [](B<T> v) { return sigmoid(v); }, in);
-    case Unary::softplus: return simd::zip(n, out, [](B<T> v) { return softplus(v); }, in);
-    case Unary::relu: return simd::zip(n, out, [&](B<T> v) { return xsimd::max(v, zero); }, in);
+    case Unary::neg:
+      return simd::zip(
+          n, out, [](B<T> v) { return -v; }, in);
+    case Unary::exp:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::exp(v); }, in);
+    case Unary::log:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::log(v); }, in);
+    case Unary::tanh:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::tanh(v); }, in);
+    case Unary::sigmoid:
+      return simd::zip(
+          n, out, [](B<T> v) { return sigmoid(v); }, in);
+    case Unary::softplus:
+      return simd::zip(
+          n, out, [](B<T> v) { return softplus(v); }, in);
+    case Unary::relu:
+      return simd::zip(
+          n, out, [&](B<T> v) { return xsimd::max(v, zero); }, in);
     case Unary::leaky_relu:
-      return simd::zip(n, out, [&](B<T> v) { return xsimd::select(v > zero, v, v * slope); }, in);
-    case Unary::square: return simd::zip(n, out, [](B<T> v) { return v * v; }, in);
-    case Unary::sqrt: return simd::zip(n, out, [](B<T> v) { return xsimd::sqrt(v); }, in);
-    case Unary::sin: return simd::zip(n, out, [](B<T> v) { return xsimd::sin(v); }, in);
-    case Unary::cos: return simd::zip(n, out, [](B<T> v) { return xsimd::cos(v); }, in);
-    case Unary::abs: return simd::zip(n, out, [](B<T> v) { return xsimd::abs(v); }, in);
-    case Unary::pow: return simd::zip(n, out, [&](B<T> v) { return pow(v, p); }, in);
+      return simd::zip(
+          n, out, [&](B<T> v) { return xsimd::select(v > zero, v, v * slope); }, in);
+    case Unary::square:
+      return simd::zip(
+          n, out, [](B<T> v) { return v * v; }, in);
+    case Unary::sqrt:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::sqrt(v); }, in);
+    case Unary::sin:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::sin(v); }, in);
+    case Unary::cos:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::cos(v); }, in);
+    case Unary::abs:
+      return simd::zip(
+          n, out, [](B<T> v) { return xsimd::abs(v); }, in);
+    case Unary::pow:
+      return simd::zip(
+          n, out, [&](B<T> v) { return pow(v, p); }, in);
   }
 }
 
@@ -117,47 +162,57 @@ void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tenso
   // Each lambda returns gx + gy * f'(x).
   switch (f) {
     case Unary::neg:
-      return simd::zip(n, g, [](B<T> a, B<T> d) { return a - d; }, g, gys);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d) { return a - d; }, g, gys);
     case Unary::exp:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v, a); }, g, gys, ys);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v, a); }, g, gys, ys);
     case Unary::log:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> u) { return a + d / u; }, g, gys, xs);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> u) { return a + d / u; }, g, gys, xs);
     case Unary::tanh:
-      return simd::zip(n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, one - v * v, a); },
-                       g, gys, ys);
+      return simd::zip(
+          n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, one - v * v, a); }, g, gys, ys);
     case Unary::sigmoid:
-      return simd::zip(n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v * (one - v), a); },
-                       g, gys, ys);
+      return simd::zip(
+          n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v * (one - v), a); }, g, gys,
+          ys);
     case Unary::softplus:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, sigmoid(u), a); }, g,
-                       gys, xs);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, sigmoid(u), a); }, g, gys, xs);
     case Unary::relu:
-      return simd::zip(n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, zero); },
-                       g, gys, xs);
+      return simd::zip(
+          n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, zero); }, g,
+          gys, xs);
     case Unary::leaky_relu:
-      return simd::zip(n, g,
-                       [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, d * slope); },
-                       g, gys, xs);
+      return simd::zip(
+          n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, d * slope); },
+          g, gys, xs);
     case Unary::square:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, u + u, a); }, g, gys, xs);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, u + u, a); }, g, gys, xs);
     case Unary::sqrt:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> v) { return a + d * B<T>(T(0.5)) / v; }, g, gys, ys);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> v) { return a + d * B<T>(T(0.5)) / v; }, g, gys, ys);
     case Unary::sin:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, xsimd::cos(u), a); }, g,
-                       gys, xs);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, xsimd::cos(u), a); }, g, gys, xs);
     case Unary::cos:
-      return simd::zip(n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fnma(d, xsimd::sin(u), a); }, g,
-                       gys, xs);
+      return simd::zip(
+          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fnma(d, xsimd::sin(u), a); }, g, gys,
+          xs);
     case Unary::abs:
       // d|x|/dx = sign(x), taken as 0 at x = 0.
-      return simd::zip(n, g,
-                       [&](B<T> a, B<T> d, B<T> u) {
-                         return a + xsimd::select(u > zero, d, xsimd::select(u < zero, -d, zero));
-                       },
-                       g, gys, xs);
+      return simd::zip(
+          n, g,
+          [&](B<T> a, B<T> d, B<T> u) {
+            return a + xsimd::select(u > zero, d, xsimd::select(u < zero, -d, zero));
+          },
+          g, gys, xs);
     case Unary::pow:
-      return simd::zip(n, g, [&](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d * slope, pow(u, p - T(1)), a); },
-                       g, gys, xs);
+      return simd::zip(
+          n, g, [&](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d * slope, pow(u, p - T(1)), a); },
+          g, gys, xs);
   }
 }
 
@@ -192,13 +247,16 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
       simd::zip(n, po, f, pa, pb);
     } else if (a_bc && !b_bc) {
       const B<T> s(*pa);
-      simd::zip(n, po, [&](B<T> y) { return f(s, y); }, pb);
+      simd::zip(
+          n, po, [&](B<T> y) { return f(s, y); }, pb);
     } else if (!a_bc && b_bc) {
       const B<T> s(*pb);
-      simd::zip(n, po, [&](B<T> x) { return f(x, s); }, pa);
+      simd::zip(
+          n, po, [&](B<T> x) { return f(x, s); }, pa);
     } else {
       const B<T> s = f(B<T>(*pa), B<T>(*pb));
-      simd::zip(n, po, [&](B<T>) { return s; }, po);
+      simd::zip(
+          n, po, [&](B<T>) { return s; }, po);
     }
   }
 }
@@ -210,15 +268,21 @@ void binary(Binary f, const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
   const Shape s = broadcast_shape(name(f), a.shape(), b.shape());
   // Writing into an input is fine only when it already has the output's elements; it then keeps
   // its own shape (a [n] gradient stays [n] rather than becoming [1, n]).
-  auto same_elements = [&](const Tensor<T>& t) { return t.rows() == s.rows() && t.cols() == s.cols(); };
+  auto same_elements = [&](const Tensor<T>& t) {
+    return t.rows() == s.rows() && t.cols() == s.cols();
+  };
   if ((&out == &a && !same_elements(a)) || (&out == &b && !same_elements(b)))
     throw std::invalid_argument(std::string(name(f)) + ": output aliases a broadcast input");
   if (&out != &a && &out != &b) out.resize(s);
   switch (f) {
-    case Binary::add: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x + y; });
-    case Binary::sub: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x - y; });
-    case Binary::mul: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x * y; });
-    case Binary::div: return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x / y; });
+    case Binary::add:
+      return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x + y; });
+    case Binary::sub:
+      return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x - y; });
+    case Binary::mul:
+      return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x * y; });
+    case Binary::div:
+      return broadcast_rows(a, b, out, [](B<T> x, B<T> y) { return x / y; });
   }
 }
 
@@ -226,8 +290,9 @@ template <Scalar T>
 void axpy(T alpha, const Tensor<T>& x, Tensor<T>& acc) {
   check_same("axpy", x.shape(), acc.shape());
   const B<T> al(alpha);
-  simd::zip(x.numel(), acc.data(), [&](B<T> a, B<T> v) { return xsimd::fma(al, v, a); }, acc.data(),
-            x.data());
+  simd::zip(
+      x.numel(), acc.data(), [&](B<T> a, B<T> v) { return xsimd::fma(al, v, a); }, acc.data(),
+      x.data());
 }
 
 template <Scalar T>
@@ -244,17 +309,17 @@ void accumulate_reduced(const Tensor<T>& g, Tensor<T>& acc) {
   if (rows_reduced && cols_reduced) {
     acc[0] += simd::reduce(g.data(), g.numel(), T(0), T(0), plus, hsum);
   } else if (cols_reduced) {
-    for (Index i = 0; i < m; ++i) acc[i] += simd::reduce(g.data() + i * n, n, T(0), T(0), plus, hsum);
-  } else {
     for (Index i = 0; i < m; ++i)
-      simd::zip(n, acc.data(), plus, acc.data(), g.data() + i * n);
+      acc[i] += simd::reduce(g.data() + i * n, n, T(0), T(0), plus, hsum);
+  } else {
+    for (Index i = 0; i < m; ++i) simd::zip(n, acc.data(), plus, acc.data(), g.data() + i * n);
   }
 }
 
 template void unary(Unary, const Tensor<float>&, Tensor<float>&, float);
 template void unary(Unary, const Tensor<double>&, Tensor<double>&, double);
-template void unary_backward(Unary, const Tensor<float>&, const Tensor<float>&, const Tensor<float>&,
-                             Tensor<float>&, float);
+template void unary_backward(Unary, const Tensor<float>&, const Tensor<float>&,
+                             const Tensor<float>&, Tensor<float>&, float);
 template void unary_backward(Unary, const Tensor<double>&, const Tensor<double>&,
                              const Tensor<double>&, Tensor<double>&, double);
 template void binary(Binary, const Tensor<float>&, const Tensor<float>&, Tensor<float>&);

@@ -7,7 +7,22 @@
 
 namespace flowgrad {
 
-enum class Unary { neg, exp, log, tanh, sigmoid, softplus, relu, leaky_relu, square, sqrt, sin, cos, abs, pow };
+enum class Unary {
+  neg,
+  exp,
+  log,
+  tanh,
+  sigmoid,
+  softplus,
+  relu,
+  leaky_relu,
+  square,
+  sqrt,
+  sin,
+  cos,
+  abs,
+  pow
+};
 const char* name(Unary f);
 
 // y = f(x). `param` is the negative slope of leaky_relu and the exponent of pow.
@@ -88,9 +103,21 @@ T sum(const Tensor<T>& x) {
   return out.item();
 }
 
-template <Scalar T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return binary(Binary::add, a, b); }
-template <Scalar T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return binary(Binary::sub, a, b); }
-template <Scalar T> Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return binary(Binary::mul, a, b); }
-template <Scalar T> Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return binary(Binary::div, a, b); }
+template <Scalar T>
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Binary::add, a, b);
+}
+template <Scalar T>
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Binary::sub, a, b);
+}
+template <Scalar T>
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Binary::mul, a, b);
+}
+template <Scalar T>
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(Binary::div, a, b);
+}
 
 }  // namespace flowgrad

@@ -82,7 +82,8 @@ Tensor<T> Generator::normal(Shape shape, T mean, T stddev) {
 
 template <Scalar T>
 Tensor<T> Generator::bernoulli(Shape shape, double p) {
-  if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("Generator::bernoulli: p outside [0, 1]");
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument("Generator::bernoulli: p outside [0, 1]");
   Tensor<T> t(shape);
   for (Index i = 0; i < t.numel(); ++i) t[i] = uniform() < p ? T(1) : T(0);
   return t;

@@ -14,9 +14,9 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0);
 
   std::uint64_t next_u64();
-  double uniform();                        // [0, 1), 53 random bits
-  double normal();                         // standard normal, Box-Muller
-  std::uint64_t below(std::uint64_t n);    // uniform integer in [0, n), unbiased
+  double uniform();                      // [0, 1), 53 random bits
+  double normal();                       // standard normal, Box-Muller
+  std::uint64_t below(std::uint64_t n);  // uniform integer in [0, n), unbiased
 
   template <Scalar T>
   Tensor<T> uniform(Shape shape, T low = T(0), T high = T(1));

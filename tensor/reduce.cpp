@@ -18,27 +18,30 @@ using B = simd::batch<T>;
 void check_dim(const char* op, int dim, const Shape& s) {
   if (s.rank() > 2) throw std::invalid_argument(std::string(op) + ": rank above 2 in " + s.str());
   if (dim != 0 && dim != 1)
-    throw std::invalid_argument(std::string(op) + ": dim must be 0 (over rows) or 1 (over columns), got " +
+    throw std::invalid_argument(std::string(op) +
+                                ": dim must be 0 (over rows) or 1 (over columns), got " +
                                 std::to_string(dim));
 }
 
 template <class T>
 T row_sum(const T* x, Index n) {
-  return simd::reduce(x, n, T(0), T(0), [](B<T> a, B<T> b) { return a + b; },
-                      [](B<T> v) { return xsimd::hadd(v); });
+  return simd::reduce(
+      x, n, T(0), T(0), [](B<T> a, B<T> b) { return a + b; },
+      [](B<T> v) { return xsimd::hadd(v); });
 }
 
 template <class T>
 T row_max(const T* x, Index n) {
   const T lowest = -std::numeric_limits<T>::infinity();
-  return simd::reduce(x, n, lowest, lowest, [](B<T> a, B<T> b) { return xsimd::max(a, b); },
-                      [](B<T> v) {
-                        alignas(64) T buf[simd::width<T>];
-                        v.store_aligned(buf);
-                        T m = buf[0];
-                        for (T e : buf) m = e > m ? e : m;
-                        return m;
-                      });
+  return simd::reduce(
+      x, n, lowest, lowest, [](B<T> a, B<T> b) { return xsimd::max(a, b); },
+      [](B<T> v) {
+        alignas(64) T buf[simd::width<T>];
+        v.store_aligned(buf);
+        T m = buf[0];
+        for (T e : buf) m = e > m ? e : m;
+        return m;
+      });
 }
 
 // sum(exp(x - shift)). The tail is padded with -inf, whose exp is 0.
@@ -84,7 +87,8 @@ void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
     out.resize(Shape{1, n});
     out.fill(T(0));
     for (Index i = 0; i < m; ++i)
-      simd::zip(n, out.data(), [](B<T> a, B<T> b) { return a + b; }, out.data(), x.data() + i * n);
+      simd::zip(
+          n, out.data(), [](B<T> a, B<T> b) { return a + b; }, out.data(), x.data() + i * n);
   }
 }
 
@@ -124,8 +128,9 @@ void max(const Tensor<T>& x, int dim, Tensor<T>& out) {
     out.resize(Shape{1, n});
     out.fill(-std::numeric_limits<T>::infinity());
     for (Index i = 0; i < m; ++i)
-      simd::zip(n, out.data(), [](B<T> a, B<T> b) { return xsimd::max(a, b); }, out.data(),
-                x.data() + i * n);
+      simd::zip(
+          n, out.data(), [](B<T> a, B<T> b) { return xsimd::max(a, b); }, out.data(),
+          x.data() + i * n);
   }
 }
 
@@ -165,13 +170,13 @@ void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out) {
   }
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                \
-  template void sum(const Tensor<T>&, Tensor<T>&);             \
-  template void sum(const Tensor<T>&, int, Tensor<T>&);        \
-  template void mean(const Tensor<T>&, Tensor<T>&);            \
-  template void mean(const Tensor<T>&, int, Tensor<T>&);       \
-  template void max(const Tensor<T>&, Tensor<T>&);             \
-  template void max(const Tensor<T>&, int, Tensor<T>&);        \
+#define FLOWGRAD_INSTANTIATE(T)                          \
+  template void sum(const Tensor<T>&, Tensor<T>&);       \
+  template void sum(const Tensor<T>&, int, Tensor<T>&);  \
+  template void mean(const Tensor<T>&, Tensor<T>&);      \
+  template void mean(const Tensor<T>&, int, Tensor<T>&); \
+  template void max(const Tensor<T>&, Tensor<T>&);       \
+  template void max(const Tensor<T>&, int, Tensor<T>&);  \
   template void logsumexp(const Tensor<T>&, int, Tensor<T>&);
 FLOWGRAD_INSTANTIATE(float)
 FLOWGRAD_INSTANTIATE(double)

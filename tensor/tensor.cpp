@@ -46,7 +46,8 @@ void Tensor<T>::resize(Shape shape) {
     // Round up to whole cache lines so that SIMD loads of a row tail stay inside the allocation.
     const std::size_t per_line = tensor_alignment / sizeof(T);
     const std::size_t cap = (n + per_line - 1) / per_line * per_line;
-    data_.reset(static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})));
+    data_.reset(
+        static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})));
     capacity_ = cap;
   }
   shape_ = shape;
@@ -55,7 +56,8 @@ void Tensor<T>::resize(Shape shape) {
 template <Scalar T>
 void Tensor<T>::reshape(Shape shape) {
   if (shape.numel() != numel())
-    throw std::invalid_argument("Tensor::reshape: cannot view " + shape_.str() + " as " + shape.str());
+    throw std::invalid_argument("Tensor::reshape: cannot view " + shape_.str() + " as " +
+                                shape.str());
   shape_ = shape;
 }
 

@@ -22,8 +22,14 @@ class Tensor {
   using value_type = T;
 
   Tensor() = default;
-  explicit Tensor(Shape shape) { resize(shape); fill(T(0)); }
-  Tensor(Shape shape, T value) { resize(shape); fill(value); }
+  explicit Tensor(Shape shape) {
+    resize(shape);
+    fill(T(0));
+  }
+  Tensor(Shape shape, T value) {
+    resize(shape);
+    fill(value);
+  }
   // Row-major values; their count must match the shape.
   Tensor(Shape shape, std::initializer_list<T> values);
   Tensor(Shape shape, const std::vector<T>& values);

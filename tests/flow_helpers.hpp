@@ -14,14 +14,18 @@ inline double log_abs_det(std::vector<double> a, Index d) {
   for (Index c = 0; c < d; ++c) {
     Index p = c;
     for (Index r = c + 1; r < d; ++r)
-      if (std::abs(a[static_cast<std::size_t>(r * d + c)]) > std::abs(a[static_cast<std::size_t>(p * d + c)])) p = r;
+      if (std::abs(a[static_cast<std::size_t>(r * d + c)]) >
+          std::abs(a[static_cast<std::size_t>(p * d + c)]))
+        p = r;
     if (p != c)
-      for (Index k = 0; k < d; ++k) std::swap(a[static_cast<std::size_t>(c * d + k)], a[static_cast<std::size_t>(p * d + k)]);
+      for (Index k = 0; k < d; ++k)
+        std::swap(a[static_cast<std::size_t>(c * d + k)], a[static_cast<std::size_t>(p * d + k)]);
     const double pivot = a[static_cast<std::size_t>(c * d + c)];
     log_det += std::log(std::abs(pivot));
     for (Index r = c + 1; r < d; ++r) {
       const double f = a[static_cast<std::size_t>(r * d + c)] / pivot;
-      for (Index k = c; k < d; ++k) a[static_cast<std::size_t>(r * d + k)] -= f * a[static_cast<std::size_t>(c * d + k)];
+      for (Index k = c; k < d; ++k)
+        a[static_cast<std::size_t>(r * d + k)] -= f * a[static_cast<std::size_t>(c * d + k)];
     }
   }
   return log_det;
@@ -35,7 +39,8 @@ inline Tensor<double> forward_row(Bijector<double>& f, const Tensor<double>& row
 }
 
 // log|det dy/dx| at each row of x from a central-difference Jacobian.
-inline std::vector<double> brute_force_log_det(Bijector<double>& f, const Tensor<double>& x, double h = 1e-6) {
+inline std::vector<double> brute_force_log_det(Bijector<double>& f, const Tensor<double>& x,
+                                               double h = 1e-6) {
   const Index d = x.cols();
   std::vector<double> out;
   for (Index i = 0; i < x.rows(); ++i) {
@@ -46,7 +51,8 @@ inline std::vector<double> brute_force_log_det(Bijector<double>& f, const Tensor
       up[k] += h;
       down[k] -= h;
       const auto yu = forward_row(f, up), yd = forward_row(f, down);
-      for (Index r = 0; r < d; ++r) jac[static_cast<std::size_t>(r * d + k)] = (yu[r] - yd[r]) / (2 * h);
+      for (Index r = 0; r < d; ++r)
+        jac[static_cast<std::size_t>(r * d + k)] = (yu[r] - yd[r]) / (2 * h);
     }
     out.push_back(log_abs_det(jac, d));
   }

@@ -26,11 +26,11 @@ inline Tensor<double> positive(Generator& gen, Shape s, double low = 0.2, double
   return gen.uniform<double>(s, low, high);
 }
 
-#define CHECK_GRADCHECK(result)            \
-  do {                                     \
-    const auto gc_result_ = (result);      \
-    INFO(gc_result_.message);              \
-    CHECK(gc_result_.ok);                  \
+#define CHECK_GRADCHECK(result)       \
+  do {                                \
+    const auto gc_result_ = (result); \
+    INFO(gc_result_.message);         \
+    CHECK(gc_result_.ok);             \
   } while (0)
 
 }  // namespace flowgrad::testing

@@ -18,7 +18,8 @@ GradcheckResult check_unary(V (*f)(const V&), const Tensor<double>& x) {
   return gradcheck([f](Tape<double>&, Args v) { return weighted_sum(f(v[0])); }, {x});
 }
 
-const std::vector<Shape> odd_shapes = {Shape{1, 1}, Shape{3, 5}, Shape{7, 2}, Shape{1, 9}, Shape{10, 1}};
+const std::vector<Shape> odd_shapes = {Shape{1, 1}, Shape{3, 5}, Shape{7, 2}, Shape{1, 9},
+                                       Shape{10, 1}};
 
 }  // namespace
 
@@ -53,7 +54,8 @@ TEST_CASE("gradcheck: log, sqrt and pow on positive inputs") {
     CHECK_GRADCHECK(check_unary(&sqrt<double>, x));
     for (double e : {2.0, 3.0, 0.5, -1.0, 1.5, -2.5}) {
       CAPTURE(e);
-      CHECK_GRADCHECK(gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
+      CHECK_GRADCHECK(
+          gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
     }
   }
 }
@@ -63,7 +65,8 @@ TEST_CASE("gradcheck: pow with integer exponents on negative inputs") {
   const auto x = away_from_zero(gen, Shape{4, 3});
   for (double e : {2.0, 3.0, -1.0}) {
     CAPTURE(e);
-    CHECK_GRADCHECK(gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
+    CHECK_GRADCHECK(
+        gradcheck([e](Tape<double>&, Args v) { return weighted_sum(pow(v[0], e)); }, {x}));
   }
 }
 
@@ -76,7 +79,8 @@ TEST_CASE("gradcheck: relu, leaky_relu and abs on both sides of the kink") {
   REQUIRE(saw_positive);
   CHECK_GRADCHECK(check_unary(&relu<double>, x));
   CHECK_GRADCHECK(check_unary(&abs<double>, x));
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(leaky_relu(v[0], 0.2)); }, {x}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(leaky_relu(v[0], 0.2)); }, {x}));
 }
 
 TEST_CASE("gradcheck: binary ops with every broadcasting shape, on both sides") {
@@ -91,19 +95,26 @@ TEST_CASE("gradcheck: binary ops with every broadcasting shape, on both sides") 
     CAPTURE(sb.str());
     const auto a = gen.normal<double>(sa);
     const auto b = positive(gen, sb, 0.5, 2.0);  // a divisor away from zero
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] + v[1]); }, {a, b}));
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] - v[1]); }, {a, b}));
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] * v[1]); }, {a, b}));
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] / v[1]); }, {a, b}));
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
+    CHECK_GRADCHECK(
+        gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] + v[1]); }, {a, b}));
+    CHECK_GRADCHECK(
+        gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] - v[1]); }, {a, b}));
+    CHECK_GRADCHECK(
+        gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] * v[1]); }, {a, b}));
+    CHECK_GRADCHECK(
+        gradcheck([](Tape<double>&, Args v) { return weighted_sum(v[0] / v[1]); }, {a, b}));
+    CHECK_GRADCHECK(gradcheck(
+        [](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
   }
 }
 
 TEST_CASE("gradcheck: scalar arithmetic (affine)") {
   Generator gen(6);
   const auto x = gen.normal<double>(Shape{3, 4});
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(2.5 * v[0] - 1.0); }, {x}));
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(3.0 - v[0] / 4.0); }, {x}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(2.5 * v[0] - 1.0); }, {x}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(3.0 - v[0] / 4.0); }, {x}));
 }
 
 TEST_CASE("gradcheck: matmul in all four transpose forms") {
@@ -116,7 +127,10 @@ TEST_CASE("gradcheck: matmul in all four transpose forms") {
       const auto a = gen.normal<double>(ta ? Shape{k, m} : Shape{m, k});
       const auto b = gen.normal<double>(tb ? Shape{n, k} : Shape{k, n});
       CHECK_GRADCHECK(gradcheck(
-          [=](Tape<double>&, Args v) { return weighted_sum(matmul(v[0], v[1], {ta, tb, false})); }, {a, b}));
+          [=](Tape<double>&, Args v) {
+            return weighted_sum(matmul(v[0], v[1], {ta, tb, false}));
+          },
+          {a, b}));
     }
 }
 
@@ -126,8 +140,8 @@ TEST_CASE("gradcheck: linear with a rank-1 bias, batch of one and of many") {
     const auto x = gen.normal<double>(Shape{batch, 3});
     const auto w = gen.normal<double>(Shape{2, 3});
     const auto b = gen.normal<double>(Shape{2});
-    CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(linear(v[0], v[1], v[2])); },
-                              {x, w, b}));
+    CHECK_GRADCHECK(gradcheck(
+        [](Tape<double>&, Args v) { return weighted_sum(linear(v[0], v[1], v[2])); }, {x, w, b}));
   }
 }
 
@@ -138,18 +152,23 @@ TEST_CASE("gradcheck: sum, mean and logsumexp over everything, rows and columns"
   CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return mean(square(v[0])); }, {x}));
   for (int dim : {0, 1}) {
     CAPTURE(dim);
-    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(sum(v[0], dim)); }, {x}));
-    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(mean(v[0], dim)); }, {x}));
-    CHECK_GRADCHECK(gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], dim)); }, {x}));
+    CHECK_GRADCHECK(
+        gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(sum(v[0], dim)); }, {x}));
+    CHECK_GRADCHECK(
+        gradcheck([dim](Tape<double>&, Args v) { return weighted_sum(mean(v[0], dim)); }, {x}));
+    CHECK_GRADCHECK(gradcheck(
+        [dim](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], dim)); }, {x}));
   }
 }
 
 TEST_CASE("gradcheck: logsumexp and logaddexp with large inputs") {
   const Tensor<double> x(Shape{2, 3}, {500.0, 501.0, 499.0, -400.0, -402.0, -401.0});
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], 1)); }, {x}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(logsumexp(v[0], 1)); }, {x}));
   const Tensor<double> a(Shape{1, 3}, {700.0, -700.0, 3.0});
   const Tensor<double> b(Shape{1, 3}, {690.0, -650.0, 3.0});
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
 }
 
 TEST_CASE("gradcheck: cat, narrow, select_columns and mask_columns") {
@@ -157,15 +176,25 @@ TEST_CASE("gradcheck: cat, narrow, select_columns and mask_columns") {
   const auto a = gen.normal<double>(Shape{4, 2});
   const auto b = gen.normal<double>(Shape{4, 3});
   const auto c = gen.normal<double>(Shape{4, 1});
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(cat({v[0], v[1], v[2]})); }, {a, b, c}));
-  CHECK_GRADCHECK(gradcheck([](Tape<double>&, Args v) { return weighted_sum(narrow(v[0], 1, 2)); }, {b}));
+  CHECK_GRADCHECK(gradcheck(
+      [](Tape<double>&, Args v) {
+        return weighted_sum(cat({v[0], v[1], v[2]}));
+      },
+      {a, b, c}));
+  CHECK_GRADCHECK(
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(narrow(v[0], 1, 2)); }, {b}));
   // Split and rejoin in the other order: a permutation of columns.
   CHECK_GRADCHECK(gradcheck(
-      [](Tape<double>&, Args v) { return weighted_sum(cat({narrow(v[0], 2, 1), narrow(v[0], 0, 2)})); }, {b}));
+      [](Tape<double>&, Args v) {
+        return weighted_sum(cat({narrow(v[0], 2, 1), narrow(v[0], 0, 2)}));
+      },
+      {b}));
   const std::vector<Index> idx = {2, 0, 2};
-  CHECK_GRADCHECK(gradcheck([&](Tape<double>&, Args v) { return weighted_sum(select_columns(v[0], idx)); }, {b}));
+  CHECK_GRADCHECK(gradcheck(
+      [&](Tape<double>&, Args v) { return weighted_sum(select_columns(v[0], idx)); }, {b}));
   const Tensor<double> mask(Shape{1, 3}, {1.0, 0.0, 1.0});
-  CHECK_GRADCHECK(gradcheck([&](Tape<double>&, Args v) { return weighted_sum(mask_columns(v[0], mask)); }, {b}));
+  CHECK_GRADCHECK(gradcheck(
+      [&](Tape<double>&, Args v) { return weighted_sum(mask_columns(v[0], mask)); }, {b}));
 }
 
 TEST_CASE("gradcheck: a composite that reuses a value (gradients accumulate)") {
@@ -234,13 +263,15 @@ V half_square(const V& x) {
 TEST_CASE("gradcheck catches a wrong sign and a missing term, and names the element") {
   Generator gen(12);
   const auto x = gen.normal<double>(Shape{2, 3});
-  const auto r = gradcheck([](Tape<double>&, Args v) { return weighted_sum(wrong_sin(v[0])); }, {x});
+  const auto r =
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(wrong_sin(v[0])); }, {x});
   CHECK_FALSE(r.ok);
   CHECK(r.input == 0);
   CHECK(r.index >= 0);
   CHECK(r.message.find("FAILED") != std::string::npos);
   CHECK(r.message.find("analytic") != std::string::npos);
-  const auto r2 = gradcheck([](Tape<double>&, Args v) { return weighted_sum(half_square(v[0])); }, {x});
+  const auto r2 =
+      gradcheck([](Tape<double>&, Args v) { return weighted_sum(half_square(v[0])); }, {x});
   CHECK_FALSE(r2.ok);
   // The correct op passes on the same input, so the failures above are the rules' fault.
   CHECK(check_unary(&sin<double>, x).ok);

@@ -54,7 +54,8 @@ DensityFlow<double> realnvp_with_statistics(std::uint64_t seed) {
   // Initial weights give a near-Gaussian density; nudge the batch norms so it is skewed and
   // shifted, a harder thing to integrate.
   Tensor<double> data = gen.normal<double>(Shape{2000, 2});
-  for (Index i = 0; i < 2000; ++i) data(i, 0) = 0.7 * data(i, 0) + 0.4 * data(i, 1) * data(i, 1) - 0.5;
+  for (Index i = 0; i < 2000; ++i)
+    data(i, 0) = 0.7 * data(i, 0) + 0.4 * data(i, 1) * data(i, 1) - 0.5;
   model.set_batch_norm_statistics(data);
   model.eval();
   return model;
@@ -99,8 +100,10 @@ TEST_CASE("samples of a fresh flow have the mean and covariance its log_prob imp
     cxy += (s(i, 0) - mx) * (s(i, 1) - my) / n;
     cyy += (s(i, 1) - my) * (s(i, 1) - my) / n;
   }
-  INFO("grid mean (" << g.mean[0] << ", " << g.mean[1] << "), sample mean (" << mx << ", " << my << ")");
-  INFO("grid cov " << g.cov[0] << " " << g.cov[1] << " " << g.cov[2] << "; sample " << cxx << " " << cxy << " " << cyy);
+  INFO("grid mean (" << g.mean[0] << ", " << g.mean[1] << "), sample mean (" << mx << ", " << my
+                     << ")");
+  INFO("grid cov " << g.cov[0] << " " << g.cov[1] << " " << g.cov[2] << "; sample " << cxx << " "
+                   << cxy << " " << cyy);
   // Standard errors are about sqrt(var / n) ~ 0.003 for the means; 5 of them plus grid error.
   const double tol_mean = 5 * std::sqrt(std::max(g.cov[0], g.cov[2]) / n) + 2e-3;
   CHECK(std::abs(mx - g.mean[0]) < tol_mean);

@@ -18,22 +18,28 @@ using D = double;
 
 namespace {
 
-FlowResult<D> run_forward(Bijector<D>& f, const Tensor<D>& x, Tape<D>& t) { return f.forward(t.constant(x)); }
+FlowResult<D> run_forward(Bijector<D>& f, const Tensor<D>& x, Tape<D>& t) {
+  return f.forward(t.constant(x));
+}
 
 // forward's log-det against the brute-force Jacobian, and inverse(forward(x)) against x.
-void check_bijector(Bijector<D>& f, const Tensor<D>& x, double logdet_tol = 1e-6, double inverse_tol = 1e-9) {
+void check_bijector(Bijector<D>& f, const Tensor<D>& x, double logdet_tol = 1e-6,
+                    double inverse_tol = 1e-9) {
   Tape<D> t;
   NoGradGuard<D> guard(t);
   const FlowResult<D> fwd = run_forward(f, x, t);
   const auto brute = brute_force_log_det(f, x);
   for (Index i = 0; i < x.rows(); ++i) {
     CAPTURE(i);
-    CHECK(fwd.log_det.value()[i] == doctest::Approx(brute[static_cast<std::size_t>(i)]).epsilon(logdet_tol).scale(1));
-    CHECK(std::abs(fwd.log_det.value()[i] - brute[static_cast<std::size_t>(i)]) < logdet_tol * (1 + std::abs(brute[static_cast<std::size_t>(i)])));
+    CHECK(fwd.log_det.value()[i] ==
+          doctest::Approx(brute[static_cast<std::size_t>(i)]).epsilon(logdet_tol).scale(1));
+    CHECK(std::abs(fwd.log_det.value()[i] - brute[static_cast<std::size_t>(i)]) <
+          logdet_tol * (1 + std::abs(brute[static_cast<std::size_t>(i)])));
   }
   const FlowResult<D> inv = f.inverse(fwd.out);
   double worst = 0, worst_ld = 0;
-  for (Index k = 0; k < x.numel(); ++k) worst = std::max(worst, std::abs(inv.out.value()[k] - x[k]));
+  for (Index k = 0; k < x.numel(); ++k)
+    worst = std::max(worst, std::abs(inv.out.value()[k] - x[k]));
   for (Index i = 0; i < x.rows(); ++i)
     worst_ld = std::max(worst_ld, std::abs(inv.log_det.value()[i] + fwd.log_det.value()[i]));
   CHECK(worst < inverse_tol);
@@ -44,7 +50,8 @@ const Index dims[] = {2, 3, 5};
 
 }  // namespace
 
-TEST_CASE("planar: log-det against the Jacobian and exact inverse, both signs of w.u, saturated tanh") {
+TEST_CASE(
+    "planar: log-det against the Jacobian and exact inverse, both signs of w.u, saturated tanh") {
   for (Index d : dims) {
     CAPTURE(d);
     Generator gen(static_cast<std::uint64_t>(d));
@@ -172,7 +179,8 @@ TEST_CASE("float inverse round trips to float precision") {
   model.eval();
   auto planar = make_planar_stack<float>(2, 8, gen);
   const auto x = gen.normal<float>(Shape{100, 2});
-  for (Bijector<float>* f : {static_cast<Bijector<float>*>(&model.transform()), static_cast<Bijector<float>*>(planar.get())}) {
+  for (Bijector<float>* f : {static_cast<Bijector<float>*>(&model.transform()),
+                             static_cast<Bijector<float>*>(planar.get())}) {
     Tape<float> t;
     const auto y = f->forward(t.constant(x)).out;
     const auto back = f->inverse(y).out.value();
@@ -185,17 +193,21 @@ TEST_CASE("gradcheck: -mean log p through whole models, every parameter") {
   const auto x = gen.normal<D>(Shape{12, 3}, 0.0, 1.5);
   SUBCASE("planar stack") {
     DensityFlow<D> m(make_planar_stack<D>(3, 3, gen));
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
+    CHECK_GRADCHECK(
+        gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
   }
   SUBCASE("radial stack") {
     DensityFlow<D> m(make_radial_stack<D>(3, 3, gen));
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
+    CHECK_GRADCHECK(
+        gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
   }
   SUBCASE("one affine coupling") {
     auto c = std::make_unique<Composition<D>>(3);
-    c->add(std::make_unique<AffineCoupling<D>>(AffineCoupling<D>::half_mask(3, 0), CouplingConfig{6, 2, Activation::tanh}, gen));
+    c->add(std::make_unique<AffineCoupling<D>>(AffineCoupling<D>::half_mask(3, 0),
+                                               CouplingConfig{6, 2, Activation::tanh}, gen));
     DensityFlow<D> m(std::move(c));
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
+    CHECK_GRADCHECK(
+        gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
   }
   SUBCASE("batch norm in training mode (gradients through the batch statistics)") {
     auto c = std::make_unique<Composition<D>>(3);
@@ -203,9 +215,11 @@ TEST_CASE("gradcheck: -mean log p through whole models, every parameter") {
     c->add(std::make_unique<BatchNorm<D>>(3));
     c->add(std::make_unique<Planar<D>>(3, gen));
     DensityFlow<D> m(std::move(c));
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
+    CHECK_GRADCHECK(
+        gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
     // The input's gradient passes through the batch mean and variance as well.
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>&, std::span<const Var<D>> v) { return -mean(m.log_prob(v[0])); }, {x}));
+    CHECK_GRADCHECK(gradcheck(
+        [&](Tape<D>&, std::span<const Var<D>> v) { return -mean(m.log_prob(v[0])); }, {x}));
   }
   SUBCASE("RealNVP with batch norm, training mode") {
     RealNVPConfig cfg;
@@ -213,7 +227,8 @@ TEST_CASE("gradcheck: -mean log p through whole models, every parameter") {
     cfg.couplings = 4;
     cfg.coupling = {6, 2, Activation::tanh};
     DensityFlow<D> m(make_realnvp<D>(cfg, gen));
-    CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
+    CHECK_GRADCHECK(
+        gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, m.parameters()));
   }
   SUBCASE("variational planar flow, reverse KL against a Gaussian target") {
     VariationalFlow<D> q(make_planar_stack<D>(3, 4, gen));
@@ -233,15 +248,20 @@ TEST_CASE("errors: wrong width, NaN or inf input, inverse before statistics") {
   cfg.coupling.hidden = 8;
   DensityFlow<float> m(make_realnvp<float>(cfg, gen));
   Tape<float> t;
-  CHECK_THROWS_WITH_AS(m.log_prob(t.constant(TensorF(Shape{4, 3}))), doctest::Contains("input of shape [4, 3], expected [batch, 2]"),
+  CHECK_THROWS_WITH_AS(m.log_prob(t.constant(TensorF(Shape{4, 3}))),
+                       doctest::Contains("input of shape [4, 3], expected [batch, 2]"),
                        std::invalid_argument);
   TensorF bad(Shape{4, 2});
   bad(2, 1) = std::nanf("");
-  CHECK_THROWS_WITH_AS(m.log_prob(t.constant(bad)), doctest::Contains("layers.0 (affine_coupling) forward: input has NaN at row 2, column 1"),
-                       std::domain_error);
+  CHECK_THROWS_WITH_AS(
+      m.log_prob(t.constant(bad)),
+      doctest::Contains("layers.0 (affine_coupling) forward: input has NaN at row 2, column 1"),
+      std::domain_error);
   bad(2, 1) = INFINITY;
-  CHECK_THROWS_WITH_AS(m.log_prob(t.constant(bad)), doctest::Contains("inf at row 2"), std::domain_error);
+  CHECK_THROWS_WITH_AS(m.log_prob(t.constant(bad)), doctest::Contains("inf at row 2"),
+                       std::domain_error);
   m.eval();
-  CHECK_THROWS_WITH_AS(m.sample(10, gen), doctest::Contains("layers.13 (batch_norm) inverse: no running statistics"),
+  CHECK_THROWS_WITH_AS(m.sample(10, gen),
+                       doctest::Contains("layers.13 (batch_norm) inverse: no running statistics"),
                        std::logic_error);
 }

@@ -35,18 +35,19 @@ TEST_CASE("MLP: nn.Sequential names, output activation, wrong input width") {
   MLP<float> mlp({2, 8, 8, 1}, Activation::relu, gen, Activation::tanh);
   std::vector<std::string> names;
   for (auto& np : mlp.named_parameters()) names.push_back(np.name);
-  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"});
+  CHECK(names ==
+        std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"});
   CHECK(mlp.parameter_count() == 2 * 8 + 8 + 8 * 8 + 8 + 8 + 1);
   Tape<float> t;
   const auto y = mlp(t.constant(gen.normal<float>(Shape{5, 2}, 0.f, 100.f)));
   for (Index i = 0; i < y.value().numel(); ++i) CHECK(std::abs(y.value()[i]) <= 1.f);
-  CHECK_THROWS_WITH_AS(mlp(t.constant(TensorF(Shape{5, 3}))), doctest::Contains("Linear: input [5, 3]"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(mlp(t.constant(TensorF(Shape{5, 3}))),
+                       doctest::Contains("Linear: input [5, 3]"), std::invalid_argument);
 }
 
 TEST_CASE("gradcheck: an MLP's loss with respect to every parameter, for each activation") {
-  for (Activation act : {Activation::relu, Activation::tanh, Activation::leaky_relu, Activation::softplus,
-                         Activation::sigmoid}) {
+  for (Activation act : {Activation::relu, Activation::tanh, Activation::leaky_relu,
+                         Activation::softplus, Activation::sigmoid}) {
     CAPTURE(name(act));
     Generator gen(3);
     MLP<double> mlp({3, 6, 5, 2}, act, gen, Activation::tanh);

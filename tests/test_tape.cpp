@@ -13,7 +13,8 @@ TEST_CASE("a Var from another tape is refused") {
   Tape<float> t1, t2;
   const V a = t1.constant(TensorF(Shape{2, 2}, 1.f));
   const V b = t2.constant(TensorF(Shape{2, 2}, 1.f));
-  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: Var belongs to another tape"), std::logic_error);
+  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: Var belongs to another tape"),
+                       std::logic_error);
 }
 
 TEST_CASE("a Var from before reset() is refused") {
@@ -21,7 +22,8 @@ TEST_CASE("a Var from before reset() is refused") {
   const V a = t.constant(TensorF(Shape{2, 2}, 1.f));
   t.reset();
   const V b = t.constant(TensorF(Shape{2, 2}, 1.f));
-  CHECK_THROWS_WITH_AS(mul(a, b), doctest::Contains("mul: Var is from before the tape's last reset()"),
+  CHECK_THROWS_WITH_AS(mul(a, b),
+                       doctest::Contains("mul: Var is from before the tape's last reset()"),
                        std::logic_error);
   CHECK_THROWS_AS(a.value(), std::logic_error);
 }
@@ -30,7 +32,8 @@ TEST_CASE("shape mismatches name the op and the shapes") {
   Tape<float> t;
   const V a = t.constant(TensorF(Shape{3, 4}));
   const V b = t.constant(TensorF(Shape{2, 4}));
-  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: cannot broadcast shapes [3, 4] and [2, 4]"),
+  CHECK_THROWS_WITH_AS(add(a, b),
+                       doctest::Contains("add: cannot broadcast shapes [3, 4] and [2, 4]"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(cat({a, b}), doctest::Contains("cat"), std::invalid_argument);
