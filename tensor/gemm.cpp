@@ -1,25 +1,198 @@
-// Reference-speed gemm: correct for every transpose form; to be replaced by a packed,
-// register-blocked kernel.
+// gemm(): a cache-blocked, register-blocked matrix multiply in the GotoBLAS/BLIS layout, plus
+// direct loops for the thin shapes of small 2-D flows (k, n or m of a few), where packing and
+// tile edges would cost more than the arithmetic.
 #include "tensor/gemm.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <new>
+
+#include "tensor/detail/gemm_kernels.hpp"
 
 namespace flowgrad {
+namespace {
+
+using gemm_detail::Out;
+using gemm_detail::View;
+
+// Block sizes, in elements. A k-step of the micro-kernel reads MR values of A and NB batches of
+// B, and does MR*NB FMAs into registers: 6 x 2 batches is 12 accumulators + 2 B batches + 1
+// broadcast of A, which fills the 16 vector registers of AVX2. KC keeps a packed B panel
+// (KC x NR) in L1 (16 KB for float and for double); MC keeps the A block that the panel sweeps
+// (MC x KC) within L2; NC bounds the packed B block (KC x NC), which lives in L2/L3.
+template <class T>
+struct Blocking {
+  static constexpr int mr = 6;
+  static constexpr int nb = 2;
+  static constexpr Index nr = nb * simd::width<T>;
+  static constexpr Index kc = 256;
+  static constexpr Index mc = sizeof(T) == 4 ? 144 : 72;
+  static constexpr Index nc = sizeof(T) == 4 ? 2048 : 1024;
+};
+
+// Thin-shape thresholds: n (or m) up to this uses the dot/axpy loops; k up to kSmallK uses the
+// row-combination loop.
+constexpr Index kSmallN = 4;
+constexpr Index kSmallK = 4;
+
+// Per-thread scratch that only grows, 64-byte aligned: after the first call of a given size, gemm
+// allocates nothing.
+template <class T>
+T* scratch(int slot, Index count) {
+  struct Free {
+    void operator()(T* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  struct Buffer {
+    std::unique_ptr<T[], Free> data;
+    Index capacity = 0;
+  };
+  thread_local Buffer buffers[2];
+  Buffer& buf = buffers[slot];
+  if (buf.capacity < count) {
+    const Index grown = std::max(count, buf.capacity * 2);
+    buf.data.reset(static_cast<T*>(
+        ::operator new[](static_cast<std::size_t>(grown) * sizeof(T), std::align_val_t{64})));
+    buf.capacity = grown;
+  }
+  return buf.data.get();
+}
+
+// --- Blocked path --------------------------------------------------------------------------------
+
+template <class T, bool ColMajorA>
+void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
+              bool load_c) {
+  using BK = Blocking<T>;
+  static_assert(BK::mr == 6, "the dispatch below lists every edge height up to mr");
+  switch (mr) {
+    case 6:
+      return gemm_detail::micro_kernel<T, 6, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+    case 5:
+      return gemm_detail::micro_kernel<T, 5, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+    case 4:
+      return gemm_detail::micro_kernel<T, 4, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+    case 3:
+      return gemm_detail::micro_kernel<T, 3, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+    case 2:
+      return gemm_detail::micro_kernel<T, 2, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+    default:
+      return gemm_detail::micro_kernel<T, 1, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+  }
+}
+
+// Loop order jc (NC) -> pc (KC, pack B) -> ic (MC) -> jr (NR panel, in L1) -> ir (MR rows).
+// A is read in place through the micro-kernel's strides; only B is packed.
+template <class T, bool ColMajorA>
+void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
+             bool accumulate) {
+  using BK = Blocking<T>;
+  T* packed =
+      scratch<T>(0, std::min(k, BK::kc) * ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
+  for (Index jc = 0; jc < n; jc += BK::nc) {
+    const Index nc = std::min(BK::nc, n - jc);
+    for (Index pc = 0; pc < k; pc += BK::kc) {
+      const Index kc = std::min(BK::kc, k - pc);
+      const bool load_c = accumulate || pc > 0;
+      for (Index jr = 0; jr < nc; jr += BK::nr)
+        gemm_detail::pack_b_panel<T, BK::nb>(kc, std::min(BK::nr, nc - jr),
+                                             View<T>{b.at(pc, jc + jr), b.rs, b.cs},
+                                             packed + jr * kc);
+      for (Index ic = 0; ic < m; ic += BK::mc) {
+        const Index mc = std::min(BK::mc, m - ic);
+        for (Index jr = 0; jr < nc; jr += BK::nr) {
+          const T* bp = packed + jr * kc;
+          const Index nr = std::min(BK::nr, nc - jr);
+          for (Index ir = 0; ir < mc; ir += BK::mr)
+            run_tile<T, ColMajorA>(std::min<Index>(BK::mr, mc - ir), kc, a.at(ic + ir, pc), lda, bp,
+                                   c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
+        }
+      }
+    }
+  }
+}
+
+// --- Thin paths ----------------------------------------------------------------------------------
+
+template <class T, int NN>
+void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate) {
+  if (a.cs == 1) {
+    // Dot-product form: op(B)'s columns must be contiguous; pack them unless B is transposed.
+    const T* cols[NN];
+    if (b.rs == 1) {
+      for (int j = 0; j < NN; ++j) cols[j] = b.at(0, j);
+    } else {
+      T* packed = scratch<T>(1, NN * k);
+      for (int j = 0; j < NN; ++j) {
+        for (Index p = 0; p < k; ++p) packed[j * k + p] = b(p, j);
+        cols[j] = packed + j * k;
+      }
+    }
+    gemm_detail::small_n_dot<T, NN>(m, k, a, cols, c, accumulate);
+  } else {
+    gemm_detail::small_n_axpy<T, NN>(m, k, a, b, c, accumulate, scratch<T>(1, NN * m));
+  }
+}
+
+template <class T>
+void small_n(Index m, Index n, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate) {
+  switch (n) {
+    case 1:
+      return small_n_fixed<T, 1>(m, k, a, b, c, accumulate);
+    case 2:
+      return small_n_fixed<T, 2>(m, k, a, b, c, accumulate);
+    case 3:
+      return small_n_fixed<T, 3>(m, k, a, b, c, accumulate);
+    default:
+      return small_n_fixed<T, 4>(m, k, a, b, c, accumulate);
+  }
+}
+
+template <class T>
+void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, bool accumulate) {
+  constexpr Index w = simd::width<T>;
+  const Index ldp = (n + w - 1) / w * w;
+  T* packed = scratch<T>(1, k * ldp);
+  for (Index p = 0; p < k; ++p) {
+    T* row = packed + p * ldp;
+    for (Index j = 0; j < n; ++j) row[j] = b(p, j);
+    std::fill(row + n, row + ldp, T(0));
+  }
+  switch (k) {
+    case 1:
+      return gemm_detail::small_k<T, 1>(m, n, a, packed, ldp, c, ldc, accumulate);
+    case 2:
+      return gemm_detail::small_k<T, 2>(m, n, a, packed, ldp, c, ldc, accumulate);
+    case 3:
+      return gemm_detail::small_k<T, 3>(m, n, a, packed, ldp, c, ldc, accumulate);
+    default:
+      return gemm_detail::small_k<T, 4>(m, n, a, packed, ldp, c, ldc, accumulate);
+  }
+}
+
+}  // namespace
 
 template <class T>
 void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
           GemmOptions opt) {
-  for (Index i = 0; i < m; ++i) {
-    T* crow = c + i * ldc;
-    if (!opt.accumulate) std::fill(crow, crow + n, T(0));
-    for (Index p = 0; p < k; ++p) {
-      const T aip = opt.trans_a ? a[p * lda + i] : a[i * lda + p];
-      if (opt.trans_b)
-        for (Index j = 0; j < n; ++j) crow[j] += aip * b[j * ldb + p];
-      else
-        for (Index j = 0; j < n; ++j) crow[j] += aip * b[p * ldb + j];
-    }
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!opt.accumulate)
+      for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+    return;
   }
+  const View<T> va = opt.trans_a ? View<T>{a, 1, lda} : View<T>{a, lda, 1};
+  const View<T> vb = opt.trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
+  if (n <= kSmallN) return small_n(m, n, k, va, vb, Out<T>{c, ldc, 1}, opt.accumulate);
+  // C^T = op(B)^T op(A)^T turns a short m into a short n: same loops, C written transposed.
+  if (m <= kSmallN)
+    return small_n(n, m, k, View<T>{b, vb.cs, vb.rs}, View<T>{a, va.cs, va.rs}, Out<T>{c, 1, ldc},
+                   opt.accumulate);
+  if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate);
+  if (opt.trans_a)
+    blocked<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate);
+  else
+    blocked<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate);
 }
 
 template void gemm(Index, Index, Index, const float*, Index, const float*, Index, float*, Index,

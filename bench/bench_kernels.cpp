@@ -1,0 +1,134 @@
+// Kernel benchmarks: gemm on the shapes of an MLP's forward and backward passes, each shape run by
+// our gemm and by OpenBLAS's cblas_sgemm with identical arguments (single-threaded both), and
+// elementwise throughput of the activations.
+//
+// Names pair up by everything after the first '/':
+//   BM_Gemm_Ours/fwd/m:4096/n:64/k:2/ta:0/tb:1  and  BM_Gemm_OpenBLAS/fwd/m:4096/n:64/k:2/ta:0/tb:1
+// bench/gemm_table.py turns a JSON run into a table of the pairs.
+//
+// OpenBLAS is pinned to one thread with openblas_set_num_threads(1); exporting
+// OPENBLAS_NUM_THREADS=1 as well also keeps it from starting its thread pool at load time.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <string>
+#include <vector>
+
+#include "tensor/gemm.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/random.hpp"
+
+namespace {
+
+using flowgrad::GemmOptions;
+using flowgrad::Index;
+using flowgrad::Shape;
+using flowgrad::Tensor;
+
+struct GemmShape {
+  const char* pass;  // fwd, bwd_dx, bwd_dw
+  Index m, n, k;
+  bool ta, tb;
+};
+
+// Row-major operands as the MLP stores them: A is m x k (k x m when transposed), B is k x n (n x k
+// when transposed), C is m x n, all with minimal leading dimensions.
+struct GemmOperands {
+  Tensor<float> a, b, c;
+  explicit GemmOperands(const GemmShape& s) {
+    flowgrad::Generator gen(42);
+    a = gen.normal<float>(s.ta ? Shape{s.k, s.m} : Shape{s.m, s.k});
+    b = gen.normal<float>(s.tb ? Shape{s.n, s.k} : Shape{s.k, s.n});
+    c = Tensor<float>(Shape{s.m, s.n});
+  }
+  Index lda(const GemmShape& s) const { return s.ta ? s.m : s.k; }
+  Index ldb(const GemmShape& s) const { return s.tb ? s.k : s.n; }
+};
+
+void set_flops(benchmark::State& state, const GemmShape& s) {
+  const double flops = 2.0 * static_cast<double>(s.m * s.n * s.k);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_gemm_ours(benchmark::State& state, GemmShape s) {
+  GemmOperands x(s);
+  for (auto _ : state) {
+    flowgrad::gemm<float>(s.m, s.n, s.k, x.a.data(), x.lda(s), x.b.data(), x.ldb(s), x.c.data(),
+                          s.n, GemmOptions{s.ta, s.tb, false});
+    benchmark::DoNotOptimize(x.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, s);
+}
+
+void bm_gemm_openblas(benchmark::State& state, GemmShape s) {
+  openblas_set_num_threads(1);
+  GemmOperands x(s);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(s.m), static_cast<int>(s.n), static_cast<int>(s.k), 1.0f,
+                x.a.data(), static_cast<int>(x.lda(s)), x.b.data(), static_cast<int>(x.ldb(s)),
+                0.0f, x.c.data(), static_cast<int>(s.n));
+    benchmark::DoNotOptimize(x.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, s);
+}
+
+// An MLP layer y = x W^T with W stored [out, in] as in PyTorch, at batch size b:
+//   forward       Y[b, out]  = X[b, in] W^T        m = b,   n = out, k = in,  trans_b
+//   backward dX   dX[b, in]  = dY[b, out] W        m = b,   n = in,  k = out
+//   backward dW   dW[out, in] = dY^T X             m = out, n = in,  k = b,   trans_a
+std::vector<GemmShape> mlp_shapes() {
+  const Index batches[] = {256, 1024, 4096};
+  const Index layers[][2] = {{1, 64}, {2, 64}, {64, 64}, {256, 256}, {64, 1}, {64, 2}, {256, 1}};
+  std::vector<GemmShape> out;
+  for (const Index b : batches)
+    for (const auto& l : layers) {
+      const Index in = l[0], width = l[1];
+      out.push_back({"fwd", b, width, in, false, true});
+      out.push_back({"bwd_dx", b, in, width, false, false});
+      out.push_back({"bwd_dw", width, in, b, true, false});
+    }
+  return out;
+}
+
+std::string gemm_suffix(const GemmShape& s) {
+  return std::string(s.pass) + "/m:" + std::to_string(s.m) + "/n:" + std::to_string(s.n) +
+         "/k:" + std::to_string(s.k) + "/ta:" + std::to_string(s.ta) +
+         "/tb:" + std::to_string(s.tb);
+}
+
+void bm_unary(benchmark::State& state, flowgrad::Unary f) {
+  flowgrad::Generator gen(7);
+  const Tensor<float> x = gen.normal<float>(Shape{4096, 64});
+  Tensor<float> y(x.shape());
+  for (auto _ : state) {
+    flowgrad::unary(f, x, y);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * x.numel());
+}
+
+bool register_all() {
+  openblas_set_num_threads(1);
+  for (const GemmShape& s : mlp_shapes()) {
+    const std::string suffix = gemm_suffix(s);
+    benchmark::RegisterBenchmark(("BM_Gemm_Ours/" + suffix).c_str(), bm_gemm_ours, s)->MinTime(0.2);
+    benchmark::RegisterBenchmark(("BM_Gemm_OpenBLAS/" + suffix).c_str(), bm_gemm_openblas, s)
+        ->MinTime(0.2);
+  }
+  for (const flowgrad::Unary f :
+       {flowgrad::Unary::exp, flowgrad::Unary::tanh, flowgrad::Unary::softplus}) {
+    benchmark::RegisterBenchmark(
+        (std::string("BM_Unary/") + flowgrad::name(f) + "/4096x64").c_str(), bm_unary, f)
+        ->MinTime(0.2);
+  }
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace

@@ -1,0 +1,228 @@
+// gemm() and matmul() against a float64 triple loop: every transpose form, thin and odd shapes that
+// reach each of gemm's paths (thin n, thin m, thin k, blocked with edges), padded leading
+// dimensions, accumulation, and shape errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tensor/gemm.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/random.hpp"
+
+using flowgrad::GemmOptions;
+using flowgrad::Generator;
+using flowgrad::Index;
+using flowgrad::Shape;
+using flowgrad::Tensor;
+
+namespace {
+
+// op(X)(i, j) for a row-major X with leading dimension ld.
+template <class T>
+double op_at(const T* x, Index ld, bool trans, Index i, Index j) {
+  return static_cast<double>(trans ? x[j * ld + i] : x[i * ld + j]);
+}
+
+template <class T>
+double max_abs(const std::vector<T>& v) {
+  double r = 0;
+  for (T x : v) r = std::max(r, std::abs(static_cast<double>(x)));
+  return r;
+}
+
+template <class T>
+std::vector<T> random_vector(Generator& gen, Index count) {
+  const Tensor<T> t = gen.uniform<T>(Shape{count}, T(-1), T(1));
+  return std::vector<T>(t.data(), t.data() + count);
+}
+
+std::string describe(Index m, Index n, Index k, GemmOptions opt, Index pad) {
+  return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+         (opt.trans_a ? " A^T" : " A") + (opt.trans_b ? " B^T" : " B") +
+         (opt.accumulate ? " accumulate" : "") + " pad=" + std::to_string(pad);
+}
+
+// Runs gemm on sub-blocks of larger buffers (leading dimensions = minimal + pad) and checks the
+// m x n result against the reference and that the padding of C is left alone.
+template <class T>
+void check_gemm(Generator& gen, Index m, Index n, Index k, GemmOptions opt, Index pad) {
+  CAPTURE(describe(m, n, k, opt, pad));
+  const Index a_rows = opt.trans_a ? k : m, a_cols = opt.trans_a ? m : k;
+  const Index b_rows = opt.trans_b ? n : k, b_cols = opt.trans_b ? k : n;
+  const Index lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
+  const std::vector<T> a = random_vector<T>(gen, std::max<Index>(a_rows * lda, 1));
+  const std::vector<T> b = random_vector<T>(gen, std::max<Index>(b_rows * ldb, 1));
+  std::vector<T> c = random_vector<T>(gen, std::max<Index>(m * ldc, 1));
+  if (!opt.accumulate) {
+    // C's old values must not be read: poison the block (padding keeps its values).
+    for (Index i = 0; i < m; ++i)
+      std::fill(c.begin() + i * ldc, c.begin() + i * ldc + n, std::numeric_limits<T>::quiet_NaN());
+  }
+  const std::vector<T> c0 = c;
+
+  flowgrad::gemm<T>(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, opt);
+
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double scale = max_abs(a) * max_abs(b);
+  Index bad = 0;
+  for (Index i = 0; i < m; ++i) {
+    for (Index j = 0; j < n; ++j) {
+      double ref = opt.accumulate ? static_cast<double>(c0[i * ldc + j]) : 0.0;
+      for (Index p = 0; p < k; ++p)
+        ref += op_at(a.data(), lda, opt.trans_a, i, p) * op_at(b.data(), ldb, opt.trans_b, p, j);
+      const double got = static_cast<double>(c[i * ldc + j]);
+      const double tol = 4 * eps * (static_cast<double>(k) * scale + std::abs(ref)) + 1e-30;
+      if (!(std::abs(got - ref) <= tol) && bad++ < 5) {
+        INFO("C(" << i << ", " << j << ") = " << got << ", reference " << ref << ", tol " << tol);
+        CHECK(false);
+      }
+    }
+    for (Index j = n; j < ldc; ++j) {
+      if (c[i * ldc + j] != c0[i * ldc + j] && bad++ < 5) {
+        INFO("padding C(" << i << ", " << j << ") was written");
+        CHECK(false);
+      }
+    }
+  }
+  CHECK(bad == 0);
+}
+
+// All four transpose forms, with and without accumulation, minimal and padded strides.
+template <class T>
+void check_all_forms(Generator& gen, Index m, Index n, Index k) {
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true})
+      for (const bool acc : {false, true})
+        for (const Index pad : {Index(0), Index(3)})
+          check_gemm<T>(gen, m, n, k, GemmOptions{ta, tb, acc}, pad);
+}
+
+struct Dims {
+  Index m, n, k;
+};
+
+// The brief's fixed shapes, plus shapes on each side of every path boundary of gemm.cpp: thin n
+// and thin m (<= 4), thin k (<= 4), and blocked shapes crossing MC (144/72), KC (256) and the
+// micro-tile edges (6 rows, 2 batches of columns).
+const std::vector<Dims> kFixedShapes = {
+    {1, 1, 1},      {3, 5, 7},     {257, 129, 65}, {4096, 2, 64}, {64, 1, 4096},
+    {4096, 64, 2},  {4096, 1, 64}, {1, 64, 4096},  {64, 2, 4096}, {2, 64, 4096},
+    {5, 5, 5},      {4, 4, 4},     {6, 16, 5},     {7, 17, 1},    {300, 40, 3},
+    {150, 33, 300}, {13, 3, 40},   {40, 4, 13},    {3, 40, 13},   {145, 70, 513},
+};
+
+const Index kOddSizes[] = {1, 2, 3, 7, 8, 9, 17, 63, 64, 65, 130};
+
+std::vector<Dims> random_shapes(Generator& gen, int count) {
+  std::vector<Dims> out;
+  const auto pick = [&] { return kOddSizes[gen.below(std::size(kOddSizes))]; };
+  for (int i = 0; i < count; ++i) {
+    const Index m = pick(), n = pick(), k = pick();
+    out.push_back({m, n, k});
+  }
+  return out;
+}
+
+template <class T>
+Tensor<T> reference_matmul(const Tensor<T>& a, const Tensor<T>& b, GemmOptions opt) {
+  const Index m = opt.trans_a ? a.cols() : a.rows();
+  const Index k = opt.trans_a ? a.rows() : a.cols();
+  const Index n = opt.trans_b ? b.rows() : b.cols();
+  Tensor<T> c(Shape{m, n});
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < n; ++j) {
+      double s = 0;
+      for (Index p = 0; p < k; ++p)
+        s += op_at(a.data(), a.cols(), opt.trans_a, i, p) *
+             op_at(b.data(), b.cols(), opt.trans_b, p, j);
+      c(i, j) = static_cast<T>(s);
+    }
+  return c;
+}
+
+template <class T>
+void check_close(const Tensor<T>& got, const Tensor<T>& want, double tol) {
+  REQUIRE(got.shape() == want.shape());
+  for (Index i = 0; i < got.numel(); ++i)
+    REQUIRE(std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i])) <= tol);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("gemm matches a float64 triple loop on fixed shapes", T, float, double) {
+  Generator gen(1);
+  for (const Dims& d : kFixedShapes) check_all_forms<T>(gen, d.m, d.n, d.k);
+}
+
+TEST_CASE_TEMPLATE("gemm matches a float64 triple loop on random odd shapes", T, float, double) {
+  Generator gen(2);
+  for (const Dims& d : random_shapes(gen, 40)) check_all_forms<T>(gen, d.m, d.n, d.k);
+}
+
+TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) {
+  // n beyond NC (2048 floats, 1024 doubles), k beyond two KC blocks, m beyond MC.
+  Generator gen(3);
+  check_gemm<T>(gen, 7, 2100, 9, GemmOptions{false, true, false}, 1);
+  check_gemm<T>(gen, 150, 1030, 520, GemmOptions{true, false, true}, 0);
+  check_gemm<T>(gen, 300, 20, 600, GemmOptions{false, false, false}, 5);
+}
+
+TEST_CASE_TEMPLATE("gemm with k = 0 zeroes C or leaves it", T, float, double) {
+  std::vector<T> c(6, T(7));
+  flowgrad::gemm<T>(2, 3, 0, nullptr, 1, nullptr, 3, c.data(), 3, GemmOptions{});
+  for (T x : c) CHECK(x == T(0));
+  std::fill(c.begin(), c.end(), T(7));
+  flowgrad::gemm<T>(2, 3, 0, nullptr, 1, nullptr, 3, c.data(), 3, GemmOptions{true, true, true});
+  for (T x : c) CHECK(x == T(7));
+  // m = 0 or n = 0: nothing to do, nothing touched.
+  flowgrad::gemm<T>(0, 3, 4, nullptr, 4, nullptr, 3, c.data(), 3, GemmOptions{});
+  flowgrad::gemm<T>(2, 0, 4, nullptr, 4, nullptr, 1, c.data(), 1, GemmOptions{});
+  for (T x : c) CHECK(x == T(7));
+}
+
+TEST_CASE_TEMPLATE("matmul on tensors, every transpose form", T, float, double) {
+  Generator gen(4);
+  const Dims shapes[] = {{1, 1, 1},    {3, 5, 7},     {4096, 2, 64},
+                         {64, 1, 300}, {33, 65, 130}, {130, 64, 2}};
+  for (const Dims& d : shapes)
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true}) {
+        CAPTURE(describe(d.m, d.n, d.k, GemmOptions{ta, tb, false}, 0));
+        const Tensor<T> a = gen.normal<T>(ta ? Shape{d.k, d.m} : Shape{d.m, d.k});
+        const Tensor<T> b = gen.normal<T>(tb ? Shape{d.n, d.k} : Shape{d.k, d.n});
+        const Tensor<T> want = reference_matmul(a, b, GemmOptions{ta, tb, false});
+        const double tol = 64 * std::numeric_limits<T>::epsilon() * static_cast<double>(d.k);
+        check_close(flowgrad::matmul(a, b, GemmOptions{ta, tb, false}), want, tol);
+
+        // Accumulating form: c = c0 + op(a) op(b).
+        Tensor<T> c = gen.normal<T>(Shape{d.m, d.n});
+        Tensor<T> want_acc = want;
+        for (Index i = 0; i < c.numel(); ++i) want_acc[i] += c[i];
+        flowgrad::matmul(a, b, c, GemmOptions{ta, tb, true});
+        check_close(c, want_acc, tol + 8 * std::numeric_limits<T>::epsilon());
+      }
+}
+
+TEST_CASE("matmul names itself and both shapes on an inner-dimension mismatch") {
+  const Tensor<float> a(Shape{3, 4});
+  const Tensor<float> b(Shape{5, 6});
+  std::string message;
+  try {
+    flowgrad::matmul(a, b);
+  } catch (const std::invalid_argument& e) {
+    message = e.what();
+  }
+  CHECK(message.find("matmul") != std::string::npos);
+  CHECK(message.find("[3, 4]") != std::string::npos);
+  CHECK(message.find("[5, 6]") != std::string::npos);
+  CHECK_THROWS_AS(flowgrad::matmul(a, b, GemmOptions{true, false, false}), std::invalid_argument);
+  // A^T B with A [4, 3] and B [4, 6] agrees: no throw.
+  const Tensor<float> at(Shape{4, 3}), b2(Shape{4, 6});
+  CHECK_NOTHROW(flowgrad::matmul(at, b2, GemmOptions{true, false, false}));
+}
