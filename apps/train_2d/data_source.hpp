@@ -1,0 +1,36 @@
+#pragma once
+// Where training and test points come from: a toy dataset (a fresh batch from the generator every
+// step; test points drawn with their own seed) or a user's CSV (batches drawn from a training
+// split, the test split held out).
+#include <string>
+
+#include "datasets.hpp"
+#include "plots.hpp"
+
+namespace train2d {
+
+class DataSource {
+ public:
+  static DataSource toy(const std::string& name);
+  static DataSource csv(const std::string& path, double test_fraction, std::uint64_t split_seed);
+
+  const std::string& name() const { return name_; }  // dataset name or CSV path
+  bool is_csv() const { return is_csv_; }
+  Index dim() const { return dim_; }
+  void batch(Index n, Generator& gen, TensorF& out) const;
+  // The test set: n toy points drawn with Generator(seed), or the CSV's held-out rows.
+  TensorF test_set(Index n, std::uint64_t seed) const;
+  // Points to draw beside the model's samples.
+  TensorF show_set(Index n, std::uint64_t seed) const;
+  // The plotting window: [-4, 4]^2 for toys, the data's range with a margin for a CSV.
+  Extent extent() const { return extent_; }
+
+ private:
+  std::string name_;
+  bool is_csv_ = false;
+  Index dim_ = 2;
+  Split split_;
+  Extent extent_;
+};
+
+}  // namespace train2d

@@ -1,0 +1,148 @@
+// eval and sample: load a checkpoint, measure it, draw from it.
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "atomic_file.hpp"
+#include "checkpoint.hpp"
+#include "commands.hpp"
+#include "density_training.hpp"
+
+namespace train2d {
+
+namespace {
+
+struct LoadedModel {
+  Metadata meta;
+  ModelConfig config;
+  std::string kind;
+  std::unique_ptr<flowgrad::DensityFlow<float>> density;
+  std::unique_ptr<flowgrad::VariationalFlow<float>> variational;
+};
+
+LoadedModel load_model(const std::string& path) {
+  LoadedModel m;
+  m.meta = read_checkpoint_metadata(path);
+  m.config = config_from_metadata(m.meta, path);
+  const auto kind = m.meta.find("kind");
+  m.kind = kind == m.meta.end() ? "density" : kind->second;
+  Generator gen(0);  // initial values, all overwritten by the checkpoint
+  if (m.kind == "density") {
+    m.density = std::make_unique<flowgrad::DensityFlow<float>>(build_transform(m.config, gen));
+    load_checkpoint(path, *m.density);
+    m.density->eval();
+  } else if (m.kind == "variational") {
+    m.variational =
+        std::make_unique<flowgrad::VariationalFlow<float>>(build_transform(m.config, gen));
+    load_checkpoint(path, *m.variational);
+    m.variational->eval();
+  } else {
+    throw std::runtime_error(path + ": metadata 'kind' is '" + m.kind +
+                             "' (density or variational)");
+  }
+  return m;
+}
+
+std::string meta_or(const Metadata& m, const std::string& key, const std::string& fallback) {
+  const auto it = m.find(key);
+  return it == m.end() ? fallback : it->second;
+}
+
+// The data a density checkpoint was trained on, rebuilt from its metadata.
+DataSource source_of(const LoadedModel& m, const std::string& path) {
+  const std::string dataset = meta_or(m.meta, "dataset", "");
+  if (dataset.empty())
+    throw std::runtime_error(path + ": metadata names no dataset; pass --data FILE.csv");
+  if (meta_or(m.meta, "source", "toy") == "csv")
+    return DataSource::csv(dataset, std::stod(meta_or(m.meta, "test_fraction", "0.2")),
+                           std::stoull(meta_or(m.meta, "seed", "0")));
+  return DataSource::toy(dataset);
+}
+
+std::string csv_of_rows(const TensorF& points, const TensorF* extra,
+                        const std::string& extra_name) {
+  std::string text;
+  for (Index j = 0; j < points.cols(); ++j) text += (j ? ",x" : "x") + std::to_string(j);
+  if (extra) text += "," + extra_name;
+  text += "\n";
+  char buf[48];
+  for (Index i = 0; i < points.rows(); ++i) {
+    for (Index j = 0; j < points.cols(); ++j) {
+      std::snprintf(buf, sizeof buf, j ? ",%.9g" : "%.9g", static_cast<double>(points(i, j)));
+      text += buf;
+    }
+    if (extra) {
+      std::snprintf(buf, sizeof buf, ",%.9g", static_cast<double>((*extra)[i]));
+      text += buf;
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+}  // namespace
+
+int run_eval(const EvalOptions& opt) {
+  LoadedModel m = load_model(opt.checkpoint);
+  if (!m.density)
+    throw std::runtime_error(opt.checkpoint +
+                             " holds a variational model; `train_2d vi` reports its KL, and " +
+                             "`train_2d sample` draws from it");
+  const std::uint64_t seed = std::stoull(meta_or(m.meta, "seed", "0"));
+  TensorF test;
+  std::string what;
+  std::unique_ptr<DataSource> source;
+  if (!opt.data_csv.empty()) {
+    test = load_csv(opt.data_csv).points;
+    what = opt.data_csv + " (all rows)";
+  } else {
+    source = std::make_unique<DataSource>(source_of(m, opt.checkpoint));
+    test = source->test_set(opt.test_samples, seed + 1);
+    what = source->is_csv() ? source->name() + " (held-out rows)"
+                            : source->name() + " (fresh points, seed + 1)";
+  }
+  if (test.cols() != m.density->dim())
+    throw std::runtime_error("the data has " + std::to_string(test.cols()) +
+                             " columns; the model has dimension " +
+                             std::to_string(m.density->dim()));
+  const double nll = test_nll(*m.density, test);
+  std::printf("test NLL: %.4f nats on %ld points of %s\n", nll, static_cast<long>(test.rows()),
+              what.c_str());
+  if (!opt.log_prob_out.empty()) {
+    const TensorF lp = m.density->log_prob(test);
+    write_file_atomic(opt.log_prob_out, csv_of_rows(test, &lp, "log_prob"));
+    std::printf("log-densities written to %s\n", opt.log_prob_out.c_str());
+  }
+  if (!opt.plots_dir.empty()) {
+    make_output_dir(opt.plots_dir);
+    if (!source) source = std::make_unique<DataSource>(source_of(m, opt.checkpoint));
+    draw_density_model(opt.plots_dir, *m.density, *source, source->name() + " - " + m.config.model,
+                       seed);
+    std::printf("plots written to %s/\n", opt.plots_dir.c_str());
+  }
+  return 0;
+}
+
+int run_sample(const SampleOptions& opt) {
+  if (opt.n < 1) throw std::invalid_argument("-n must be at least 1");
+  LoadedModel m = load_model(opt.checkpoint);
+  Generator gen(opt.seed);
+  TensorF samples;
+  if (m.density) {
+    samples = m.density->sample(opt.n, gen);
+  } else {
+    flowgrad::Tape<float> tape;
+    flowgrad::NoGradGuard<float> guard(tape);
+    samples = m.variational->sample_and_log_prob(tape, opt.n, gen).x.value();
+  }
+  const std::string text = csv_of_rows(samples, nullptr, "");
+  if (opt.out.empty() || opt.out == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    write_file_atomic(opt.out, text);
+    std::fprintf(stderr, "%ld samples written to %s\n", static_cast<long>(opt.n), opt.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace train2d

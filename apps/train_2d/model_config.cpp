@@ -1,0 +1,84 @@
+#include "model_config.hpp"
+
+#include <stdexcept>
+
+namespace train2d {
+
+void validate(const ModelConfig& c) {
+  if (c.model != "realnvp" && c.model != "planar" && c.model != "radial")
+    throw std::invalid_argument("unknown model '" + c.model + "' (realnvp, planar, radial)");
+  if (c.dim < 2 && c.model == "realnvp")
+    throw std::invalid_argument("realnvp needs dimension >= 2");
+  if (c.dim < 1) throw std::invalid_argument("dimension must be >= 1");
+  if (c.layers < 1 || c.layers > 1000) throw std::invalid_argument("layers must be in 1..1000");
+  if (c.hidden < 1 || c.hidden > 65536) throw std::invalid_argument("hidden must be in 1..65536");
+  if (c.hidden_layers < 1 || c.hidden_layers > 16)
+    throw std::invalid_argument("hidden layers must be in 1..16");
+  flowgrad::activation_from_name(c.activation);
+}
+
+Metadata to_metadata(const ModelConfig& c) {
+  return {{"format", "flowgrad"},
+          {"model", c.model},
+          {"dim", std::to_string(c.dim)},
+          {"layers", std::to_string(c.layers)},
+          {"hidden", std::to_string(c.hidden)},
+          {"hidden_layers", std::to_string(c.hidden_layers)},
+          {"activation", c.activation},
+          {"batch_norm", c.batch_norm ? "true" : "false"}};
+}
+
+namespace {
+const std::string& need(const Metadata& m, const std::string& key, const std::string& path) {
+  const auto it = m.find(key);
+  if (it == m.end())
+    throw std::runtime_error(path + ": metadata has no '" + key + "' (not a flowgrad checkpoint?)");
+  return it->second;
+}
+long long need_int(const Metadata& m, const std::string& key, const std::string& path) {
+  const std::string& v = need(m, key, path);
+  try {
+    std::size_t used = 0;
+    const long long x = std::stoll(v, &used);
+    if (used != v.size()) throw std::invalid_argument(v);
+    return x;
+  } catch (const std::exception&) {
+    throw std::runtime_error(path + ": metadata '" + key + "' is '" + v + "', not an integer");
+  }
+}
+}  // namespace
+
+ModelConfig config_from_metadata(const Metadata& m, const std::string& path) {
+  ModelConfig c;
+  c.model = need(m, "model", path);
+  c.dim = need_int(m, "dim", path);
+  c.layers = static_cast<int>(need_int(m, "layers", path));
+  c.hidden = need_int(m, "hidden", path);
+  c.hidden_layers = static_cast<int>(need_int(m, "hidden_layers", path));
+  c.activation = need(m, "activation", path);
+  const std::string& bn = need(m, "batch_norm", path);
+  if (bn != "true" && bn != "false")
+    throw std::runtime_error(path + ": metadata 'batch_norm' is '" + bn + "'");
+  c.batch_norm = bn == "true";
+  try {
+    validate(c);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+  return c;
+}
+
+std::unique_ptr<flowgrad::Composition<float>> build_transform(const ModelConfig& c,
+                                                              flowgrad::Generator& gen) {
+  validate(c);
+  if (c.model == "planar") return flowgrad::make_planar_stack<float>(c.dim, c.layers, gen);
+  if (c.model == "radial") return flowgrad::make_radial_stack<float>(c.dim, c.layers, gen);
+  flowgrad::RealNVPConfig r;
+  r.dim = c.dim;
+  r.couplings = c.layers;
+  r.coupling = {c.hidden, c.hidden_layers, flowgrad::activation_from_name(c.activation)};
+  r.batch_norm = c.batch_norm;
+  return flowgrad::make_realnvp<float>(r, gen);
+}
+
+}  // namespace train2d

@@ -1,0 +1,114 @@
+#include "vi_training.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "autodiff/optim.hpp"
+#include "checkpoint.hpp"
+#include "energies.hpp"
+#include "interrupt.hpp"
+#include "progress.hpp"
+
+namespace train2d {
+
+using flowgrad::Tape;
+using flowgrad::VariationalFlow;
+
+ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
+               const Metadata& metadata) {
+  Generator gen(opt.seed);
+  ViRun run;
+  run.model = std::make_unique<VariationalFlow<float>>(build_transform(opt.model, gen));
+  VariationalFlow<float>& q = *run.model;
+  flowgrad::AdamOptions adam_opt;
+  adam_opt.lr = opt.lr;
+  flowgrad::Adam<float> adam(q.parameters(), adam_opt);
+  Tape<float> tape;
+  Progress progress(opt.steps, stderr, is_terminal(stderr), opt.log_every, opt.quiet);
+  InterruptGuard interrupts;
+  double loss_value = 0;
+  for (long step = 1; step <= opt.steps; ++step) {
+    const float beta =
+        opt.anneal ? std::min(1.0f, 0.01f + static_cast<float>(step) / 10000.0f) : 1.0f;
+    tape.reset();
+    adam.zero_grad();
+    const auto s = q.sample_and_log_prob(tape, opt.batch, gen);
+    const auto loss = mean(s.log_q + energy(which, s.x) * beta);
+    loss_value = loss.item();
+    if (!std::isfinite(loss_value))
+      throw std::runtime_error("the loss became " + std::to_string(loss_value) + " at step " +
+                               std::to_string(step) + "; try a lower --lr");
+    tape.backward(loss);
+    adam.step();
+    run.losses.push_back(static_cast<float>(loss_value));
+    run.steps_done = step;
+    progress.update(step, loss_value);
+    run.signal = InterruptGuard::signal_received();
+    if (!checkpoint.empty() &&
+        (step % opt.checkpoint_every == 0 || run.signal != 0 || step == opt.steps))
+      save_checkpoint(checkpoint, q, metadata);
+    if (run.signal != 0) break;
+  }
+  progress.finish(run.steps_done, loss_value);
+  run.wall_seconds = progress.elapsed_seconds();
+  return run;
+}
+
+KlEstimate estimate_kl(VariationalFlow<float>& q, int which, Index samples, std::uint64_t seed) {
+  Generator gen(seed);
+  KlEstimate r;
+  r.log_z = log_partition(which);
+  double sum = 0, sum_sq = 0;
+  constexpr Index chunk = 8192;
+  for (Index done = 0; done < samples; done += chunk) {
+    const Index m = std::min(chunk, samples - done);
+    Tape<float> tape;
+    flowgrad::NoGradGuard<float> guard(tape);
+    const auto s = q.sample_and_log_prob(tape, m, gen);
+    const auto& lq = s.log_q.value();
+    // U in float64 at the float32 samples, so the estimate's error is the Monte Carlo error.
+    Tape<double> t64;
+    flowgrad::NoGradGuard<double> guard64(t64);
+    const auto u = energy(which, t64.constant(s.x.value().cast<double>())).value();
+    for (Index i = 0; i < m; ++i) {
+      const double v = static_cast<double>(lq[i]) + u[i];
+      sum += v;
+      sum_sq += v * v;
+    }
+  }
+  const double n = static_cast<double>(samples);
+  const double mean = sum / n;
+  r.kl = mean + r.log_z;
+  r.std_error = std::sqrt(std::max(0.0, sum_sq / n - mean * mean) / n);
+  return r;
+}
+
+namespace {
+Extent extent_of(int which) {
+  const Box b = energy_box(which);
+  return {b.x0, b.x1, b.y0, b.y1};
+}
+}  // namespace
+
+DensityGrid q_grid(VariationalFlow<float>& q, int which, int n) {
+  auto log_density = [&](const TensorF& points) {
+    const TensorF lp = q.log_prob(points);
+    return std::vector<double>(lp.data(), lp.data() + lp.numel());
+  };
+  return evaluate_grid(log_density, extent_of(which), n, n);
+}
+
+DensityGrid target_grid(int which, int n) {
+  auto log_density = [&](const TensorF& points) {
+    Tape<double> t;
+    flowgrad::NoGradGuard<double> guard(t);
+    const auto u = energy(which, t.constant(points.cast<double>())).value();
+    std::vector<double> out(static_cast<std::size_t>(u.numel()));
+    for (Index i = 0; i < u.numel(); ++i) out[static_cast<std::size_t>(i)] = -u[i];
+    return out;
+  };
+  return evaluate_grid(log_density, extent_of(which), n, n);
+}
+
+}  // namespace train2d

@@ -1,0 +1,240 @@
+// train_2d end to end: checkpoints, a short training run, the CLI's errors, and interruption.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "autodiff/optim.hpp"
+#include "checkpoint.hpp"
+#include "commands.hpp"
+#include "density_training.hpp"
+#include "model_config.hpp"
+
+using namespace train2d;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/flowgrad-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::unique_ptr<flowgrad::DensityFlow<float>> small_realnvp(std::uint64_t seed) {
+  ModelConfig c;
+  c.layers = 4;
+  c.hidden = 16;
+  Generator gen(seed);
+  return std::make_unique<flowgrad::DensityFlow<float>>(build_transform(c, gen));
+}
+
+Metadata small_meta() {
+  ModelConfig c;
+  c.layers = 4;
+  c.hidden = 16;
+  Metadata m = to_metadata(c);
+  m["kind"] = "density";
+  return m;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// Runs train_2d with arguments; returns its exit status (or 128 + signal).
+int run_cli(const std::string& args) {
+  const int status =
+      std::system((std::string(TRAIN_2D_PATH) + " " + args + " > /dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint round trip gives identical log_prob, running statistics included") {
+  TempDir dir;
+  auto model = small_realnvp(1);
+  Generator gen(2);
+  // Train a few steps so that the batch-norm statistics move away from their initial values.
+  flowgrad::Adam<float> adam(model->parameters());
+  flowgrad::Tape<float> tape;
+  for (int i = 0; i < 5; ++i) {
+    tape.reset();
+    adam.zero_grad();
+    const auto loss =
+        -mean(model->log_prob(tape.constant(gen.normal<float>(flowgrad::Shape{64, 2}, 1.f, 2.f))));
+    tape.backward(loss);
+    adam.step();
+  }
+  model->eval();
+  const auto x = gen.normal<float>(flowgrad::Shape{100, 2});
+  const auto before = model->log_prob(x);
+  save_checkpoint(dir / "m.safetensors", *model, small_meta());
+
+  const Metadata meta = read_checkpoint_metadata(dir / "m.safetensors");
+  CHECK(meta.at("model") == "realnvp");
+  CHECK(meta.at("layers") == "4");
+  auto loaded = small_realnvp(99);  // different initial weights
+  load_checkpoint(dir / "m.safetensors", *loaded);
+  loaded->eval();
+  const auto after = loaded->log_prob(x);
+  for (flowgrad::Index i = 0; i < x.rows(); ++i) CHECK(after[i] == before[i]);
+  // PyTorch-style names, with the buffers.
+  const std::string bytes = read_bytes(dir / "m.safetensors");
+  CHECK(bytes.find("\"layers.0.s.0.weight\"") != std::string::npos);
+  CHECK(bytes.find("\"layers.1.running_mean\"") != std::string::npos);
+}
+
+TEST_CASE("truncated, corrupted, foreign and mismatched checkpoints give clear errors") {
+  TempDir dir;
+  auto model = small_realnvp(1);
+  const std::string good = dir / "good.safetensors";
+  save_checkpoint(good, *model, small_meta());
+  const std::string bytes = read_bytes(good);
+  auto target = small_realnvp(5);
+  const auto w0 = target->named_parameters()[0].param->value[0];
+
+  write_bytes(dir / "cut", bytes.substr(0, bytes.size() - 100));
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "cut", *target), doctest::Contains("truncated"),
+                       std::runtime_error);
+  write_bytes(dir / "tiny", bytes.substr(0, 5));
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "tiny", *target),
+                       doctest::Contains("not a safetensors file"), std::runtime_error);
+  std::string garbled = bytes;
+  garbled[8] = '#';  // the header's opening brace
+  write_bytes(dir / "garbled", garbled);
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "garbled", *target),
+                       doctest::Contains("not valid JSON"), std::runtime_error);
+  write_bytes(dir / "text", "hello, this is not a model at all, just some text");
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "text", *target),
+                       doctest::Contains("not a safetensors file"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(load_checkpoint(dir / "missing", *target), doctest::Contains("cannot open"),
+                       std::runtime_error);
+  // A model of another width: shapes disagree.
+  ModelConfig wide;
+  wide.layers = 4;
+  wide.hidden = 32;
+  Generator gen(0);
+  flowgrad::DensityFlow<float> other(build_transform(wide, gen));
+  CHECK_THROWS_WITH_AS(load_checkpoint(good, other), doctest::Contains("the model expects"),
+                       std::runtime_error);
+  // Nothing was half-loaded.
+  CHECK(target->named_parameters()[0].param->value[0] == w0);
+  // Metadata that cannot build a model.
+  Metadata bad = small_meta();
+  bad["layers"] = "eight";
+  save_checkpoint(dir / "badmeta", *model, bad);
+  CHECK_THROWS_WITH_AS(config_from_metadata(read_checkpoint_metadata(dir / "badmeta"), "x"),
+                       doctest::Contains("'layers' is 'eight', not an integer"),
+                       std::runtime_error);
+}
+
+TEST_CASE("a failed save leaves the previous checkpoint in place and no temporary file") {
+  TempDir dir;
+  auto model = small_realnvp(1);
+  CHECK_THROWS_WITH_AS(save_checkpoint(dir / "no/such/dir/m.safetensors", *model, small_meta()),
+                       doctest::Contains("no/such/dir"), std::runtime_error);
+  int files = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator(dir.path)) ++files;
+  CHECK(files == 0);
+}
+
+TEST_CASE("a short RealNVP run on moons beats a measured test NLL") {
+  TrainOptions opt;
+  opt.steps = 600;
+  opt.batch = 256;
+  opt.model.hidden = 32;
+  opt.quiet = true;
+  const DataSource data = DataSource::toy("moons");
+  DensityRun run = train_density(opt, data, "", {});
+  const double nll = test_nll(*run.model, data.test_set(5000, 1));
+  INFO("test NLL " << nll);
+  // Measured: 4.53 nats for the untrained model (one step), 2.49 after these 600 steps (2.47 with
+  // seed 3); moons' own entropy is about 2.3. The bound leaves room for another seed or machine,
+  // not for a model that stopped learning.
+  CHECK(nll < 2.65);
+}
+
+TEST_CASE("the CLI: --help succeeds, bad flags and values exit with 2") {
+  CHECK(run_cli("--help") == 0);
+  CHECK(run_cli("train --help") == 0);
+  CHECK(run_cli("--no-such-flag") == 2);
+  CHECK(run_cli("--steps -5") == 2);
+  CHECK(run_cli("--dataset nosuch") == 2);
+  CHECK(run_cli("--model glow") == 2);
+  CHECK(run_cli("eval") == 2);  // --checkpoint is required
+  CHECK(run_cli("vi --energy U9") == 2);
+}
+
+TEST_CASE("a malformed CSV is rejected with its line and column") {
+  TempDir dir;
+  write_bytes(dir / "bad.csv", "x,y\n1,2\n3,oops\n");
+  const std::string cmd = std::string(TRAIN_2D_PATH) + " --data " + (dir / "bad.csv") + " --out " +
+                          (dir / "run") + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int status = ::pclose(p);
+  CHECK(WEXITSTATUS(status) != 0);
+  CHECK(out.find("line 3, column 2") != std::string::npos);
+}
+
+TEST_CASE("an interrupted run leaves a loadable checkpoint") {
+  TempDir dir;
+  const std::string out = dir / "run";
+  const std::string log = dir / "progress.log";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (!std::freopen(log.c_str(), "w", stderr)) ::_exit(126);
+    ::execl(TRAIN_2D_PATH, TRAIN_2D_PATH, "train", "--steps", "1000000", "--hidden", "16", "--out",
+            out.c_str(), "--checkpoint-every", "100000", "--log-every", "10",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until training is under way (its progress lines appear), then stop it. No periodic
+  // checkpoint comes this early, so the one we find was written on the signal.
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    started = read_bytes(log).find("step 30/") != std::string::npos;
+  }
+  REQUIRE(started);
+  CHECK_FALSE(fs::exists(out + "/model.safetensors"));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+  CHECK(read_bytes(log).find("interrupted") != std::string::npos);
+  const std::string ckpt = out + "/model.safetensors";
+  REQUIRE(fs::exists(ckpt));
+  const ModelConfig c = config_from_metadata(read_checkpoint_metadata(ckpt), ckpt);
+  CHECK(c.hidden == 16);
+  Generator gen(0);
+  flowgrad::DensityFlow<float> model(build_transform(c, gen));
+  load_checkpoint(ckpt, model);
+  model.eval();
+  const auto lp = model.log_prob(flowgrad::TensorF(flowgrad::Shape{1, 2}));
+  CHECK(std::isfinite(lp[0]));
+}
