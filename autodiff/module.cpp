@@ -61,6 +61,15 @@ Var<T> Linear<T>::operator()(const Var<T>& x) {
 }
 
 template <Scalar T>
+Var<T> Linear<T>::operator()(const Var<T>& x, Activation act) {
+  if (x.cols() != in_features())
+    throw std::invalid_argument("Linear: input " + x.shape().str() + " for a layer of " +
+                                std::to_string(in_features()) + " inputs");
+  Tape<T>& t = x.tape();
+  return linear(x, t.parameter(weight), t.parameter(bias), act);
+}
+
+template <Scalar T>
 void Linear<T>::named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) {
   out.push_back({prefix + "weight", &weight});
   out.push_back({prefix + "bias", &bias});
@@ -125,8 +134,7 @@ template <Scalar T>
 Var<T> MLP<T>::operator()(const Var<T>& x) {
   Var<T> h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    h = layers_[i](h);
-    h = activate(i + 1 < layers_.size() ? hidden_ : output_, h);
+    h = layers_[i](h, i + 1 < layers_.size() ? hidden_ : output_);
   }
   return h;
 }

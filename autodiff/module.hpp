@@ -6,6 +6,7 @@
 
 #include "autodiff/parameter.hpp"
 #include "autodiff/tape.hpp"
+#include "tensor/fused.hpp"
 #include "tensor/random.hpp"
 
 namespace flowgrad {
@@ -53,6 +54,8 @@ class Linear : public Module<T> {
  public:
   Linear(Index in_features, Index out_features, Generator& gen);
   Var<T> operator()(const Var<T>& x);
+  // act(x W^T + b) as one fused node.
+  Var<T> operator()(const Var<T>& x, Activation act);
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
   Index in_features() const { return weight.value.cols(); }
@@ -62,7 +65,6 @@ class Linear : public Module<T> {
   Parameter<T> bias;
 };
 
-enum class Activation { none, relu, leaky_relu, tanh, sigmoid, softplus };
 const char* name(Activation a);
 Activation activation_from_name(const std::string& name);  // throws std::invalid_argument
 template <Scalar T>

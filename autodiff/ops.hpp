@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autodiff/tape.hpp"
+#include "tensor/fused.hpp"
 #include "tensor/gemm.hpp"
 
 namespace flowgrad {
@@ -55,11 +56,13 @@ template <Scalar T>
 Var<T> pow(const Var<T>& x, std::type_identity_t<T> exponent);
 
 // Linear algebra. matmul takes op(a) op(b) as GemmOptions says (accumulate is not allowed here);
-// linear(x, weight, bias) = x weight^T + bias with weight [out, in] and bias [out], as torch's.
+// linear(x, weight, bias) = x weight^T + bias with weight [out, in] and bias [out], as torch's;
+// with an activation it is act(x weight^T + bias) as one node (leaky_relu's slope is 0.01).
 template <Scalar T>
 Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt = {});
 template <Scalar T>
-Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias);
+Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias,
+              Activation act = Activation::none);
 
 // Reductions keep the reduced dimension (torch's keepdim=True): dim 0 over rows, dim 1 over
 // columns.

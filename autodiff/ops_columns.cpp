@@ -15,9 +15,16 @@ namespace {
 template <Scalar T>
 void copy_columns(const Tensor<T>& src, Index from, Tensor<T>& dst, Index to, Index width,
                   bool add) {
-  for (Index i = 0; i < src.rows(); ++i) {
-    const T* s = src.data() + i * src.cols() + from;
-    T* d = dst.data() + i * dst.cols() + to;
+  const Index sc = src.cols(), dc = dst.cols();
+  const T* s = src.data() + from;
+  T* d = dst.data() + to;
+  // A 2-D flow moves one or two columns at a time: a call to memmove per row would cost more
+  // than the copy.
+  if (width == 1) {
+    for (Index i = 0; i < src.rows(); ++i) d[i * dc] = (add ? d[i * dc] : T(0)) + s[i * sc];
+    return;
+  }
+  for (Index i = 0; i < src.rows(); ++i, s += sc, d += dc) {
     if (add)
       for (Index j = 0; j < width; ++j) d[j] += s[j];
     else

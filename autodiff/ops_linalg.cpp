@@ -38,14 +38,24 @@ struct MatmulOp {
   }
 };
 
-// y = x W^T + b: dx += G W, dW += G^T x, db += column sums of G.
+// y = act(x W^T + b). With Z = G act'(.) (from y): dx += Z W, dW += Z^T x, db += column sums of Z.
 template <Scalar T>
 struct LinearOp {
   static void backward(Tape<T>& t, const Node<T>& n) {
-    const Tensor<T>& g = n.grad;
-    if (auto* gx = t.grad_for(n.in[0])) matmul(g, t.value(n.in[1]), *gx, {false, false, true});
-    if (auto* gw = t.grad_for(n.in[1])) matmul(g, t.value(n.in[0]), *gw, {true, false, true});
-    if (auto* gbias = t.grad_for(n.in[2])) detail::accumulate(t, g, *gbias);
+    const auto act = static_cast<Activation>(n.aux);
+    Tensor<T>* gbias = t.grad_for(n.in[2]);
+    const Tensor<T>* z = &n.grad;
+    if (act != Activation::none) {
+      Tensor<T>& s = t.scratch(detail::scratch_a);
+      activation_backward(n.value, n.grad, act, n.c0, s, gbias);
+      z = &s;
+    } else if (gbias) {
+      detail::accumulate(t, n.grad, *gbias);
+    }
+    bool overwrite = false;
+    if (auto* gx = t.grad_for(n.in[0], &overwrite))
+      matmul(*z, t.value(n.in[1]), *gx, {false, false, !overwrite});
+    if (auto* gw = t.grad_for(n.in[1])) matmul(*z, t.value(n.in[0]), *gw, {true, false, true});
   }
 };
 
@@ -62,22 +72,24 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt) {
 }
 
 template <Scalar T>
-Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias) {
+Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias, Activation act) {
   const Shape ws = weight.shape(), bs = bias.shape();
   if (bs.rows() != 1 || bs.cols() != ws.rows())
     throw std::invalid_argument("linear: bias " + bs.str() + " does not match weight " + ws.str());
   Var<T> out;
   Node<T>& n = push<LinearOp<T>>("linear", &out, {x, weight, bias});
+  n.aux = static_cast<int>(act);
+  n.c0 = T(0.01);  // leaky_relu's slope, as the leaky_relu op's default
   // Inputs are read only after push(): a push may move the tape's nodes.
   Tape<T>& t = x.tape();
   matmul(t.value(x.index()), t.value(weight.index()), n.value, {false, true, false});
-  binary(Binary::add, n.value, t.value(bias.index()), n.value);
+  bias_activation(n.value, t.value(bias.index()), act, n.c0);
   return out;
 }
 
 #define FLOWGRAD_INSTANTIATE(T)                                      \
   template Var<T> matmul(const Var<T>&, const Var<T>&, GemmOptions); \
-  template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&);
+  template Var<T> linear(const Var<T>&, const Var<T>&, const Var<T>&, Activation);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE
 

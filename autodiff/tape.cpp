@@ -110,6 +110,16 @@ Tensor<T>* Tape<T>::grad_for(std::int32_t i) {
 }
 
 template <Scalar T>
+Tensor<T>* Tape<T>::grad_for(std::int32_t i, bool* overwrite) {
+  Node<T>& n = nodes_[static_cast<std::size_t>(i)];
+  *overwrite = n.requires_grad && !n.param && !n.has_grad;
+  if (!*overwrite) return grad_for(i);
+  n.grad.resize(n.value.shape());
+  n.has_grad = true;
+  return &n.grad;
+}
+
+template <Scalar T>
 Tensor<T>& Tape<T>::scratch(int slot) {
   if (slot < 0 || slot >= scratch_slots)
     throw std::logic_error("Tape::scratch: no slot " + std::to_string(slot));
@@ -146,6 +156,14 @@ void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
     // Nodes no gradient reached, and leaves, have nothing to pass on.
     if (n.backward && n.has_grad) n.backward(*this, n);
   }
+}
+
+template <Scalar T>
+std::size_t Tape<T>::bytes_reserved() const {
+  std::size_t n = 0;
+  for (const Node<T>& node : nodes_) n += node.value.capacity() + node.grad.capacity();
+  for (const Tensor<T>& s : scratch_) n += s.capacity();
+  return n * sizeof(T);
 }
 
 template <Scalar T>

@@ -85,6 +85,8 @@ class Tape {
   // Forgets every node; their buffers stay for the next step. Vars from before become invalid.
   void reset();
   std::int32_t size() const { return size_; }
+  // Bytes held by the nodes' value and gradient buffers and the scratch tensors.
+  std::size_t bytes_reserved() const;
 
   // While no-grad mode is on, nodes carry values only: no backward rule, no gradient.
   bool grad_enabled() const { return grad_enabled_; }
@@ -99,6 +101,10 @@ class Tape {
   // The gradient buffer of input i, zeroed on first use in this pass, or nullptr when no gradient
   // is wanted there.
   Tensor<T>* grad_for(std::int32_t i);
+  // The same, for a rule that can write the whole gradient rather than add to it: on first use in
+  // this pass the buffer is sized but not zeroed and *overwrite is set, and the rule must then
+  // write every element.
+  Tensor<T>* grad_for(std::int32_t i, bool* overwrite);
   // Scratch tensors for backward rules, kept between steps. A fixed set, so that a reference to
   // one slot stays valid while another is in use.
   static constexpr int scratch_slots = 4;

@@ -145,6 +145,51 @@ TEST_CASE("gradcheck: linear with a rank-1 bias, batch of one and of many") {
   }
 }
 
+TEST_CASE("gradcheck: linear with each fused activation") {
+  Generator gen(13);
+  for (Activation act : {Activation::none, Activation::relu, Activation::leaky_relu,
+                         Activation::tanh, Activation::sigmoid, Activation::softplus}) {
+    CAPTURE(static_cast<int>(act));
+    const auto x = gen.normal<double>(Shape{6, 3});
+    const auto w = gen.normal<double>(Shape{4, 3});
+    const auto b = gen.normal<double>(Shape{4});
+    CHECK_GRADCHECK(gradcheck(
+        [act](Tape<double>&, Args v) { return weighted_sum(linear(v[0], v[1], v[2], act)); },
+        {x, w, b}));
+  }
+}
+
+TEST_CASE("fused linear + activation equals the unfused ops, values and gradients") {
+  Generator gen(14);
+  for (Index width : {1, 2, 4, 17}) {
+    CAPTURE(width);
+    const auto x = gen.normal<double>(Shape{33, 5});
+    const auto w = gen.normal<double>(Shape{width, 5});
+    const auto b = gen.normal<double>(Shape{width});
+    const std::pair<Activation, V (*)(const V&)> cases[] = {
+        {Activation::relu, [](const V& v) { return relu(v); }},
+        {Activation::leaky_relu, [](const V& v) { return leaky_relu(v, 0.01); }},
+        {Activation::tanh, [](const V& v) { return tanh(v); }},
+        {Activation::sigmoid, [](const V& v) { return sigmoid(v); }},
+        {Activation::softplus, [](const V& v) { return softplus(v); }}};
+    for (const auto& [act, f] : cases) {
+      CAPTURE(static_cast<int>(act));
+      Tape<double> t1, t2;
+      const V x1 = t1.constant(x, true), w1 = t1.constant(w, true), b1 = t1.constant(b, true);
+      const V x2 = t2.constant(x, true), w2 = t2.constant(w, true), b2 = t2.constant(b, true);
+      const V fused = linear(x1, w1, b1, act);
+      const V plain = f(linear(x2, w2, b2));
+      for (Index i = 0; i < fused.value().numel(); ++i)
+        CHECK(fused.value()[i] == doctest::Approx(plain.value()[i]).epsilon(1e-12));
+      t1.backward(weighted_sum(fused));
+      t2.backward(weighted_sum(plain));
+      for (auto [a, c] : {std::pair{x1, x2}, std::pair{w1, w2}, std::pair{b1, b2}})
+        for (Index i = 0; i < a.grad().numel(); ++i)
+          CHECK(a.grad()[i] == doctest::Approx(c.grad()[i]).epsilon(1e-10));
+    }
+  }
+}
+
 TEST_CASE("gradcheck: sum, mean and logsumexp over everything, rows and columns") {
   Generator gen(9);
   const auto x = gen.normal<double>(Shape{5, 4}, 0.0, 3.0);

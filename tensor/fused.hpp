@@ -1,0 +1,21 @@
+#pragma once
+// Fused kernels for a layer's bias and activation: one pass over the layer's output instead of
+// three (bias add, activation, and in backward the derivative with the bias gradient).
+#include "tensor/tensor.hpp"
+
+namespace flowgrad {
+
+enum class Activation { none, relu, leaky_relu, tanh, sigmoid, softplus };
+
+// y = act(y + bias) in place; bias has y.cols() elements. `slope` is leaky_relu's negative slope.
+template <Scalar T>
+void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slope = T(0.01));
+
+// gz = gy * act'(x), with the derivative computed from the output y = act(x) (every activation
+// here is monotone, so y determines it); and, when bias_grad is given, bias_grad += column sums of
+// gz.
+template <Scalar T>
+void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act, T slope,
+                         Tensor<T>& gz, Tensor<T>* bias_grad);
+
+}  // namespace flowgrad
