@@ -85,6 +85,10 @@ template <Scalar T>
 Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 4 parts
 template <Scalar T>
 Var<T> narrow(const Var<T>& x, Index start, Index length);
+// Splits the columns into consecutive parts of the given widths, which must add up to x's width
+// (torch.split along dim 1).
+template <Scalar T>
+std::vector<Var<T>> split(const Var<T>& x, const std::vector<Index>& widths);
 // Columns idx[0], idx[1], ... of x (torch.index_select along dim 1). The caller keeps idx alive
 // until backward has run: the tape refers to it rather than copying it.
 template <Scalar T>

@@ -135,6 +135,22 @@ Var<T> narrow(const Var<T>& x, Index start, Index length) {
 }
 
 template <Scalar T>
+std::vector<Var<T>> split(const Var<T>& x, const std::vector<Index>& widths) {
+  Index total = 0;
+  for (Index w : widths) total += w;
+  if (total != x.cols())
+    throw std::invalid_argument("split: widths add up to " + std::to_string(total) + ", input is " +
+                                x.shape().str());
+  std::vector<Var<T>> parts;
+  Index start = 0;
+  for (Index w : widths) {
+    parts.push_back(narrow(x, start, w));
+    start += w;
+  }
+  return parts;
+}
+
+template <Scalar T>
 Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
   if (mask.rows() != 1 || mask.cols() != x.cols())
     throw std::invalid_argument("mask_columns: mask " + mask.shape().str() + " for input " +
@@ -146,7 +162,8 @@ Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
   template Var<T> cat(std::initializer_list<Var<T>>);                       \
   template Var<T> narrow(const Var<T>&, Index, Index);                      \
   template Var<T> select_columns(const Var<T>&, const std::vector<Index>&); \
-  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);
+  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);            \
+  template std::vector<Var<T>> split(const Var<T>&, const std::vector<Index>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE
 

@@ -216,7 +216,7 @@ TEST_CASE("gradcheck: logsumexp and logaddexp with large inputs") {
       gradcheck([](Tape<double>&, Args v) { return weighted_sum(logaddexp(v[0], v[1])); }, {a, b}));
 }
 
-TEST_CASE("gradcheck: cat, narrow, select_columns and mask_columns") {
+TEST_CASE("gradcheck: cat, narrow, split, select_columns and mask_columns") {
   Generator gen(10);
   const auto a = gen.normal<double>(Shape{4, 2});
   const auto b = gen.normal<double>(Shape{4, 3});
@@ -232,6 +232,12 @@ TEST_CASE("gradcheck: cat, narrow, select_columns and mask_columns") {
   CHECK_GRADCHECK(gradcheck(
       [](Tape<double>&, Args v) {
         return weighted_sum(cat({narrow(v[0], 2, 1), narrow(v[0], 0, 2)}));
+      },
+      {b}));
+  CHECK_GRADCHECK(gradcheck(
+      [](Tape<double>&, Args v) {
+        const auto parts = split(v[0], {1, 2});
+        return weighted_sum(cat({parts[1], parts[0]}));
       },
       {b}));
   const std::vector<Index> idx = {2, 0, 2};

@@ -37,6 +37,8 @@ TEST_CASE("shape mismatches name the op and the shapes") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(cat({a, b}), doctest::Contains("cat"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(split(a, {1, 2}), doctest::Contains("split: widths add up to 3"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(narrow(a, 3, 2), doctest::Contains("narrow"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(logsumexp(a, 2), doctest::Contains("logsumexp"), std::invalid_argument);
 }
