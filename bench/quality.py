@@ -26,6 +26,7 @@ def main():
     ap.add_argument("train_2d")
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--steps", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=0, help="training seed; test points use seed + 1")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--energies", default=",".join(ENERGIES))
     ap.add_argument("--pytorch", help="JSON written by bench/reference_pytorch.py --json")
@@ -36,14 +37,14 @@ def main():
     for name in filter(None, args.datasets.split(",")):
         out = os.path.join(args.out, name)
         run([args.train_2d, "train", "--dataset", name, "--steps", str(args.steps), "--batch", "512",
-             "--hidden", "64", "--seed", "0", "--log-every", "2500", "--out", out])
+             "--hidden", "64", "--seed", str(args.seed), "--log-every", "2500", "--out", out])
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
         ours[name] = {"test_nll": m["test_nll_nats"], "wall_time_s": m["wall_time_s"]}
     for name in filter(None, args.energies.split(",")):
         out = os.path.join(args.out, "vi-" + name)
         run([args.train_2d, "vi", "--energy", name, "--layers", "32", "--steps", str(args.steps), "--batch", "512",
-             "--seed", "0", "--log-every", "2500", "--out", out])
+             "--seed", str(args.seed), "--log-every", "2500", "--out", out])
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
         ours[name] = {"kl": m["kl_nats"], "kl_std_error": m["kl_std_error"], "log_z": m["log_z"],

@@ -536,6 +536,7 @@ def main(argv=None):
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--energies", default=",".join(ENERGIES))
     p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0, help="training seed; test/evaluation points use seed + 1")
     p.add_argument("--json", default=None, help="write all results to this JSON file")
     p.add_argument("--selftest", action="store_true", help="run the correctness checks and exit")
     args = p.parse_args(argv)
@@ -555,7 +556,7 @@ def main(argv=None):
 
     out = {"meta": {"torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version(), "threads": torch.get_num_threads(),
-                    "steps": args.steps, "command": " ".join(sys.argv)},
+                    "steps": args.steps, "seed": args.seed, "command": " ".join(sys.argv)},
            "density": [], "vi": []}
 
     def dump():
@@ -571,14 +572,14 @@ def main(argv=None):
 
     if args.part in ("density", "all"):
         for d in datasets:
-            r = run_density(d, args.steps, log=log)
+            r = run_density(d, args.steps, seed=args.seed, test_seed=args.seed + 1, log=log)
             out["density"].append(r)
             log(f"{d:>13}: test NLL {r['test_nll']:.4f} nats  wall {r['wall_s']:.1f} s  "
                 f"{r['ms_per_step']:.2f} ms/step")
             dump()
     if args.part in ("vi", "all"):
         for e in energies:
-            r = run_vi(e, args.steps, log=log)
+            r = run_vi(e, args.steps, seed=args.seed, eval_seed=args.seed + 1, log=log)
             out["vi"].append(r)
             log(f"{e:>13}: KL {r['kl']:.4f} (+- {r['kl_stderr']:.4f})  log Z {r['log_z']:.5f}  "
                 f"wall {r['wall_s']:.1f} s  {r['ms_per_step']:.2f} ms/step")
