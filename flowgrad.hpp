@@ -16,3 +16,4 @@
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
 #include "tensor/tensor.hpp"
+#include "tensor/threads.hpp"

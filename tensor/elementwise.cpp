@@ -85,6 +85,37 @@ B<T> pow(B<T> x, T p) {
   return xsimd::pow(x, B<T>(p));
 }
 
+// Whether an op costs a few arithmetic instructions per element (and splits between threads only
+// on large tensors, see simd::kGrainCheap) rather than a transcendental function.
+bool cheap(Unary f, double p) {
+  switch (f) {
+    case Unary::neg:
+    case Unary::relu:
+    case Unary::leaky_relu:
+    case Unary::square:
+    case Unary::sqrt:
+    case Unary::abs:
+      return true;
+    case Unary::pow:
+      return p == 2 || p == 1 || p == 0 || p == 0.5 || p == -1 || p == 3;
+    default:
+      return false;
+  }
+}
+
+bool cheap_backward(Unary f, double p) {
+  switch (f) {
+    case Unary::softplus:
+    case Unary::sin:
+    case Unary::cos:
+      return false;
+    case Unary::pow:
+      return p - 1 == 2 || p - 1 == 1 || p - 1 == 0 || p - 1 == 0.5 || p - 1 == -1 || p - 1 == 3;
+    default:
+      return true;
+  }
+}
+
 void check_same(const char* op, const Shape& a, const Shape& b) {
   if (!(a == b))
     throw std::invalid_argument(std::string(op) + ": shapes " + a.str() + " and " + b.str() +
@@ -100,49 +131,50 @@ void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
   const T* in = x.data();
   T* out = y.data();
   const B<T> zero(T(0)), slope(p);
+  const Index grain = cheap(f, p) ? simd::kGrainCheap : simd::kGrainMath;
   switch (f) {
     case Unary::neg:
-      return simd::zip(
-          n, out, [](B<T> v) { return -v; }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return -v; }, in);
     case Unary::exp:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::exp(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::exp(v); }, in);
     case Unary::log:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::log(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::log(v); }, in);
     case Unary::tanh:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::tanh(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::tanh(v); }, in);
     case Unary::sigmoid:
-      return simd::zip(
-          n, out, [](B<T> v) { return sigmoid(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return sigmoid(v); }, in);
     case Unary::softplus:
-      return simd::zip(
-          n, out, [](B<T> v) { return softplus(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return softplus(v); }, in);
     case Unary::relu:
-      return simd::zip(
-          n, out, [&](B<T> v) { return xsimd::max(v, zero); }, in);
+      return simd::zip_mt(
+          grain, n, out, [&](B<T> v) { return xsimd::max(v, zero); }, in);
     case Unary::leaky_relu:
-      return simd::zip(
-          n, out, [&](B<T> v) { return xsimd::select(v > zero, v, v * slope); }, in);
+      return simd::zip_mt(
+          grain, n, out, [&](B<T> v) { return xsimd::select(v > zero, v, v * slope); }, in);
     case Unary::square:
-      return simd::zip(
-          n, out, [](B<T> v) { return v * v; }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return v * v; }, in);
     case Unary::sqrt:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::sqrt(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::sqrt(v); }, in);
     case Unary::sin:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::sin(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::sin(v); }, in);
     case Unary::cos:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::cos(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::cos(v); }, in);
     case Unary::abs:
-      return simd::zip(
-          n, out, [](B<T> v) { return xsimd::abs(v); }, in);
+      return simd::zip_mt(
+          grain, n, out, [](B<T> v) { return xsimd::abs(v); }, in);
     case Unary::pow:
-      return simd::zip(
-          n, out, [&](B<T> v) { return pow(v, p); }, in);
+      return simd::zip_mt(
+          grain, n, out, [&](B<T> v) { return pow(v, p); }, in);
   }
 }
 
@@ -159,60 +191,66 @@ void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tenso
   const T* ys = y.data();
   const T* gys = gy.data();
   const B<T> zero(T(0)), one(T(1)), slope(p);
+  const Index grain = cheap_backward(f, p) ? simd::kGrainCheap : simd::kGrainMath;
   // Each lambda returns gx + gy * f'(x).
   switch (f) {
     case Unary::neg:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d) { return a - d; }, g, gys);
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d) { return a - d; }, g, gys);
     case Unary::exp:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v, a); }, g, gys, ys);
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v, a); }, g, gys, ys);
     case Unary::log:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> u) { return a + d / u; }, g, gys, xs);
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return a + d / u; }, g, gys, xs);
     case Unary::tanh:
-      return simd::zip(
-          n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, one - v * v, a); }, g, gys, ys);
+      return simd::zip_mt(
+          grain, n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, one - v * v, a); }, g,
+          gys, ys);
     case Unary::sigmoid:
-      return simd::zip(
-          n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v * (one - v), a); }, g, gys,
-          ys);
+      return simd::zip_mt(
+          grain, n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v * (one - v), a); }, g,
+          gys, ys);
     case Unary::softplus:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, sigmoid(u), a); }, g, gys, xs);
-    case Unary::relu:
-      return simd::zip(
-          n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, zero); }, g,
-          gys, xs);
-    case Unary::leaky_relu:
-      return simd::zip(
-          n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, d * slope); },
-          g, gys, xs);
-    case Unary::square:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, u + u, a); }, g, gys, xs);
-    case Unary::sqrt:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> v) { return a + d * B<T>(T(0.5)) / v; }, g, gys, ys);
-    case Unary::sin:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, xsimd::cos(u), a); }, g, gys, xs);
-    case Unary::cos:
-      return simd::zip(
-          n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fnma(d, xsimd::sin(u), a); }, g, gys,
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, sigmoid(u), a); }, g, gys,
           xs);
+    case Unary::relu:
+      return simd::zip_mt(
+          grain, n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, zero); },
+          g, gys, xs);
+    case Unary::leaky_relu:
+      return simd::zip_mt(
+          grain, n, g,
+          [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, d * slope); }, g, gys,
+          xs);
+    case Unary::square:
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, u + u, a); }, g, gys, xs);
+    case Unary::sqrt:
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> v) { return a + d * B<T>(T(0.5)) / v; }, g, gys, ys);
+    case Unary::sin:
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, xsimd::cos(u), a); }, g,
+          gys, xs);
+    case Unary::cos:
+      return simd::zip_mt(
+          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fnma(d, xsimd::sin(u), a); }, g,
+          gys, xs);
     case Unary::abs:
       // d|x|/dx = sign(x), taken as 0 at x = 0.
-      return simd::zip(
-          n, g,
+      return simd::zip_mt(
+          grain, n, g,
           [&](B<T> a, B<T> d, B<T> u) {
             return a + xsimd::select(u > zero, d, xsimd::select(u < zero, -d, zero));
           },
           g, gys, xs);
     case Unary::pow:
-      return simd::zip(
-          n, g, [&](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d * slope, pow(u, p - T(1)), a); },
-          g, gys, xs);
+      return simd::zip_mt(
+          grain, n, g,
+          [&](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d * slope, pow(u, p - T(1)), a); }, g,
+          gys, xs);
   }
 }
 
@@ -239,26 +277,41 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
   const Index m = out.rows(), n = out.cols();
   const bool a_row = a.rows() == 1, b_row = b.rows() == 1;
   const bool a_bc = a.cols() == 1 && n > 1, b_bc = b.cols() == 1 && n > 1;
-  for (Index i = 0; i < m; ++i) {
-    const T* pa = a.data() + (a_row ? 0 : i * a.cols());
-    const T* pb = b.data() + (b_row ? 0 : i * b.cols());
-    T* po = out.data() + i * n;
-    if (!a_bc && !b_bc) {
-      simd::zip(n, po, f, pa, pb);
-    } else if (a_bc && !b_bc) {
-      const B<T> s(*pa);
-      simd::zip(
-          n, po, [&](B<T> y) { return f(s, y); }, pb);
-    } else if (!a_bc && b_bc) {
-      const B<T> s(*pb);
-      simd::zip(
-          n, po, [&](B<T> x) { return f(x, s); }, pa);
-    } else {
-      const B<T> s = f(B<T>(*pa), B<T>(*pb));
-      simd::zip(
-          n, po, [&](B<T>) { return s; }, po);
-    }
+  if (a.rows() == m && b.rows() == m && !a_bc && !b_bc) {
+    // No broadcast: one flat loop, rather than one per row (a [m, 1] column would be m loops of 1).
+    return simd::zip_mt(simd::kGrainCheap, m * n, out.data(), f, a.data(), b.data());
   }
+  const int nt = simd::threads_for(m * n, simd::kGrainCheap);
+  // Columns [j0, j1) of rows [i0, i1).
+  auto run = [&](Index i0, Index i1, Index j0, Index j1) {
+    const Index len = j1 - j0;
+    for (Index i = i0; i < i1; ++i) {
+      const T* pa = a.data() + (a_row ? 0 : i * a.cols());
+      const T* pb = b.data() + (b_row ? 0 : i * b.cols());
+      T* po = out.data() + i * n + j0;
+      if (!a_bc && !b_bc) {
+        simd::zip(len, po, f, pa + j0, pb + j0);
+      } else if (a_bc && !b_bc) {
+        const B<T> s(*pa);
+        simd::zip(
+            len, po, [&](B<T> y) { return f(s, y); }, pb + j0);
+      } else if (!a_bc && b_bc) {
+        const B<T> s(*pb);
+        simd::zip(
+            len, po, [&](B<T> x) { return f(x, s); }, pa + j0);
+      } else {
+        const B<T> s = f(B<T>(*pa), B<T>(*pb));
+        simd::zip(
+            len, po, [&](B<T>) { return s; }, po);
+      }
+    }
+  };
+  if (nt == 1) return run(0, m, 0, n);
+  // Whole rows per thread; a tensor of a few long rows is split along its columns instead.
+  if (m >= 4 * nt)
+    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) { run(i0, i1, 0, n); });
+  else
+    simd::parallel_for(nt, n, simd::width<T>, [&](Index j0, Index j1) { run(0, m, j0, j1); });
 }
 
 }  // namespace
@@ -290,9 +343,9 @@ template <Scalar T>
 void axpy(T alpha, const Tensor<T>& x, Tensor<T>& acc) {
   check_same("axpy", x.shape(), acc.shape());
   const B<T> al(alpha);
-  simd::zip(
-      x.numel(), acc.data(), [&](B<T> a, B<T> v) { return xsimd::fma(al, v, a); }, acc.data(),
-      x.data());
+  simd::zip_mt(
+      simd::kGrainCheap, x.numel(), acc.data(),
+      [&](B<T> a, B<T> v) { return xsimd::fma(al, v, a); }, acc.data(), x.data());
 }
 
 template <Scalar T>
@@ -306,13 +359,26 @@ void accumulate_reduced(const Tensor<T>& g, Tensor<T>& acc) {
                                 " does not reduce to " + acc.shape().str());
   auto hsum = [](B<T> v) { return xsimd::hadd(v); };
   auto plus = [](B<T> x, B<T> y) { return x + y; };
+  const int nt = simd::threads_for(m * n, simd::kGrainCheap);
   if (rows_reduced && cols_reduced) {
-    acc[0] += simd::reduce(g.data(), g.numel(), T(0), T(0), plus, hsum);
+    // Per-thread partial sums added in thread order: deterministic, but rounded differently from
+    // the 1-thread sum.
+    acc[0] += simd::parallel_reduce<T>(
+        nt, g.numel(), simd::width<T>,
+        [&](Index b, Index e) { return simd::reduce(g.data() + b, e - b, T(0), T(0), plus, hsum); },
+        [](T x, T y) { return x + y; });
   } else if (cols_reduced) {
-    for (Index i = 0; i < m; ++i)
-      acc[i] += simd::reduce(g.data() + i * n, n, T(0), T(0), plus, hsum);
+    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i)
+        acc[i] += simd::reduce(g.data() + i * n, n, T(0), T(0), plus, hsum);
+    });
   } else {
-    for (Index i = 0; i < m; ++i) simd::zip(n, acc.data(), plus, acc.data(), g.data() + i * n);
+    // Column sums: split the columns, so that each thread sums its columns in the 1-thread order.
+    simd::parallel_for(
+        n >= nt * simd::width<T> ? nt : 1, n, simd::width<T>, [&](Index j0, Index j1) {
+          for (Index i = 0; i < m; ++i)
+            simd::zip(j1 - j0, acc.data() + j0, plus, acc.data() + j0, g.data() + i * n + j0);
+        });
   }
 }
 

@@ -36,6 +36,16 @@ struct Blocking {
 constexpr Index kSmallN = 4;
 constexpr Index kSmallK = 4;
 
+// Intra-op parallelism: a product is split between threads only when each thread gets at least
+// this many multiply-adds (measured with bench/bench_threads.cpp on 2 Zen 4 cores, where a
+// fork/join costs about 1 us: 2^18 multiply-adds take the blocked path ~5 us, the thin paths,
+// which are bound by loads and stores rather than FMAs, about three times as long). The split is
+// always over independent blocks of C (rows, or column panels), so no element is written by two
+// threads, nothing is reduced afterwards, and every element is summed in the same order as on one
+// thread: the result is bit-identical at any thread count.
+constexpr Index kGemmGrain = Index(1) << 18;
+constexpr Index kGemmGrainThin = Index(1) << 16;
+
 // Per-thread scratch that only grows, 64-byte aligned: after the first call of a given size, gemm
 // allocates nothing.
 template <class T>
@@ -114,8 +124,18 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
 
 // --- Thin paths ----------------------------------------------------------------------------------
 
+// Rows [i0, i1) of op(A) and of C.
+template <class T>
+View<T> rows_of(View<T> a, Index i0) {
+  return View<T>{a.at(i0, 0), a.rs, a.cs};
+}
+template <class T>
+Out<T> rows_of(Out<T> c, Index i0) {
+  return Out<T>{&c(i0, 0), c.rs, c.cs};
+}
+
 template <class T, int NN>
-void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate) {
+void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate, int nt) {
   if (a.cs == 1) {
     // Dot-product form: op(B)'s columns must be contiguous; pack them unless B is transposed.
     const T* cols[NN];
@@ -128,28 +148,46 @@ void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumu
         cols[j] = packed + j * k;
       }
     }
-    gemm_detail::small_n_dot<T, NN>(m, k, a, cols, c, accumulate);
+    // Chunks of whole 8-row groups: every row goes through the same dot_rows<R> as on one thread.
+    simd::parallel_for(nt, m, 8, [&](Index i0, Index i1) {
+      gemm_detail::small_n_dot<T, NN>(i1 - i0, k, rows_of(a, i0), cols, rows_of(c, i0), accumulate);
+    });
   } else {
-    gemm_detail::small_n_axpy<T, NN>(m, k, a, b, c, accumulate, scratch<T>(1, NN * m));
+    // Chunks of whole batches of rows, each summed into its thread's own scratch.
+    simd::parallel_for(nt, m, simd::width<T>, [&](Index i0, Index i1) {
+      gemm_detail::small_n_axpy<T, NN>(i1 - i0, k, rows_of(a, i0), b, rows_of(c, i0), accumulate,
+                                       scratch<T>(1, NN * (i1 - i0)));
+    });
   }
 }
 
 template <class T>
-void small_n(Index m, Index n, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate) {
+void small_n(Index m, Index n, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate, int nt) {
   switch (n) {
     case 1:
-      return small_n_fixed<T, 1>(m, k, a, b, c, accumulate);
+      return small_n_fixed<T, 1>(m, k, a, b, c, accumulate, nt);
     case 2:
-      return small_n_fixed<T, 2>(m, k, a, b, c, accumulate);
+      return small_n_fixed<T, 2>(m, k, a, b, c, accumulate, nt);
     case 3:
-      return small_n_fixed<T, 3>(m, k, a, b, c, accumulate);
+      return small_n_fixed<T, 3>(m, k, a, b, c, accumulate, nt);
     default:
-      return small_n_fixed<T, 4>(m, k, a, b, c, accumulate);
+      return small_n_fixed<T, 4>(m, k, a, b, c, accumulate, nt);
   }
 }
 
+template <class T, int K>
+void small_k_fixed(Index m, Index n, View<T> a, const T* packed, Index ldp, T* c, Index ldc,
+                   bool accumulate, int nt) {
+  // Chunks of whole 4-row groups, as on one thread.
+  simd::parallel_for(nt, m, 4, [&](Index i0, Index i1) {
+    gemm_detail::small_k<T, K>(i1 - i0, n, rows_of(a, i0), packed, ldp, c + i0 * ldc, ldc,
+                               accumulate);
+  });
+}
+
 template <class T>
-void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, bool accumulate) {
+void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, bool accumulate,
+             int nt) {
   constexpr Index w = simd::width<T>;
   const Index ldp = (n + w - 1) / w * w;
   T* packed = scratch<T>(1, k * ldp);
@@ -160,13 +198,37 @@ void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, b
   }
   switch (k) {
     case 1:
-      return gemm_detail::small_k<T, 1>(m, n, a, packed, ldp, c, ldc, accumulate);
+      return small_k_fixed<T, 1>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
     case 2:
-      return gemm_detail::small_k<T, 2>(m, n, a, packed, ldp, c, ldc, accumulate);
+      return small_k_fixed<T, 2>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
     case 3:
-      return gemm_detail::small_k<T, 3>(m, n, a, packed, ldp, c, ldc, accumulate);
+      return small_k_fixed<T, 3>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
     default:
-      return gemm_detail::small_k<T, 4>(m, n, a, packed, ldp, c, ldc, accumulate);
+      return small_k_fixed<T, 4>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
+  }
+}
+
+// The blocked path on nt threads: C split into row blocks (whole MR tiles) or column panels (whole
+// NR panels), whichever divides more evenly, rows on a near tie (each thread then reads only its
+// rows of A, and packs the B it shares, which is small when m is what is large). Each thread packs
+// its own B panels into its own scratch.
+template <class T, bool ColMajorA>
+void blocked_mt(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
+                bool accumulate, int nt) {
+  using BK = Blocking<T>;
+  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate);
+  auto evenness = [nt](Index tiles) {
+    return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
+  };
+  if (evenness((m + BK::mr - 1) / BK::mr) + 0.05 >= evenness((n + BK::nr - 1) / BK::nr)) {
+    simd::parallel_for(nt, m, BK::mr, [&](Index i0, Index i1) {
+      blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate);
+    });
+  } else {
+    simd::parallel_for(nt, n, BK::nr, [&](Index j0, Index j1) {
+      blocked<T, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0, ldc,
+                            accumulate);
+    });
   }
 }
 
@@ -183,16 +245,18 @@ void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ld
   }
   const View<T> va = opt.trans_a ? View<T>{a, 1, lda} : View<T>{a, lda, 1};
   const View<T> vb = opt.trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
-  if (n <= kSmallN) return small_n(m, n, k, va, vb, Out<T>{c, ldc, 1}, opt.accumulate);
+  const int nt = simd::threads_for(m * n * k, kGemmGrain);
+  const int nt_thin = simd::threads_for(m * n * k, kGemmGrainThin);
+  if (n <= kSmallN) return small_n(m, n, k, va, vb, Out<T>{c, ldc, 1}, opt.accumulate, nt_thin);
   // C^T = op(B)^T op(A)^T turns a short m into a short n: same loops, C written transposed.
   if (m <= kSmallN)
     return small_n(n, m, k, View<T>{b, vb.cs, vb.rs}, View<T>{a, va.cs, va.rs}, Out<T>{c, 1, ldc},
-                   opt.accumulate);
-  if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate);
+                   opt.accumulate, nt_thin);
+  if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate, nt_thin);
   if (opt.trans_a)
-    blocked<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate);
+    blocked_mt<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, nt);
   else
-    blocked<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate);
+    blocked_mt<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, nt);
 }
 
 template void gemm(Index, Index, Index, const float*, Index, const float*, Index, float*, Index,

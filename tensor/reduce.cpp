@@ -61,6 +61,38 @@ T sum_exp_shifted(const T* x, Index n, T shift) {
   return xsimd::hadd(acc);
 }
 
+// Over everything: per-thread partial results folded in thread order (see simd::parallel_reduce).
+// Exact for max; a sum is rounded differently from the 1-thread sum when split.
+template <class T>
+T sum_all(const T* x, Index n) {
+  return simd::parallel_reduce<T>(
+      simd::threads_for(n, simd::kGrainCheap), n, simd::width<T>,
+      [x](Index b, Index e) { return row_sum(x + b, e - b); }, [](T a, T b) { return a + b; });
+}
+
+template <class T>
+T max_all(const T* x, Index n) {
+  return simd::parallel_reduce<T>(
+      simd::threads_for(n, simd::kGrainCheap), n, simd::width<T>,
+      [x](Index b, Index e) { return row_max(x + b, e - b); },
+      [](T a, T b) { return a > b ? a : b; });
+}
+
+// f(i0, i1) over rows [i0, i1) of an m x n tensor, split between threads by whole rows when the
+// m * n elements are worth it: each row is reduced exactly as on one thread.
+template <class F>
+void over_rows(Index m, Index n, Index grain, F&& f) {
+  simd::parallel_for(simd::threads_for(m * n, grain), m, 1, f);
+}
+
+// f(j0, j1) over columns [j0, j1) of an m x n tensor, split between threads when there are enough
+// elements and at least a batch of columns per thread; column sums then keep the 1-thread order.
+template <class F>
+void over_cols(Index m, Index n, Index align, Index grain, F&& f) {
+  const int nt = simd::threads_for(m * n, grain);
+  simd::parallel_for(n >= nt * align ? nt : 1, n, align, f);
+}
+
 template <class T>
 void require_nonempty(const char* op, const Tensor<T>& x) {
   if (x.empty()) throw std::invalid_argument(std::string(op) + ": empty tensor " + x.shape().str());
@@ -70,7 +102,7 @@ void require_nonempty(const char* op, const Tensor<T>& x) {
 
 template <Scalar T>
 void sum(const Tensor<T>& x, Tensor<T>& out) {
-  const T s = row_sum(x.data(), x.numel());
+  const T s = sum_all(x.data(), x.numel());
   out.resize(Shape{1, 1});
   out[0] = s;
 }
@@ -82,13 +114,18 @@ void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
   if (&out == &x) throw std::invalid_argument("sum: output aliases the input");
   if (dim == 1) {
     out.resize(Shape{m, 1});
-    for (Index i = 0; i < m; ++i) out[i] = row_sum(x.data() + i * n, n);
+    over_rows(m, n, simd::kGrainCheap, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i) out[i] = row_sum(x.data() + i * n, n);
+    });
   } else {
     out.resize(Shape{1, n});
     out.fill(T(0));
-    for (Index i = 0; i < m; ++i)
-      simd::zip(
-          n, out.data(), [](B<T> a, B<T> b) { return a + b; }, out.data(), x.data() + i * n);
+    over_cols(m, n, simd::width<T>, simd::kGrainCheap, [&](Index j0, Index j1) {
+      T* o = out.data() + j0;
+      for (Index i = 0; i < m; ++i)
+        simd::zip(
+            j1 - j0, o, [](B<T> a, B<T> b) { return a + b; }, o, x.data() + i * n + j0);
+    });
   }
 }
 
@@ -110,7 +147,7 @@ void mean(const Tensor<T>& x, int dim, Tensor<T>& out) {
 template <Scalar T>
 void max(const Tensor<T>& x, Tensor<T>& out) {
   require_nonempty("max", x);
-  const T m = row_max(x.data(), x.numel());
+  const T m = max_all(x.data(), x.numel());
   out.resize(Shape{1, 1});
   out[0] = m;
 }
@@ -123,14 +160,18 @@ void max(const Tensor<T>& x, int dim, Tensor<T>& out) {
   const Index m = x.rows(), n = x.cols();
   if (dim == 1) {
     out.resize(Shape{m, 1});
-    for (Index i = 0; i < m; ++i) out[i] = row_max(x.data() + i * n, n);
+    over_rows(m, n, simd::kGrainCheap, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i) out[i] = row_max(x.data() + i * n, n);
+    });
   } else {
     out.resize(Shape{1, n});
     out.fill(-std::numeric_limits<T>::infinity());
-    for (Index i = 0; i < m; ++i)
-      simd::zip(
-          n, out.data(), [](B<T> a, B<T> b) { return xsimd::max(a, b); }, out.data(),
-          x.data() + i * n);
+    over_cols(m, n, simd::width<T>, simd::kGrainCheap, [&](Index j0, Index j1) {
+      T* o = out.data() + j0;
+      for (Index i = 0; i < m; ++i)
+        simd::zip(
+            j1 - j0, o, [](B<T> a, B<T> b) { return xsimd::max(a, b); }, o, x.data() + i * n + j0);
+    });
   }
 }
 
@@ -144,29 +185,33 @@ void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out) {
   const Index m = x.rows(), n = x.cols();
   if (dim == 1) {
     out.resize(Shape{m, 1});
-    for (Index i = 0; i < m; ++i) {
-      const T* row = x.data() + i * n;
-      const T mx = row_max(row, n);
-      if (std::isinf(mx)) {
-        out[i] = mx;
-        continue;
+    over_rows(m, n, simd::kGrainMath, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i) {
+        const T* row = x.data() + i * n;
+        const T mx = row_max(row, n);
+        if (std::isinf(mx)) {
+          out[i] = mx;
+          continue;
+        }
+        const T s = sum_exp_shifted(row, n, mx);
+        out[i] = mx + std::log(s);
       }
-      const T s = sum_exp_shifted(row, n, mx);
-      out[i] = mx + std::log(s);
-    }
+    });
   } else {
     out.resize(Shape{1, n});
-    for (Index j = 0; j < n; ++j) {
-      T mx = -std::numeric_limits<T>::infinity();
-      for (Index i = 0; i < m; ++i) mx = std::max(mx, x(i, j));
-      if (std::isinf(mx)) {
-        out[j] = mx;
-        continue;
+    over_cols(m, n, 1, simd::kGrainMath, [&](Index j0, Index j1) {
+      for (Index j = j0; j < j1; ++j) {
+        T mx = -std::numeric_limits<T>::infinity();
+        for (Index i = 0; i < m; ++i) mx = std::max(mx, x(i, j));
+        if (std::isinf(mx)) {
+          out[j] = mx;
+          continue;
+        }
+        T s = 0;
+        for (Index i = 0; i < m; ++i) s += std::exp(x(i, j) - mx);
+        out[j] = mx + std::log(s);
       }
-      T s = 0;
-      for (Index i = 0; i < m; ++i) s += std::exp(x(i, j) - mx);
-      out[j] = mx + std::log(s);
-    }
+    });
   }
 }
 

@@ -177,7 +177,15 @@ void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool
   }
   alignas(64) T sums[groups * w];
 #pragma GCC unroll 4
-  for (int g = 0; g < groups; ++g) xsimd::haddp(acc + g * w).store_aligned(sums + g * w);
+  for (int g = 0; g < groups; ++g) {
+    if constexpr (w <= 8) {
+      xsimd::haddp(acc + g * w).store_aligned(sums + g * w);
+    } else {
+      // xsimd 8.1's AVX-512 haddp returns the sums in the wrong lanes (found by test_matmul in a
+      // -march=native build); reduce one accumulator at a time there.
+      for (int t = 0; t < w; ++t) sums[g * w + t] = xsimd::hadd(acc[g * w + t]);
+    }
+  }
   if (kv < k) {
     for (int j = 0; j < NN; ++j)
       for (int r = 0; r < R; ++r)

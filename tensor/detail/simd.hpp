@@ -6,10 +6,14 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 #include "tensor/shape.hpp"
+#include "tensor/threads.hpp"
 
 namespace flowgrad::simd {
 
@@ -63,6 +67,78 @@ T reduce(const T* x, Index n, T init, T pad, Op op, HOp hop) {
     acc1 = op(acc1, batch<T>::load_aligned(buf));
   }
   return hop(op(acc0, acc1));
+}
+
+// --- Intra-op parallelism ------------------------------------------------------------------------
+// A kernel asks threads_for() how many threads its job is worth, and runs on the calling thread,
+// without entering a parallel region, when the answer is 1: at num_threads() == 1 every kernel
+// takes exactly its single-threaded path, and small jobs pay nothing for threading.
+
+// Threads for `work` units when each thread should get at least `grain` of them.
+inline int threads_for(Index work, Index grain) {
+  const int nt = num_threads();
+  if (nt <= 1 || work < 2 * grain) return 1;
+  return static_cast<int>(std::min<Index>(nt, work / grain));
+}
+
+// Part `t` of `parts` of [0, n): contiguous, balanced, every boundary but n a multiple of `align`.
+inline std::pair<Index, Index> chunk(Index n, Index align, int t, int parts) {
+  const Index units = (n + align - 1) / align;
+  return {std::min(n, units * t / parts * align), std::min(n, units * (t + 1) / parts * align)};
+}
+
+// body(begin, end) over [0, n) split into one chunk per thread (see chunk()); nt == 1 calls
+// body(0, n) on the calling thread. The team may come out smaller than nt (nested in another
+// parallel region, OMP_THREAD_LIMIT): the chunks follow the team actually started.
+template <class F>
+void parallel_for(int nt, Index n, Index align, F&& body) {
+  if (nt <= 1) {
+    body(Index(0), n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const auto [b, e] = chunk(n, align, omp_get_thread_num(), omp_get_num_threads());
+    if (b < e) body(b, e);
+  }
+}
+
+// A reduction over [0, n): part(begin, end) reduces one chunk per thread and combine() folds the
+// partial results in thread order, so the result does not depend on thread timing (it does on the
+// thread count: the rounding of a sum changes with where the chunks start). nt == 1 returns
+// part(0, n) from the calling thread.
+template <class T, class Part, class Combine>
+T parallel_reduce(int nt, Index n, Index align, Part&& part, Combine&& combine) {
+  if (nt <= 1) return part(Index(0), n);
+  constexpr int kMaxParts = 64;
+  nt = std::min(nt, kMaxParts);
+  T partial[kMaxParts];
+  int team = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), size = omp_get_num_threads();
+    if (t == 0) team = size;
+    const auto [b, e] = chunk(n, align, t, size);
+    partial[t] = part(b, e);
+  }
+  T result = partial[0];
+  for (int t = 1; t < team; ++t) result = combine(result, partial[t]);
+  return result;
+}
+
+// Minimum elements per thread before an elementwise loop or a reduction is split, measured with
+// bench/bench_threads.cpp on 2 Zen 4 cores, where a fork/join costs about 1 us. A few arithmetic
+// operations per element are memory-bound (relu over 64K floats: ~5 us) and need a large share;
+// transcendental functions (tanh: ~1.2 elements/ns) split much earlier.
+inline constexpr Index kGrainCheap = Index(1) << 15;
+inline constexpr Index kGrainMath = Index(1) << 12;
+
+// zip() split into SIMD-aligned chunks when n is worth `grain` elements per thread or more. Every
+// element is computed by the same f on the same inputs, so the result is bit-identical to zip().
+template <class T, class F, class... In>
+void zip_mt(Index grain, Index n, T* out, F f, const In*... in) {
+  parallel_for(threads_for(n, grain), n, width<T>,
+               [&](Index b, Index e) { zip(e - b, out + b, f, (in + b)...); });
 }
 
 }  // namespace flowgrad::simd

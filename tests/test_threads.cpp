@@ -1,0 +1,287 @@
+// Intra-op parallelism: set_num_threads() validation, and every parallel kernel at 2 threads
+// against the same kernel at 1 thread. The shapes are several times above the split thresholds of
+// tensor/gemm.cpp and tensor/detail/simd.hpp (and odd, so chunks end mid-batch and mid-tile), so
+// that the 2-thread runs really split.
+//
+// Expected agreement: gemm (every path, transpose form, accumulate), elementwise ops, broadcasts
+// and per-row / per-column reductions split over independent outputs and sum every element in the
+// 1-thread order: bit-identical. Reductions of a whole tensor to one sum (sum, mean, the gradient
+// of a broadcast [1, 1]) add per-thread partial sums: equal within a relative 1e-6 (float) or
+// 1e-14 (double) of the sum of magnitudes. max over everything is exact.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "flowgrad.hpp"
+#include "tensor/gemm.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/random.hpp"
+#include "tensor/threads.hpp"
+
+using flowgrad::Binary;
+using flowgrad::GemmOptions;
+using flowgrad::Generator;
+using flowgrad::Index;
+using flowgrad::Shape;
+using flowgrad::Tensor;
+using flowgrad::Unary;
+
+namespace {
+
+// Runs body() at `threads` threads, restoring 1 thread afterwards (even on an exception).
+template <class F>
+void with_threads(int threads, F&& body) {
+  flowgrad::set_num_threads(threads);
+  struct Restore {
+    ~Restore() { flowgrad::set_num_threads(1); }
+  } restore;
+  body();
+}
+
+// Number of elements whose bits differ.
+template <class T>
+Index bit_mismatches(const Tensor<T>& a, const Tensor<T>& b) {
+  REQUIRE(a.shape() == b.shape());
+  Index bad = 0;
+  for (Index i = 0; i < a.numel(); ++i)
+    if (std::memcmp(&a.data()[i], &b.data()[i], sizeof(T)) != 0) ++bad;
+  return bad;
+}
+
+// out = f() computed at 1 and at 2 threads; both results, for the caller to compare.
+template <class T, class F>
+std::pair<Tensor<T>, Tensor<T>> one_and_two(F&& f) {
+  std::pair<Tensor<T>, Tensor<T>> r;
+  with_threads(1, [&] { r.first = f(); });
+  with_threads(2, [&] { r.second = f(); });
+  return r;
+}
+
+template <class T, class F>
+void check_bitwise(const std::string& what, F&& f) {
+  const auto [one, two] = one_and_two<T>(f);
+  INFO(what);
+  CHECK(bit_mismatches(one, two) == 0);
+}
+
+struct GemmCase {
+  Index m, n, k;
+};
+
+// C = op(A) op(B) (+ C0 when accumulating) for one shape in every transpose form, at 1 and 2
+// threads, with padded leading dimensions.
+template <class T>
+void check_gemm(GemmCase s, Generator& gen) {
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true})
+      for (const bool acc : {false, true}) {
+        const Index lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 1, ldc = s.n + 2;
+        const Tensor<T> a = gen.normal<T>(Shape{ta ? s.k : s.m, lda});
+        const Tensor<T> b = gen.normal<T>(Shape{tb ? s.n : s.k, ldb});
+        const Tensor<T> c0 = gen.normal<T>(Shape{s.m, ldc});
+        check_bitwise<T>("gemm m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
+                             " k=" + std::to_string(s.k) + " ta=" + std::to_string(ta) +
+                             " tb=" + std::to_string(tb) + " acc=" + std::to_string(acc),
+                         [&] {
+                           Tensor<T> c = c0;
+                           flowgrad::gemm<T>(s.m, s.n, s.k, a.data(), lda, b.data(), ldb, c.data(),
+                                             ldc, GemmOptions{ta, tb, acc});
+                           return c;
+                         });
+      }
+}
+
+template <class T>
+Tensor<T> sum_to_tensor(const Tensor<T>& x) {
+  Tensor<T> out;
+  flowgrad::sum(x, out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("num_threads defaults to 1 and set_num_threads validates its argument") {
+  CHECK(flowgrad::num_threads() == 1);
+  flowgrad::set_num_threads(2);
+  CHECK(flowgrad::num_threads() == 2);
+  CHECK_THROWS_AS(flowgrad::set_num_threads(0), std::invalid_argument);
+  CHECK_THROWS_AS(flowgrad::set_num_threads(-3), std::invalid_argument);
+  CHECK(flowgrad::num_threads() == 2);  // a rejected value leaves the setting alone
+  flowgrad::set_num_threads(1);
+  CHECK(flowgrad::num_threads() == 1);
+  // More threads than cores is allowed (and correct, if slow).
+  flowgrad::set_num_threads(5);
+  CHECK(flowgrad::num_threads() == 5);
+  flowgrad::set_num_threads(1);
+}
+
+TEST_CASE_TEMPLATE("gemm at 2 threads is bit-identical to 1 thread", T, float, double) {
+  Generator gen(11);
+  // Blocked path: tall (row split), square and wide (column-panel split), odd edges.
+  for (const GemmCase s : {GemmCase{4099, 64, 64}, GemmCase{64, 64, 4099}, GemmCase{301, 203, 157},
+                           GemmCase{70, 1000, 90}, GemmCase{257, 257, 300}})
+    check_gemm<T>(s, gen);
+  // Thin n and thin m (dot form and axpy form, C written directly and transposed), with the
+  // weight-gradient shapes of a 2-D flow: k = batch large, m or n = 1..4.
+  for (const GemmCase s : {GemmCase{20001, 1, 64}, GemmCase{20001, 2, 64}, GemmCase{8193, 4, 64},
+                           GemmCase{1, 64, 20001}, GemmCase{2, 64, 20001}, GemmCase{64, 1, 20001},
+                           GemmCase{67, 3, 12345}, GemmCase{3, 1001, 700}})
+    check_gemm<T>(s, gen);
+  // Thin k: every row of C a combination of k rows of op(B).
+  for (const GemmCase s : {GemmCase{20001, 64, 1}, GemmCase{16387, 64, 2}, GemmCase{9001, 67, 3},
+                           GemmCase{7001, 130, 4}})
+    check_gemm<T>(s, gen);
+}
+
+TEST_CASE_TEMPLATE("matmul at 2 threads is bit-identical to 1 thread", T, float, double) {
+  Generator gen(12);
+  const Tensor<T> x = gen.normal<T>(Shape{4096, 64});
+  const Tensor<T> w = gen.normal<T>(Shape{64, 64});
+  check_bitwise<T>("matmul", [&] { return flowgrad::matmul(x, w, GemmOptions{false, true}); });
+  check_bitwise<T>("matmul A^T B", [&] {
+    return flowgrad::matmul(x, x, GemmOptions{true, false});
+  });
+}
+
+TEST_CASE_TEMPLATE("unary ops and their derivatives at 2 threads are bit-identical", T, float,
+                   double) {
+  Generator gen(13);
+  // 1000 x 257: not a whole number of batches, so the last chunk has a tail.
+  const Tensor<T> x = gen.uniform<T>(Shape{1000, 257}, T(0.1), T(3));  // in every op's domain
+  const Tensor<T> gy = gen.normal<T>(x.shape());
+  const Tensor<T> g0 = gen.normal<T>(x.shape());
+  for (const Unary f : {Unary::neg, Unary::exp, Unary::log, Unary::tanh, Unary::sigmoid,
+                        Unary::softplus, Unary::relu, Unary::leaky_relu, Unary::square, Unary::sqrt,
+                        Unary::sin, Unary::cos, Unary::abs, Unary::pow}) {
+    for (const T p : {T(0.2), T(2), T(1.7)}) {
+      if (p != T(0.2) && f != Unary::pow) continue;
+      const std::string what = std::string(flowgrad::name(f)) + " p=" + std::to_string(p);
+      check_bitwise<T>(what, [&] { return flowgrad::unary(f, x, p); });
+      const Tensor<T> y = flowgrad::unary(f, x, p);
+      check_bitwise<T>(what + " backward", [&] {
+        Tensor<T> g = g0;
+        flowgrad::unary_backward(f, x, y, gy, g, p);
+        return g;
+      });
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("binary ops, axpy and accumulate_reduced at 2 threads", T, float, double) {
+  Generator gen(14);
+  const Index m = 2001, n = 131;
+  const Tensor<T> a = gen.normal<T>(Shape{m, n});
+  const Tensor<T> b = gen.uniform<T>(Shape{m, n}, T(0.5), T(2));
+  const Tensor<T> row = gen.uniform<T>(Shape{1, n}, T(0.5), T(2));
+  const Tensor<T> col = gen.uniform<T>(Shape{m, 1}, T(0.5), T(2));
+  const Tensor<T> one = gen.uniform<T>(Shape{1, 1}, T(0.5), T(2));
+  const Tensor<T> wide = gen.normal<T>(Shape{3, 100003});  // few long rows: split by columns
+  const Tensor<T> wide_row = gen.uniform<T>(Shape{1, 100003}, T(0.5), T(2));
+  const Tensor<T> wide_col = gen.uniform<T>(Shape{3, 1}, T(0.5), T(2));
+  const Tensor<T> long_col = gen.normal<T>(Shape{300007, 1});
+  const Tensor<T> long_col2 = gen.uniform<T>(Shape{300007, 1}, T(0.5), T(2));
+  struct Pair {
+    const char* what;
+    const Tensor<T>* x;
+    const Tensor<T>* y;
+  };
+  const Pair pairs[] = {{"same", &a, &b},
+                        {"row right", &a, &row},
+                        {"row left", &row, &b},
+                        {"col right", &a, &col},
+                        {"col left", &col, &b},
+                        {"scalar right", &a, &one},
+                        {"scalar left", &one, &b},
+                        {"row x col", &row, &col},
+                        {"col x row", &col, &row},
+                        {"wide same", &wide, &wide},
+                        {"wide row", &wide, &wide_row},
+                        {"wide col", &wide_col, &wide},
+                        {"long column", &long_col, &long_col2}};
+  for (const Binary f : {Binary::add, Binary::sub, Binary::mul, Binary::div})
+    for (const Pair& p : pairs)
+      check_bitwise<T>(std::string(flowgrad::name(f)) + " " + p.what,
+                       [&] { return flowgrad::binary(f, *p.x, *p.y); });
+  // In place: out aliases an input.
+  check_bitwise<T>("add in place", [&] {
+    Tensor<T> out = a;
+    flowgrad::binary(Binary::add, out, row, out);
+    return out;
+  });
+  check_bitwise<T>("axpy", [&] {
+    Tensor<T> acc = b;
+    flowgrad::axpy(T(0.75), a, acc);
+    return acc;
+  });
+  for (const Tensor<T>* target : {&row, &col}) {
+    check_bitwise<T>("accumulate_reduced to " + target->shape().str(), [&] {
+      Tensor<T> acc = *target;
+      flowgrad::accumulate_reduced(a, acc);
+      return acc;
+    });
+  }
+  check_bitwise<T>("accumulate_reduced wide to a row", [&] {
+    Tensor<T> acc = wide_row;
+    flowgrad::accumulate_reduced(wide, acc);
+    return acc;
+  });
+  // To [1, 1]: a sum of everything, split into per-thread partial sums.
+  const auto [s1, s2] = one_and_two<T>([&] {
+    Tensor<T> acc = one;
+    flowgrad::accumulate_reduced(a, acc);
+    return acc;
+  });
+  double magnitude = 0;
+  for (Index i = 0; i < a.numel(); ++i) magnitude += std::abs(static_cast<double>(a[i]));
+  const double tol = (sizeof(T) == 4 ? 1e-6 : 1e-14) * magnitude;
+  CHECK(std::abs(static_cast<double>(s1.item()) - static_cast<double>(s2.item())) <= tol);
+}
+
+TEST_CASE_TEMPLATE("reductions at 2 threads", T, float, double) {
+  Generator gen(15);
+  for (const Shape shape : {Shape{2001, 131}, Shape{3, 100003}, Shape{100003, 3}}) {
+    const Tensor<T> x = gen.normal<T>(shape, T(0.5), T(2));
+    const std::string s = shape.str();
+    for (const int dim : {0, 1}) {
+      const std::string d = " dim " + std::to_string(dim) + " of " + s;
+      check_bitwise<T>("sum" + d, [&] { return flowgrad::sum(x, dim); });
+      check_bitwise<T>("mean" + d, [&] {
+        Tensor<T> out;
+        flowgrad::mean(x, dim, out);
+        return out;
+      });
+      check_bitwise<T>("max" + d, [&] {
+        Tensor<T> out;
+        flowgrad::max(x, dim, out);
+        return out;
+      });
+      check_bitwise<T>("logsumexp" + d, [&] {
+        Tensor<T> out;
+        flowgrad::logsumexp(x, dim, out);
+        return out;
+      });
+    }
+    check_bitwise<T>("max of " + s, [&] {
+      Tensor<T> out;
+      flowgrad::max(x, out);
+      return out;
+    });
+    double magnitude = 0;
+    for (Index i = 0; i < x.numel(); ++i) magnitude += std::abs(static_cast<double>(x[i]));
+    const double tol = (sizeof(T) == 4 ? 1e-6 : 1e-14) * magnitude;
+    const auto [s1, s2] = one_and_two<T>([&] { return sum_to_tensor(x); });
+    INFO("sum of " << s);
+    CHECK(std::abs(static_cast<double>(s1.item()) - static_cast<double>(s2.item())) <= tol);
+    const auto [m1, m2] = one_and_two<T>([&] {
+      Tensor<T> out;
+      flowgrad::mean(x, out);
+      return out;
+    });
+    CHECK(std::abs(static_cast<double>(m1.item()) - static_cast<double>(m2.item())) <=
+          tol / static_cast<double>(x.numel()));
+  }
+}
