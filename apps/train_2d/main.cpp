@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "datasets.hpp"
+#include "tensor/threads.hpp"
 
 using namespace train2d;
 
@@ -205,6 +206,9 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // One setting for the whole process: every subcommand's large ops use it.
+    for (int n : {train.threads, eval.threads, sample.threads, vi.threads, gallery.threads})
+      if (n != 1) flowgrad::set_num_threads(n);
     if (*t) return run_train(train);
     if (*e) return run_eval(eval);
     if (*s) return run_sample(sample);

@@ -1,0 +1,151 @@
+// Whole training steps and inference of the benchmark protocol (design.md §5): RealNVP with d = 2,
+// 8 couplings, s and t MLPs 1 -> H -> H -> 1 with ReLU (tanh on s), batch norm between couplings,
+// Adam at lr 1e-3; and the planar VI step (32 layers, batch 512, reverse KL on U1).
+// Names are fixed: scripts filter on them. "/threads:2" variants run the ops on two threads; read
+// real_time (wall clock) for those, as bench/compare_pytorch.py does.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <string>
+
+#include "autodiff/optim.hpp"
+#include "energies.hpp"
+#include "flows/models.hpp"
+#include "tensor/threads.hpp"
+
+using namespace flowgrad;
+
+namespace {
+
+RealNVPConfig protocol(Index hidden) {
+  RealNVPConfig c;
+  c.dim = 2;
+  c.couplings = 8;
+  c.coupling = {hidden, 2, Activation::relu};
+  c.batch_norm = true;
+  return c;
+}
+
+// Multiply-add FLOPs of one pass of every coupling network over a batch.
+double forward_matmul_flops(Index hidden, Index batch) {
+  const double per_net =
+      2.0 * static_cast<double>(batch) * (1.0 * hidden + hidden * hidden + hidden * 1.0);
+  return 8 * 2 * per_net;  // 8 couplings, s and t
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+void report(benchmark::State& state, Index batch, double flops_per_iteration,
+            std::size_t tape_bytes) {
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["samples/s"] =
+      benchmark::Counter(n * static_cast<double>(batch), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(n * flops_per_iteration * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["tape_MB"] = static_cast<double>(tape_bytes) / (1 << 20);
+  state.counters["peak_RSS_MB"] = peak_rss_mb();
+}
+
+void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int threads) {
+  set_num_threads(threads);
+  Generator gen(0);
+  DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
+  Adam<float> adam(model.parameters(), {.lr = 1e-3});
+  const TensorF x = gen.normal<float>(Shape{batch, 2});
+  Tape<float> tape;
+  for (auto _ : state) {
+    tape.reset();
+    adam.zero_grad();
+    const auto loss = -mean(model.log_prob(tape.constant(x)));
+    tape.backward(loss);
+    adam.step();
+    benchmark::DoNotOptimize(loss.item());
+  }
+  // Forward, then the gradients with respect to the layers' inputs and weights: three products.
+  report(state, batch, 3 * forward_matmul_flops(hidden, batch), tape.bytes_reserved());
+  set_num_threads(1);
+}
+
+void realnvp_log_prob(benchmark::State& state, Index hidden, Index batch, int threads) {
+  set_num_threads(threads);
+  Generator gen(0);
+  DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
+  model.set_batch_norm_statistics(gen.normal<float>(Shape{batch, 2}));
+  model.eval();
+  const TensorF x = gen.normal<float>(Shape{batch, 2});
+  Tape<float> tape;
+  for (auto _ : state) {
+    tape.reset();
+    NoGradGuard<float> guard(tape);
+    benchmark::DoNotOptimize(model.log_prob(tape.constant(x)).value().data());
+  }
+  report(state, batch, forward_matmul_flops(hidden, batch), tape.bytes_reserved());
+  set_num_threads(1);
+}
+
+void realnvp_sample(benchmark::State& state, Index hidden, Index batch, int threads) {
+  set_num_threads(threads);
+  Generator gen(0);
+  DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
+  model.set_batch_norm_statistics(gen.normal<float>(Shape{batch, 2}));
+  model.eval();
+  for (auto _ : state) benchmark::DoNotOptimize(model.sample(batch, gen).data());
+  report(state, batch, forward_matmul_flops(hidden, batch), 0);
+  set_num_threads(1);
+}
+
+void planar_vi_step(benchmark::State& state, int layers, Index batch, int threads) {
+  set_num_threads(threads);
+  Generator gen(0);
+  VariationalFlow<float> q(make_planar_stack<float>(2, layers, gen));
+  Adam<float> adam(q.parameters(), {.lr = 1e-3});
+  Tape<float> tape;
+  for (auto _ : state) {
+    tape.reset();
+    adam.zero_grad();
+    const auto s = q.sample_and_log_prob(tape, batch, gen);
+    const auto loss = mean(s.log_q + train2d::energy(1, s.x));
+    tape.backward(loss);
+    adam.step();
+    benchmark::DoNotOptimize(loss.item());
+  }
+  // Each layer's w.x is a [batch, 2] x [2, 1] product: 3 products of 4 FLOPs per sample.
+  report(state, batch, 3.0 * layers * 4.0 * static_cast<double>(batch), tape.bytes_reserved());
+  set_num_threads(1);
+}
+
+std::string suffix(int threads) {
+  return threads == 1 ? "" : "/threads:" + std::to_string(threads);
+}
+
+const int registered = [] {
+  for (int threads : {1, 2}) {
+    for (Index h : {64, 256})
+      for (Index b : {256, 1024, 4096}) {
+        const std::string cfg =
+            "/H:" + std::to_string(h) + "/B:" + std::to_string(b) + suffix(threads);
+        benchmark::RegisterBenchmark(("BM_RealNVPTrainStep" + cfg).c_str(), realnvp_train_step, h,
+                                     b, threads)
+            ->Unit(benchmark::kMillisecond);
+      }
+    for (Index h : {64, 256}) {
+      const std::string cfg = "/H:" + std::to_string(h) + "/B:4096" + suffix(threads);
+      benchmark::RegisterBenchmark(("BM_RealNVPLogProb" + cfg).c_str(), realnvp_log_prob, h,
+                                   Index{4096}, threads)
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("BM_RealNVPSample" + cfg).c_str(), realnvp_sample, h,
+                                   Index{4096}, threads)
+          ->Unit(benchmark::kMillisecond);
+    }
+    benchmark::RegisterBenchmark(("BM_PlanarVIStep/K:32/B:512" + suffix(threads)).c_str(),
+                                 planar_vi_step, 32, Index{512}, threads)
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}();
+
+}  // namespace
