@@ -352,8 +352,9 @@ template <Scalar T>
 void accumulate_reduced(const Tensor<T>& g, Tensor<T>& acc) {
   const Index m = g.rows(), n = g.cols();
   if (acc.numel() == g.numel() && acc.rows() == m) return axpy(T(1), g, acc);
+  // A one-element target is a total even when g is a single column ([B, 1] into a bias of one).
   const bool rows_reduced = acc.rows() == 1 && m != 1;
-  const bool cols_reduced = acc.cols() == 1 && n != 1;
+  const bool cols_reduced = acc.cols() == 1 && (n != 1 || acc.numel() == 1);
   if ((acc.rows() != m && !rows_reduced) || (acc.cols() != n && !cols_reduced))
     throw std::invalid_argument("accumulate_reduced: gradient " + g.shape().str() +
                                 " does not reduce to " + acc.shape().str());
