@@ -6,8 +6,6 @@
 #include "atomic_file.hpp"
 #include "autodiff/optim.hpp"
 #include "checkpoint.hpp"
-#include "interrupt.hpp"
-#include "progress.hpp"
 
 namespace train2d {
 
@@ -28,33 +26,19 @@ DensityRun train_density(const TrainOptions& opt, const DataSource& data,
   flowgrad::Adam<float> adam(model.parameters(), adam_opt);
   Tape<float> tape;
   TensorF batch;
-  Progress progress(opt.steps, stderr, is_terminal(stderr), opt.log_every, opt.quiet);
-  InterruptGuard interrupts;
-  run.losses.reserve(static_cast<std::size_t>(opt.steps));
-  double loss_value = 0;
-  for (long step = 1; step <= opt.steps; ++step) {
+  auto step = [&](long) {
     data.batch(opt.batch, gen, batch);
     tape.reset();
     adam.zero_grad();
     const auto loss = -mean(model.log_prob(tape.constant(batch)));
-    loss_value = loss.item();
-    if (!std::isfinite(loss_value))
-      throw std::runtime_error("the loss became " + std::to_string(loss_value) + " at step " +
-                               std::to_string(step) + "; try a lower --lr or --clip");
     tape.backward(loss);
     if (opt.clip > 0) flowgrad::clip_grad_norm(adam.params(), static_cast<float>(opt.clip));
     adam.step();
-    run.losses.push_back(static_cast<float>(loss_value));
-    run.steps_done = step;
-    progress.update(step, loss_value);
-    run.signal = InterruptGuard::signal_received();
-    if (!checkpoint.empty() &&
-        (step % opt.checkpoint_every == 0 || run.signal != 0 || step == opt.steps))
-      save_checkpoint(checkpoint, model, metadata);
-    if (run.signal != 0) break;
-  }
-  progress.finish(run.steps_done, loss_value);
-  run.wall_seconds = progress.elapsed_seconds();
+    return static_cast<double>(loss.item());
+  };
+  const LoopSettings settings{opt.steps, opt.log_every, opt.checkpoint_every,
+                              opt.quiet, checkpoint,    "try a lower --lr or --clip"};
+  static_cast<LoopResult&>(run) = run_training_loop(settings, model, metadata, step);
   return run;
 }
 

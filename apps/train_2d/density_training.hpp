@@ -5,15 +5,12 @@
 
 #include "commands.hpp"
 #include "data_source.hpp"
+#include "training_loop.hpp"
 
 namespace train2d {
 
-struct DensityRun {
+struct DensityRun : LoopResult {
   std::unique_ptr<flowgrad::DensityFlow<float>> model;
-  long steps_done = 0;
-  int signal = 0;  // the signal that stopped training early, or 0
-  double wall_seconds = 0;
-  std::vector<float> losses;  // -mean log p(x) of each step's batch
 };
 
 // Trains opt.model on `data` with Adam; saves the checkpoint (with `metadata`) every

@@ -7,8 +7,6 @@
 #include "autodiff/optim.hpp"
 #include "checkpoint.hpp"
 #include "energies.hpp"
-#include "interrupt.hpp"
-#include "progress.hpp"
 
 namespace train2d {
 
@@ -25,33 +23,19 @@ ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
   adam_opt.lr = opt.lr;
   flowgrad::Adam<float> adam(q.parameters(), adam_opt);
   Tape<float> tape;
-  Progress progress(opt.steps, stderr, is_terminal(stderr), opt.log_every, opt.quiet);
-  InterruptGuard interrupts;
-  double loss_value = 0;
-  for (long step = 1; step <= opt.steps; ++step) {
-    const float beta =
-        opt.anneal ? std::min(1.0f, 0.01f + static_cast<float>(step) / 10000.0f) : 1.0f;
+  auto step = [&](long i) {
+    const float beta = opt.anneal ? std::min(1.0f, 0.01f + static_cast<float>(i) / 10000.0f) : 1.0f;
     tape.reset();
     adam.zero_grad();
     const auto s = q.sample_and_log_prob(tape, opt.batch, gen);
     const auto loss = mean(s.log_q + energy(which, s.x) * beta);
-    loss_value = loss.item();
-    if (!std::isfinite(loss_value))
-      throw std::runtime_error("the loss became " + std::to_string(loss_value) + " at step " +
-                               std::to_string(step) + "; try a lower --lr");
     tape.backward(loss);
     adam.step();
-    run.losses.push_back(static_cast<float>(loss_value));
-    run.steps_done = step;
-    progress.update(step, loss_value);
-    run.signal = InterruptGuard::signal_received();
-    if (!checkpoint.empty() &&
-        (step % opt.checkpoint_every == 0 || run.signal != 0 || step == opt.steps))
-      save_checkpoint(checkpoint, q, metadata);
-    if (run.signal != 0) break;
-  }
-  progress.finish(run.steps_done, loss_value);
-  run.wall_seconds = progress.elapsed_seconds();
+    return static_cast<double>(loss.item());
+  };
+  const LoopSettings settings{opt.steps, opt.log_every, opt.checkpoint_every,
+                              opt.quiet, checkpoint,    "try a lower --lr"};
+  static_cast<LoopResult&>(run) = run_training_loop(settings, q, metadata, step);
   return run;
 }
 

@@ -6,15 +6,12 @@
 #include "commands.hpp"
 #include "datasets.hpp"
 #include "plots.hpp"
+#include "training_loop.hpp"
 
 namespace train2d {
 
-struct ViRun {
-  std::unique_ptr<flowgrad::VariationalFlow<float>> model;
-  long steps_done = 0;
-  int signal = 0;
-  double wall_seconds = 0;
-  std::vector<float> losses;  // mean(log q + beta_t U) per step
+struct ViRun : LoopResult {
+  std::unique_ptr<flowgrad::VariationalFlow<float>> model;  // losses: mean(log q + beta_t U)
 };
 
 // Minimises E_q[log q(x) + beta_t (U(x) + W(x))] with Adam; beta_t = 1, or the paper's annealing
