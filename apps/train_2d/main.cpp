@@ -82,16 +82,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_model_options(*t, train.model, true);
   t->add_option("--steps", train.steps, "Training steps (one fresh batch each)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   t->add_option("--batch", train.batch, "Batch size")
       ->check(CLI::Range(2, 1 << 22))
       ->capture_default_str();
   t->add_option("--lr", train.lr, "Adam learning rate")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1e-12, 10.0))
       ->capture_default_str();
   t->add_option("--clip", train.clip, "Clip the gradients' global norm (0: off)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0.0, 1e9))
       ->capture_default_str();
   t->add_option("--seed", train.seed,
                 "Seed of initialisation and batches; test points use seed + 1")
@@ -100,14 +100,14 @@ int main(int argc, char** argv) {
   t->add_option("--out", train.out, "Output directory (default runs/<dataset>-<model>)");
   t->add_option("--checkpoint-every", train.checkpoint_every,
                 "Save model.safetensors every N steps")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   t->add_option("--log-every", train.log_every,
                 "Progress line every N steps when not on a terminal")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   t->add_option("--test-samples", train.test_samples, "Fresh toy points for the test NLL")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(Index{1}, Index{100000000}))
       ->capture_default_str();
   t->add_flag("!--no-plots", train.plots, "Skip density.png and samples.png");
   t->add_flag("--quiet", train.quiet, "No progress output");
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   e->add_option("--log-prob-out", eval.log_prob_out,
                 "Write each test point and its log-density to this CSV");
   e->add_option("--test-samples", eval.test_samples, "Fresh toy points for the test NLL")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(Index{1}, Index{100000000}))
       ->capture_default_str();
   e->add_option("--plots", eval.plots_dir,
                 "Redraw density.png and samples.png into this directory");
@@ -146,13 +146,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_model_options(*v, vi.model, false);
   v->add_option("--steps", vi.steps, "Training steps")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   v->add_option("--batch", vi.batch, "Samples per step")
       ->check(CLI::Range(1, 1 << 22))
       ->capture_default_str();
   v->add_option("--lr", vi.lr, "Adam learning rate")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1e-12, 10.0))
       ->capture_default_str();
   v->add_flag("--anneal", vi.anneal,
               "Anneal: loss log q + beta_t U, beta_t = min(1, 0.01 + t/10000)");
@@ -160,13 +160,13 @@ int main(int argc, char** argv) {
   add_threads(*v, vi.threads);
   v->add_option("--out", vi.out, "Output directory (default runs/vi-<energy>)");
   v->add_option("--checkpoint-every", vi.checkpoint_every, "Save model.safetensors every N steps")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   v->add_option("--log-every", vi.log_every, "Progress line every N steps when not on a terminal")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   v->add_option("--kl-samples", vi.kl_samples, "Samples for the final KL estimate")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(Index{1}, Index{100000000}))
       ->capture_default_str();
   v->add_flag("--quiet", vi.quiet, "No progress output");
 
@@ -175,10 +175,10 @@ int main(int argc, char** argv) {
       "gallery", "Train every dataset and energy; draw all densities in one figure");
   g->add_option("--out", gallery.out, "Output directory")->capture_default_str();
   g->add_option("--steps", gallery.steps, "Steps per dataset")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   g->add_option("--vi-steps", gallery.vi_steps, "Steps per energy")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1L, 1000000000L))
       ->capture_default_str();
   g->add_option("--seed", gallery.seed, "Seed")->capture_default_str();
   add_threads(*g, gallery.threads);
