@@ -9,10 +9,6 @@
 namespace flowgrad {
 
 template <Scalar T>
-DensityFlow<T>::DensityFlow(std::unique_ptr<Composition<T>> transform)
-    : transform_(std::move(transform)), base_(transform_->dim()) {}
-
-template <Scalar T>
 Var<T> DensityFlow<T>::log_prob(const Var<T>& x) {
   const FlowResult<T> r = transform_->forward(x);
   return base_.log_prob(r.out) + r.log_det;
@@ -56,25 +52,6 @@ void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
 }
 
 template <Scalar T>
-void DensityFlow<T>::named_parameters(const std::string& prefix,
-                                      std::vector<NamedParameter<T>>& out) {
-  transform_->named_parameters(prefix, out);
-}
-template <Scalar T>
-void DensityFlow<T>::named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) {
-  transform_->named_buffers(prefix, out);
-}
-template <Scalar T>
-void DensityFlow<T>::train(bool on) {
-  Module<T>::train(on);
-  transform_->train(on);
-}
-
-template <Scalar T>
-VariationalFlow<T>::VariationalFlow(std::unique_ptr<Composition<T>> transform)
-    : transform_(std::move(transform)), base_(transform_->dim()) {}
-
-template <Scalar T>
 VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n,
                                                              Generator& gen) {
   const Var<T> z0 = tape.constant(base_.sample(n, gen));
@@ -89,22 +66,6 @@ Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
   const FlowResult<T> r = transform_->inverse(tape.constant(x));
   // z0 = f^-1(x); log q(x) = log N(z0) + log|det dz0/dx|.
   return (base_.log_prob(r.out) + r.log_det).value();
-}
-
-template <Scalar T>
-void VariationalFlow<T>::named_parameters(const std::string& prefix,
-                                          std::vector<NamedParameter<T>>& out) {
-  transform_->named_parameters(prefix, out);
-}
-template <Scalar T>
-void VariationalFlow<T>::named_buffers(const std::string& prefix,
-                                       std::vector<NamedBuffer<T>>& out) {
-  transform_->named_buffers(prefix, out);
-}
-template <Scalar T>
-void VariationalFlow<T>::train(bool on) {
-  Module<T>::train(on);
-  transform_->train(on);
 }
 
 template <Scalar T>

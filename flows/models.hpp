@@ -14,12 +14,38 @@
 
 namespace flowgrad {
 
+// What both models are: a chain of bijectors and a standard-normal base; the module's parameters,
+// buffers and mode are the chain's.
 template <Scalar T>
-class DensityFlow : public Module<T> {
+class FlowModel : public Module<T> {
  public:
-  explicit DensityFlow(std::unique_ptr<Composition<T>> transform);
+  explicit FlowModel(std::unique_ptr<Composition<T>> transform)
+      : transform_(std::move(transform)), base_(transform_->dim()) {}
   Index dim() const { return transform_->dim(); }
   Composition<T>& transform() { return *transform_; }
+
+  void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override {
+    transform_->named_parameters(prefix, out);
+  }
+  void named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) override {
+    transform_->named_buffers(prefix, out);
+  }
+  using Module<T>::named_parameters;
+  using Module<T>::named_buffers;
+  void train(bool on = true) override {
+    Module<T>::train(on);
+    transform_->train(on);
+  }
+
+ protected:
+  std::unique_ptr<Composition<T>> transform_;
+  StandardNormal<T> base_;
+};
+
+template <Scalar T>
+class DensityFlow : public FlowModel<T> {
+ public:
+  using FlowModel<T>::FlowModel;
 
   // log p(x) per sample, [batch, 1], on x's tape; differentiable.
   Var<T> log_prob(const Var<T>& x);
@@ -33,15 +59,9 @@ class DensityFlow : public Module<T> {
   // order, each layer seeing what the layers before it (with their new statistics) produce.
   void set_batch_norm_statistics(const Tensor<T>& data);
 
-  void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
-  void named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) override;
-  using Module<T>::named_parameters;
-  using Module<T>::named_buffers;
-  void train(bool on = true) override;
-
  private:
-  std::unique_ptr<Composition<T>> transform_;
-  StandardNormal<T> base_;
+  using FlowModel<T>::transform_;
+  using FlowModel<T>::base_;
 };
 
 template <Scalar T>
@@ -51,26 +71,18 @@ struct VariationalSample {
 };
 
 template <Scalar T>
-class VariationalFlow : public Module<T> {
+class VariationalFlow : public FlowModel<T> {
  public:
-  explicit VariationalFlow(std::unique_ptr<Composition<T>> transform);
-  Index dim() const { return transform_->dim(); }
-  Composition<T>& transform() { return *transform_; }
+  using FlowModel<T>::FlowModel;
 
   // Draws n base samples and pushes them through the flow on `tape`; differentiable.
   VariationalSample<T> sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen);
   // log q(x) for given points, by inverting the flow (values only).
   Tensor<T> log_prob(const Tensor<T>& x);
 
-  void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
-  void named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) override;
-  using Module<T>::named_parameters;
-  using Module<T>::named_buffers;
-  void train(bool on = true) override;
-
  private:
-  std::unique_ptr<Composition<T>> transform_;
-  StandardNormal<T> base_;
+  using FlowModel<T>::transform_;
+  using FlowModel<T>::base_;
 };
 
 struct RealNVPConfig {
