@@ -281,6 +281,20 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
     // No broadcast: one flat loop, rather than one per row (a [m, 1] column would be m loops of 1).
     return simd::zip_mt(simd::kGrainCheap, m * n, out.data(), f, a.data(), b.data());
   }
+  // A single element, or a row of a 2-D flow's width against full rows: still one flat loop.
+  if (a.numel() == 1 || b.numel() == 1 || (a_row != b_row && !a_bc && !b_bc && simd::rows_tile<T>(n))) {
+    auto spread = [&](const Tensor<T>& t) {
+      return t.numel() == 1 ? B<T>(t[0]) : simd::repeated(t.data(), n);
+    };
+    if (a.rows() != m || a_bc) {
+      const B<T> s = spread(a);
+      return simd::zip_mt(
+          simd::kGrainCheap, m * n, out.data(), [&](B<T> y) { return f(s, y); }, b.data());
+    }
+    const B<T> s = spread(b);
+    return simd::zip_mt(
+        simd::kGrainCheap, m * n, out.data(), [&](B<T> x) { return f(x, s); }, a.data());
+  }
   const int nt = simd::threads_for(m * n, simd::kGrainCheap);
   // Columns [j0, j1) of rows [i0, i1).
   auto run = [&](Index i0, Index i1, Index j0, Index j1) {
@@ -370,9 +384,10 @@ void accumulate_reduced(const Tensor<T>& g, Tensor<T>& acc) {
         [](T x, T y) { return x + y; });
   } else if (cols_reduced) {
     simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
-      for (Index i = i0; i < i1; ++i)
-        acc[i] += simd::reduce(g.data() + i * n, n, T(0), T(0), plus, hsum);
+      for (Index i = i0; i < i1; ++i) acc[i] += simd::row_sum(g.data() + i * n, n);
     });
+  } else if (simd::rows_tile<T>(n)) {
+    simd::fold_into(simd::sum_batches(g.data(), m * n), n, acc.data());
   } else {
     // Column sums: split the columns, so that each thread sums its columns in the 1-thread order.
     simd::parallel_for(

@@ -55,29 +55,6 @@ B<T> derivative_from_output(Activation act, B<T> y, B<T> slope) {
   return one;
 }
 
-// A 2-D flow's output layers are 1 or 2 wide. Looping per row would cost more than the work, so
-// when the width divides the SIMD width the rows are taken several at a time, with the bias
-// repeated across the batch (a flat pass keeps every batch aligned to whole rows).
-template <class T>
-bool rows_tile(Index n) {
-  return n < simd::width<T> && simd::width<T> % n == 0;
-}
-
-template <class T>
-B<T> repeated(const T* row, Index n) {
-  alignas(64) T buf[simd::width<T>];
-  for (Index k = 0; k < simd::width<T>; ++k) buf[k] = row[k % n];
-  return B<T>::load_aligned(buf);
-}
-
-// Adds the lanes of a batch of repeated rows into one row of n.
-template <class T>
-void fold_into(B<T> acc, Index n, T* row) {
-  alignas(64) T buf[simd::width<T>];
-  acc.store_aligned(buf);
-  for (Index k = 0; k < simd::width<T>; ++k) row[k % n] += buf[k];
-}
-
 void check(const char* op, const Shape& y, const Shape& other, const char* what) {
   if (y.rank() > 2 || other.rows() != y.rows() || other.cols() != y.cols())
     throw std::invalid_argument(std::string(op) + ": " + what + " " + other.str() +
@@ -93,8 +70,8 @@ void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slop
                                 y.shape().str());
   const Index m = y.rows(), n = y.cols();
   const B<T> sl(slope);
-  if (rows_tile<T>(n)) {
-    const B<T> b = repeated(bias.data(), n);
+  if (simd::rows_tile<T>(n)) {
+    const B<T> b = simd::repeated(bias.data(), n);
     simd::zip(
         m * n, y.data(), [&](B<T> v) { return activate(act, v + b, sl); }, y.data());
     return;
@@ -116,7 +93,7 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
   if (&gz != &gy) gz.resize(y.shape());
   const Index m = y.rows(), n = y.cols();
   const B<T> sl(slope);
-  if (rows_tile<T>(n)) {
+  if (simd::rows_tile<T>(n)) {
     // The zero-padded tail contributes g = 0, so nothing to the bias gradient.
     B<T> acc(T(0));
     simd::zip(
@@ -127,7 +104,7 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
           return z;
         },
         y.data(), gy.data());
-    if (bias_grad) fold_into(acc, n, bias_grad->data());
+    if (bias_grad) simd::fold_into(acc, n, bias_grad->data());
     return;
   }
   for (Index i = 0; i < m; ++i) {

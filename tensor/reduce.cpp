@@ -24,13 +24,6 @@ void check_dim(const char* op, int dim, const Shape& s) {
 }
 
 template <class T>
-T row_sum(const T* x, Index n) {
-  return simd::reduce(
-      x, n, T(0), T(0), [](B<T> a, B<T> b) { return a + b; },
-      [](B<T> v) { return xsimd::hadd(v); });
-}
-
-template <class T>
 T row_max(const T* x, Index n) {
   const T lowest = -std::numeric_limits<T>::infinity();
   return simd::reduce(
@@ -67,7 +60,7 @@ template <class T>
 T sum_all(const T* x, Index n) {
   return simd::parallel_reduce<T>(
       simd::threads_for(n, simd::kGrainCheap), n, simd::width<T>,
-      [x](Index b, Index e) { return row_sum(x + b, e - b); }, [](T a, T b) { return a + b; });
+      [x](Index b, Index e) { return simd::row_sum(x + b, e - b); }, [](T a, T b) { return a + b; });
 }
 
 template <class T>
@@ -115,11 +108,13 @@ void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
   if (dim == 1) {
     out.resize(Shape{m, 1});
     over_rows(m, n, simd::kGrainCheap, [&](Index i0, Index i1) {
-      for (Index i = i0; i < i1; ++i) out[i] = row_sum(x.data() + i * n, n);
+      for (Index i = i0; i < i1; ++i) out[i] = simd::row_sum(x.data() + i * n, n);
     });
   } else {
     out.resize(Shape{1, n});
     out.fill(T(0));
+    if (simd::rows_tile<T>(n))
+      return simd::fold_into(simd::sum_batches(x.data(), m * n), n, out.data());
     over_cols(m, n, simd::width<T>, simd::kGrainCheap, [&](Index j0, Index j1) {
       T* o = out.data() + j0;
       for (Index i = 0; i < m; ++i)

@@ -484,8 +484,9 @@ TEST_CASE_TEMPLATE("binary broadcasting of rows, columns and scalars", T, float,
   struct Case {
     Shape a, b;
   };
-  for (Index m : {3, 5}) {
-    for (Index n : {8, 17}) {
+  // Widths 1, 2 and 4 divide the SIMD width and take the flat paths; 37 rows leave a tail.
+  for (Index m : {3, 5, 37}) {
+    for (Index n : {1, 2, 4, 8, 17}) {
       const Shape full{m, n};
       const std::vector<Case> cases = {
           {full, Shape{1, n}},        {Shape{1, n}, full},        {full, Shape{m, 1}},
@@ -577,7 +578,8 @@ TEST_CASE_TEMPLATE("axpy adds alpha x exactly", T, float, double) {
 }
 
 TEST_CASE_TEMPLATE("accumulate_reduced sums over the broadcast dimensions", T, float, double) {
-  for (Shape gs : {Shape{3, 17}, Shape{17, 3}, Shape{64, 9}, Shape{1, 17}, Shape{17, 1}}) {
+  for (Shape gs : {Shape{3, 17}, Shape{17, 3}, Shape{64, 9}, Shape{1, 17}, Shape{17, 1},
+                   Shape{37, 2}, Shape{37, 4}, Shape{37, 1}}) {
     const Index m = gs.rows(), n = gs.cols();
     const Tensor<T> g = dyadic_tensor<T>(gs, 21);
     for (Shape as : {Shape{1, n}, Shape{m, 1}, Shape{1, 1}, gs}) {
@@ -613,6 +615,8 @@ TEST_CASE_TEMPLATE("sum, mean and max over everything, over rows and over column
   std::vector<Shape> shapes = test_shapes();
   shapes.push_back(Shape{1000, 7});
   shapes.push_back(Shape{5, 1000});
+  // Rows as wide as a 2-D flow's (the flat column-sum path), with a tail.
+  for (Index n : {1, 2, 4}) shapes.push_back(Shape{1001, n});
   std::uint64_t seed = 500;
   for (Shape s : shapes) {
     // An offset of -9 makes every value negative, so a maximum that starts from 0 is caught.

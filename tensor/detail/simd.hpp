@@ -69,6 +69,68 @@ T reduce(const T* x, Index n, T init, T pad, Op op, HOp hop) {
   return hop(op(acc0, acc1));
 }
 
+// --- Rows narrower than a batch ------------------------------------------------------------------
+// A 2-D flow is full of [B, 1] and [B, 2] tensors. A loop per row would cost more than the work, so
+// when the row width n divides the batch width, rows are taken several at a time in one flat pass:
+// every batch then starts on a row boundary, and lane k always holds column k % n.
+template <class T>
+bool rows_tile(Index n) {
+  return n < width<T> && width<T> % n == 0;
+}
+
+// A batch holding the row [0, n) once per n lanes.
+template <class T>
+batch<T> repeated(const T* row, Index n) {
+  alignas(64) T buf[width<T>];
+  for (Index k = 0; k < width<T>; ++k) buf[k] = row[k % n];
+  return batch<T>::load_aligned(buf);
+}
+
+// Adds the lanes of a batch of repeated rows into one row of n.
+template <class T>
+void fold_into(batch<T> acc, Index n, T* row) {
+  alignas(64) T buf[width<T>];
+  acc.store_aligned(buf);
+  for (Index k = 0; k < width<T>; ++k) row[k % n] += buf[k];
+}
+
+// Sum of the batches of x[0..count), the tail zero-padded: with rows_tile(n) and count = m * n,
+// fold_into() of the result gives the column sums.
+template <class T>
+batch<T> sum_batches(const T* x, Index count) {
+  constexpr Index w = width<T>;
+  batch<T> acc0(T(0)), acc1(T(0));
+  Index i = 0;
+  for (; i + 2 * w <= count; i += 2 * w) {
+    acc0 += batch<T>::load_unaligned(x + i);
+    acc1 += batch<T>::load_unaligned(x + i + w);
+  }
+  if (i + w <= count) {
+    acc0 += batch<T>::load_unaligned(x + i);
+    i += w;
+  }
+  if (i < count) {
+    alignas(64) T buf[w] = {};
+    std::copy(x + i, x + count, buf);
+    acc1 += batch<T>::load_aligned(buf);
+  }
+  return acc0 + acc1;
+}
+
+// Sum of x[0..n). A row narrower than a batch is summed in a plain loop: padding it into a batch
+// and adding across lanes would cost several times the additions.
+template <class T>
+T row_sum(const T* x, Index n) {
+  if (n < width<T>) {
+    T s = 0;
+    for (Index i = 0; i < n; ++i) s += x[i];
+    return s;
+  }
+  return reduce(
+      x, n, T(0), T(0), [](batch<T> a, batch<T> b) { return a + b; },
+      [](batch<T> v) { return xsimd::hadd(v); });
+}
+
 // --- Intra-op parallelism ------------------------------------------------------------------------
 // A kernel asks threads_for() how many threads its job is worth, and runs on the calling thread,
 // without entering a parallel region, when the answer is 1: at num_threads() == 1 every kernel
