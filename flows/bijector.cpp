@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "tensor/ops.hpp"
+
 namespace flowgrad {
 
 template <Scalar T>
@@ -11,7 +13,7 @@ void Bijector<T>::check_input(const char* direction, const Var<T>& v) const {
   if (x.shape().rank() != 2 || x.cols() != dim_)
     throw std::invalid_argument(label() + " " + direction + ": input of shape " + x.shape().str() +
                                 ", expected [batch, " + std::to_string(dim_) + "]");
-  if (!checks_values()) return;
+  if (!checks_values() || all_finite(x)) return;
   for (Index i = 0; i < x.numel(); ++i)
     if (!std::isfinite(x[i]))
       throw std::domain_error(label() + " " + direction + ": input has " +

@@ -272,6 +272,28 @@ Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
 
 namespace {
 
+// out = f(a, b) broadcast, one batch of the flat output at a time, each operand's lanes gathered
+// by row and column. Single-threaded: it serves tensors of a few columns.
+template <class T, class F>
+void gathered(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f) {
+  constexpr Index w = simd::width<T>;
+  const Index n = out.cols(), total = out.numel();
+  auto lanes = [&](const Tensor<T>& t, Index e) {
+    const Index rs = t.rows() == 1 ? 0 : t.cols(), cs = t.cols() == 1 ? 0 : 1;
+    alignas(64) T buf[w] = {};
+    for (Index k = 0; k < w && e + k < total; ++k)
+      buf[k] = t.data()[(e + k) / n * rs + (e + k) % n * cs];
+    return B<T>::load_aligned(buf);
+  };
+  Index e = 0;
+  for (; e + w <= total; e += w) f(lanes(a, e), lanes(b, e)).store_unaligned(out.data() + e);
+  if (e < total) {
+    alignas(64) T res[w];
+    f(lanes(a, e), lanes(b, e)).store_aligned(res);
+    std::copy(res, res + (total - e), out.data() + e);
+  }
+}
+
 template <class T, class F>
 void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f) {
   const Index m = out.rows(), n = out.cols();
@@ -295,6 +317,9 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
     return simd::zip_mt(
         simd::kGrainCheap, m * n, out.data(), [&](B<T> x) { return f(x, s); }, a.data());
   }
+  // Any other broadcast of narrow rows (a column against a row, a column against full rows): the
+  // operands are gathered a batch at a time, which beats one short loop per row.
+  if (simd::rows_tile<T>(n)) return gathered(a, b, out, f);
   const int nt = simd::threads_for(m * n, simd::kGrainCheap);
   // Columns [j0, j1) of rows [i0, i1).
   auto run = [&](Index i0, Index i1, Index j0, Index j1) {

@@ -63,6 +63,9 @@ template <Scalar T>
 void max(const Tensor<T>& x, Tensor<T>& out);
 template <Scalar T>
 void max(const Tensor<T>& x, int dim, Tensor<T>& out);
+// Whether no element is NaN or infinite.
+template <Scalar T>
+bool all_finite(const Tensor<T>& x);
 // log(sum(exp(x))) computed without overflow; a slice of all -inf gives -inf.
 template <Scalar T>
 void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out);

@@ -210,7 +210,25 @@ void logsumexp(const Tensor<T>& x, int dim, Tensor<T>& out) {
   }
 }
 
+template <Scalar T>
+bool all_finite(const Tensor<T>& x) {
+  // v - v is 0 for a finite v and NaN for an infinite or NaN one, and a NaN survives the sum.
+  constexpr Index w = simd::width<T>;
+  const Index n = x.numel();
+  const T* p = x.data();
+  B<T> acc(T(0));
+  Index i = 0;
+  for (; i + w <= n; i += w) {
+    const B<T> v = B<T>::load_unaligned(p + i);
+    acc += v - v;
+  }
+  for (; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return xsimd::all(acc == B<T>(T(0)));
+}
+
 #define FLOWGRAD_INSTANTIATE(T)                          \
+  template bool all_finite(const Tensor<T>&);            \
   template void sum(const Tensor<T>&, Tensor<T>&);       \
   template void sum(const Tensor<T>&, int, Tensor<T>&);  \
   template void mean(const Tensor<T>&, Tensor<T>&);      \

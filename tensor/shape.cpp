@@ -12,21 +12,6 @@ Shape::Shape(std::initializer_list<Index> dims) {
   }
 }
 
-Index Shape::numel() const {
-  Index n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
-  return n;
-}
-
-Index Shape::rows() const {
-  if (rank_ <= 1) return 1;
-  Index r = 1;
-  for (int i = 0; i + 1 < rank_; ++i) r *= dims_[static_cast<std::size_t>(i)];
-  return r;
-}
-
-Index Shape::cols() const { return rank_ == 0 ? 1 : dims_[static_cast<std::size_t>(rank_ - 1)]; }
-
 bool Shape::operator==(const Shape& other) const {
   if (rank_ != other.rank_) return false;
   for (int i = 0; i < rank_; ++i)

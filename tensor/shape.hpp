@@ -19,11 +19,20 @@ class Shape {
 
   int rank() const { return rank_; }
   Index operator[](int axis) const { return dims_[static_cast<std::size_t>(axis)]; }
-  Index numel() const;
+  // Inline: element access and every kernel's loop bounds go through these.
+  Index numel() const {
+    Index n = 1;
+    for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+    return n;
+  }
 
   // 2-D views of the shape: a rank-1 [n] reads as one row [1, n], a scalar as [1, 1].
-  Index rows() const;
-  Index cols() const;
+  Index rows() const {
+    Index r = 1;
+    for (int i = 0; i + 1 < rank_; ++i) r *= dims_[static_cast<std::size_t>(i)];
+    return r;
+  }
+  Index cols() const { return rank_ == 0 ? 1 : dims_[static_cast<std::size_t>(rank_ - 1)]; }
 
   bool operator==(const Shape& other) const;
   std::string str() const;  // "[3, 4]"

@@ -798,3 +798,21 @@ TEST_CASE_TEMPLATE("reductions reject empty tensors, rank above 2 and bad dims",
   // The sum of nothing is 0, as in every array library.
   CHECK(sum(empty) == T(0));
 }
+
+TEST_CASE_TEMPLATE("all_finite finds a NaN or an infinity in the SIMD body and in the tail", T, float,
+                   double) {
+  for (Index n : {1, 7, 8, 17, 64, 1000}) {
+    Tensor<T> x = random_tensor<T>(Shape{1, n}, -1e30, 1e30, 900);
+    CHECK(all_finite(x));
+    for (Index at : {Index(0), n / 2, n - 1}) {
+      for (T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                    -std::numeric_limits<T>::infinity()}) {
+        Tensor<T> y = x;
+        y[at] = bad;
+        INFO("n ", n, " at ", at, " value ", bad);
+        CHECK_FALSE(all_finite(y));
+      }
+    }
+  }
+  CHECK(all_finite(Tensor<T>(Shape{0, 2})));
+}

@@ -21,13 +21,18 @@ template <Scalar T>
 void accumulate(Tape<T>& tape, const Tensor<T>& g, Tensor<T>& acc, T scale = T(1)) {
   if (acc.rows() == g.rows() && acc.cols() == g.cols()) {
     // Same elements, possibly a different rank ([n] against [1, n]).
-    for (Index i = 0; i < g.numel(); ++i) acc[i] += scale * g[i];
+    const Index n = g.numel();
+    const T* gp = g.data();
+    T* ap = acc.data();
+    for (Index i = 0; i < n; ++i) ap[i] += scale * gp[i];
     return;
   }
   if (scale == T(1)) return accumulate_reduced(g, acc);
   Tensor<T>& s = tape.scratch(scratch_b);
   s = g;
-  for (Index i = 0; i < s.numel(); ++i) s[i] *= scale;
+  const Index n = s.numel();
+  T* sp = s.data();
+  for (Index i = 0; i < n; ++i) sp[i] *= scale;
   accumulate_reduced(s, acc);
 }
 
