@@ -3,8 +3,10 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "tensor/detail/simd.hpp"
+#include "tensor/ops.hpp"
 
 namespace flowgrad {
 
@@ -13,10 +15,10 @@ namespace {
 template <class T>
 using B = simd::batch<T>;
 
-template <class T>
-B<T> activate(Activation act, B<T> x, B<T> slope) {
+template <Activation A, class T>
+B<T> activate(B<T> x, B<T> slope) {
   const B<T> zero(T(0)), one(T(1));
-  switch (act) {
+  switch (A) {
     case Activation::none:
       return x;
     case Activation::relu:
@@ -34,10 +36,10 @@ B<T> activate(Activation act, B<T> x, B<T> slope) {
 }
 
 // act'(x) from y = act(x).
-template <class T>
-B<T> derivative_from_output(Activation act, B<T> y, B<T> slope) {
+template <Activation A, class T>
+B<T> derivative_from_output(B<T> y, B<T> slope) {
   const B<T> zero(T(0)), one(T(1));
-  switch (act) {
+  switch (A) {
     case Activation::none:
       return one;
     case Activation::relu:
@@ -55,6 +57,35 @@ B<T> derivative_from_output(Activation act, B<T> y, B<T> slope) {
   return one;
 }
 
+// body(tag) with decltype(tag)::value the activation as a constant: the kernels' inner loops then
+// hold no switch (a switch per batch kept them from inlining the activation at all).
+template <class Body>
+void with_activation(Activation act, Body body) {
+  using enum Activation;
+  switch (act) {
+    case none:
+      return body(std::integral_constant<Activation, none>{});
+    case relu:
+      return body(std::integral_constant<Activation, relu>{});
+    case leaky_relu:
+      return body(std::integral_constant<Activation, leaky_relu>{});
+    case tanh:
+      return body(std::integral_constant<Activation, tanh>{});
+    case sigmoid:
+      return body(std::integral_constant<Activation, sigmoid>{});
+    case softplus:
+      return body(std::integral_constant<Activation, softplus>{});
+  }
+}
+
+// Elements per thread before a pass is split: the transcendental activations cost far more per
+// element than the piecewise-linear ones (see simd.hpp).
+Index grain(Activation act) {
+  return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu
+             ? simd::kGrainCheap
+             : simd::kGrainMath;
+}
+
 void check(const char* op, const Shape& y, const Shape& other, const char* what) {
   if (y.rank() > 2 || other.rows() != y.rows() || other.cols() != y.cols())
     throw std::invalid_argument(std::string(op) + ": " + what + " " + other.str() +
@@ -70,17 +101,26 @@ void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slop
                                 y.shape().str());
   const Index m = y.rows(), n = y.cols();
   const B<T> sl(slope);
-  if (simd::rows_tile<T>(n)) {
-    const B<T> b = simd::repeated(bias.data(), n);
-    simd::zip(
-        m * n, y.data(), [&](B<T> v) { return activate(act, v + b, sl); }, y.data());
-    return;
-  }
-  for (Index i = 0; i < m; ++i) {
-    T* row = y.data() + i * n;
-    simd::zip(
-        n, row, [&](B<T> v, B<T> b) { return activate(act, v + b, sl); }, row, bias.data());
-  }
+  const int nt = simd::threads_for(m * n, grain(act));
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    if (simd::rows_tile<T>(n)) {
+      const B<T> b = simd::repeated(bias.data(), n);
+      simd::parallel_for(nt, m * n, simd::width<T>, [&](Index e0, Index e1) {
+        simd::zip(
+            e1 - e0, y.data() + e0, [&](B<T> v) { return activate<A>(v + b, sl); },
+            y.data() + e0);
+      });
+      return;
+    }
+    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i) {
+        T* row = y.data() + i * n;
+        simd::zip(
+            n, row, [&](B<T> v, B<T> b) { return activate<A>(v + b, sl); }, row, bias.data());
+      }
+    });
+  });
 }
 
 template <Scalar T>
@@ -93,30 +133,42 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
   if (&gz != &gy) gz.resize(y.shape());
   const Index m = y.rows(), n = y.cols();
   const B<T> sl(slope);
-  if (simd::rows_tile<T>(n)) {
-    // The zero-padded tail contributes g = 0, so nothing to the bias gradient.
-    B<T> acc(T(0));
-    simd::zip(
-        m * n, gz.data(),
-        [&](B<T> v, B<T> g) {
-          const B<T> z = g * derivative_from_output(act, v, sl);
-          acc += z;
-          return z;
-        },
-        y.data(), gy.data());
-    if (bias_grad) simd::fold_into(acc, n, bias_grad->data());
-    return;
-  }
-  for (Index i = 0; i < m; ++i) {
-    const T* yr = y.data() + i * n;
-    const T* gr = gy.data() + i * n;
-    T* zr = gz.data() + i * n;
-    simd::zip(
-        n, zr, [&](B<T> v, B<T> g) { return g * derivative_from_output(act, v, sl); }, yr, gr);
-    if (bias_grad)
+  const int nt = simd::threads_for(m * n, grain(act));
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    if (simd::rows_tile<T>(n) && !bias_grad)
+      return simd::zip_mt(grain(act), m * n, gz.data(), z_of, y.data(), gy.data());
+    if (simd::rows_tile<T>(n)) {
+      // One thread, whatever the tensor: the bias gradient's lanes are summed in flat order.
+      // The zero-padded tail contributes g = 0, so nothing to the bias gradient.
+      B<T> acc(T(0));
       simd::zip(
-          n, bias_grad->data(), [](B<T> a, B<T> b) { return a + b; }, bias_grad->data(), zr);
-  }
+          m * n, gz.data(),
+          [&](B<T> v, B<T> g) {
+            const B<T> z = z_of(v, g);
+            acc += z;
+            return z;
+          },
+          y.data(), gy.data());
+      if (bias_grad) simd::fold_into(acc, n, bias_grad->data());
+      return;
+    }
+    // On one thread the bias gradient is summed in the same pass, row after row; on several, the
+    // rows are split and the bias gradient is a second pass that sums each column in that same
+    // row order (accumulate_reduced), so the result does not depend on the thread count.
+    const bool fold_bias = bias_grad && nt == 1;
+    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+      for (Index i = i0; i < i1; ++i) {
+        T* zr = gz.data() + i * n;
+        simd::zip(n, zr, z_of, y.data() + i * n, gy.data() + i * n);
+        if (fold_bias)
+          simd::zip(
+              n, bias_grad->data(), [](B<T> p, B<T> q) { return p + q; }, bias_grad->data(), zr);
+      }
+    });
+    if (bias_grad && !fold_bias) accumulate_reduced(gz, *bias_grad);
+  });
 }
 
 template void bias_activation(Tensor<float>&, const Tensor<float>&, Activation, float);

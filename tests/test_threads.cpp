@@ -171,6 +171,40 @@ TEST_CASE_TEMPLATE("unary ops and their derivatives at 2 threads are bit-identic
   }
 }
 
+TEST_CASE_TEMPLATE("fused bias + activation and its backward at 2 threads are bit-identical", T,
+                   float, double) {
+  using flowgrad::Activation;
+  Generator gen(17);
+  // 1000 x 67 (rows split, a tail in every row) and 40000 x 1 (the flat path of narrow rows).
+  for (const Shape s : {Shape{1000, 67}, Shape{40000, 1}}) {
+    const Tensor<T> x = gen.normal<T>(s);
+    const Tensor<T> bias = gen.normal<T>(Shape{1, s.cols()});
+    const Tensor<T> gy = gen.normal<T>(s);
+    const Tensor<T> b0 = gen.normal<T>(Shape{1, s.cols()});
+    for (const Activation act : {Activation::none, Activation::relu, Activation::leaky_relu,
+                                 Activation::tanh, Activation::sigmoid, Activation::softplus}) {
+      const std::string what = s.str() + " " + flowgrad::name(act);
+      check_bitwise<T>(what, [&] {
+        Tensor<T> y = x;
+        flowgrad::bias_activation(y, bias, act, T(0.01));
+        return y;
+      });
+      Tensor<T> y = x;
+      flowgrad::bias_activation(y, bias, act, T(0.01));
+      check_bitwise<T>(what + " backward", [&] {
+        Tensor<T> gz;
+        flowgrad::activation_backward<T>(y, gy, act, T(0.01), gz, nullptr);
+        return gz;
+      });
+      check_bitwise<T>(what + " bias gradient", [&] {
+        Tensor<T> gz, gb = b0;
+        flowgrad::activation_backward(y, gy, act, T(0.01), gz, &gb);
+        return gb;
+      });
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("binary ops, axpy and accumulate_reduced at 2 threads", T, float, double) {
   Generator gen(14);
   const Index m = 2001, n = 131;
