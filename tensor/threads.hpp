@@ -12,11 +12,11 @@
 
 namespace flowgrad {
 
-// Sets the number of threads; n must be >= 1 (std::invalid_argument otherwise). It should not
-// exceed the cores free for this process: the kernels' threads wait for each other by spinning
-// (OpenMP's default wait policy, tunable with OMP_WAIT_POLICY), which is fast on idle cores and
-// slow on oversubscribed ones. Safe to call at any time; a kernel already running keeps the count
-// it started with.
+// Sets the number of threads; n must be >= 1 (std::invalid_argument otherwise). The n - 1 helper
+// threads are started on first use. Between kernels they spin for a few tens of microseconds, then
+// sleep; a kernel never waits for a helper that has not started, so on a busy machine it runs at
+// one thread's speed rather than slower. Safe to call at any time; a kernel already running keeps
+// the count it started with.
 void set_num_threads(int n);
 
 // The current setting (1 by default).

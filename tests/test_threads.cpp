@@ -10,13 +10,17 @@
 // 1e-14 (double) of the sum of magnitudes. max over everything is exact.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "flowgrad.hpp"
+#include "tensor/detail/pool.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
@@ -117,6 +121,53 @@ TEST_CASE("num_threads defaults to 1 and set_num_threads validates its argument"
   flowgrad::set_num_threads(5);
   CHECK(flowgrad::num_threads() == 5);
   flowgrad::set_num_threads(1);
+}
+
+TEST_CASE("the pool runs every chunk exactly once, nested and from competing callers") {
+  using flowgrad::detail::run_chunks;
+  struct Count {
+    std::vector<std::atomic<int>> runs;
+    explicit Count(int n) : runs(static_cast<std::size_t>(n)) {}
+    static void one(void* p, int c) {
+      static_cast<Count*>(p)->runs[static_cast<std::size_t>(c)].fetch_add(1);
+    }
+    bool all_once() const {
+      for (const auto& r : runs)
+        if (r.load() != 1) return false;
+      return true;
+    }
+  };
+  // Many jobs in a row: a worker that wakes late must not run a chunk of a newer job twice.
+  for (int job = 0; job < 2000; ++job) {
+    const int chunks = 1 + job % 7;
+    Count count(chunks);
+    run_chunks(3, chunks, &Count::one, &count);
+    REQUIRE(count.all_once());
+  }
+  // A job started from inside a chunk runs on that chunk's thread, to completion.
+  struct Nested {
+    std::atomic<int> inner{0};
+    static void outer(void* p, int) {
+      Count count(5);
+      run_chunks(2, 5, &Count::one, &count);
+      if (count.all_once()) static_cast<Nested*>(p)->inner.fetch_add(1);
+    }
+  } nested;
+  run_chunks(2, 4, &Nested::outer, &nested);
+  CHECK(nested.inner.load() == 4);
+  // Two threads submitting at once: one gets the pool, the other runs its chunks itself.
+  std::atomic<int> good{0};
+  auto submitter = [&] {
+    for (int job = 0; job < 500; ++job) {
+      Count count(4);
+      run_chunks(2, 4, &Count::one, &count);
+      if (count.all_once()) good.fetch_add(1);
+    }
+  };
+  std::thread a(submitter), b(submitter);
+  a.join();
+  b.join();
+  CHECK(good.load() == 1000);
 }
 
 TEST_CASE_TEMPLATE("gemm at 2 threads is bit-identical to 1 thread", T, float, double) {

@@ -6,12 +6,11 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <utility>
 
+#include "tensor/detail/pool.hpp"
 #include "tensor/shape.hpp"
 #include "tensor/threads.hpp"
 
@@ -149,24 +148,32 @@ inline std::pair<Index, Index> chunk(Index n, Index align, int t, int parts) {
   return {std::min(n, units * t / parts * align), std::min(n, units * (t + 1) / parts * align)};
 }
 
-// body(begin, end) over [0, n) split into one chunk per thread (see chunk()); nt == 1 calls
-// body(0, n) on the calling thread. The team may come out smaller than nt (nested in another
-// parallel region, OMP_THREAD_LIMIT): the chunks follow the team actually started.
+// body(begin, end) over [0, n) split into nt chunks (see chunk()), run by the pool of
+// tensor/pool.cpp; nt == 1 calls body(0, n) on the calling thread. Which thread runs a chunk
+// varies from call to call, and must not matter.
 template <class F>
 void parallel_for(int nt, Index n, Index align, F&& body) {
   if (nt <= 1) {
     body(Index(0), n);
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
-    const auto [b, e] = chunk(n, align, omp_get_thread_num(), omp_get_num_threads());
-    if (b < e) body(b, e);
-  }
+  struct Job {
+    F& body;
+    Index n, align;
+    int parts;
+  } job{body, n, align, nt};
+  detail::run_chunks(
+      nt, nt,
+      [](void* p, int c) {
+        Job& j = *static_cast<Job*>(p);
+        const auto [b, e] = chunk(j.n, j.align, c, j.parts);
+        if (b < e) j.body(b, e);
+      },
+      &job);
 }
 
-// A reduction over [0, n): part(begin, end) reduces one chunk per thread and combine() folds the
-// partial results in thread order, so the result does not depend on thread timing (it does on the
+// A reduction over [0, n): part(begin, end) reduces each of nt chunks and combine() folds the
+// partial results in chunk order, so the result does not depend on thread timing (it does on the
 // thread count: the rounding of a sum changes with where the chunks start). nt == 1 returns
 // part(0, n) from the calling thread.
 template <class T, class Part, class Combine>
@@ -175,16 +182,22 @@ T parallel_reduce(int nt, Index n, Index align, Part&& part, Combine&& combine) 
   constexpr int kMaxParts = 64;
   nt = std::min(nt, kMaxParts);
   T partial[kMaxParts];
-  int team = 1;
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num(), size = omp_get_num_threads();
-    if (t == 0) team = size;
-    const auto [b, e] = chunk(n, align, t, size);
-    partial[t] = part(b, e);
-  }
+  struct Job {
+    Part& part;
+    T* partial;
+    Index n, align;
+    int parts;
+  } job{part, partial, n, align, nt};
+  detail::run_chunks(
+      nt, nt,
+      [](void* p, int c) {
+        Job& j = *static_cast<Job*>(p);
+        const auto [b, e] = chunk(j.n, j.align, c, j.parts);
+        j.partial[c] = j.part(b, e);
+      },
+      &job);
   T result = partial[0];
-  for (int t = 1; t < team; ++t) result = combine(result, partial[t]);
+  for (int t = 1; t < nt; ++t) result = combine(result, partial[t]);
   return result;
 }
 
