@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "tensor/detail/adam_update.hpp"
+
 namespace flowgrad {
 
 namespace {
@@ -58,23 +60,12 @@ void Adam<T>::step() {
   ++t_;
   const double c1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
   const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
-  const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
-  const T step = static_cast<T>(opt_.lr / c1);
-  const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(c2));
-  const T eps = static_cast<T>(opt_.eps), wd = static_cast<T>(opt_.weight_decay);
+  const AdamCoefficients c{opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, opt_.lr / c1,
+                           1.0 / std::sqrt(c2)};
   for (std::size_t k = 0; k < this->params_.size(); ++k) {
     Parameter<T>& p = *this->params_[k];
     check_grad(p);
-    T* m = m_[k].data();
-    T* v = v_[k].data();
-    T* w = p.value.data();
-    const T* g = p.grad.data();
-    for (Index i = 0; i < p.value.numel(); ++i) {
-      const T gi = g[i] + wd * w[i];
-      m[i] = b1 * m[i] + (T(1) - b1) * gi;
-      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-      w[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps);
-    }
+    adam_update(p.value, p.grad, m_[k], v_[k], c);
   }
 }
 

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "autodiff/module.hpp"
 #include "autodiff/optim.hpp"
@@ -61,20 +62,25 @@ TEST_CASE("gradcheck: an MLP's loss with respect to every parameter, for each ac
 
 TEST_CASE("Adam matches the bias-corrected update computed independently in float64") {
   // Loss sum(c * p^2 + p) has gradient 2 c p + 1, so each step's gradient is known in closed form.
-  const double c[3] = {0.5, 2.0, -0.3};
-  Parameter<double> p(Tensor<double>(Shape{1, 3}, {1.0, -0.5, 2.0}));
+  // 11 elements: whole SIMD batches and a tail.
+  constexpr int n = 11;
+  std::vector<double> c(n), ref(n), m(n), v(n);
+  for (int i = 0; i < n; ++i) {
+    c[static_cast<std::size_t>(i)] = std::vector<double>{0.5, 2.0, -0.3}[i % 3];
+    ref[static_cast<std::size_t>(i)] = std::vector<double>{1.0, -0.5, 2.0}[i % 3] + 0.1 * i;
+  }
+  Parameter<double> p(Tensor<double>(Shape{1, n}, ref));
   AdamOptions opt;
   opt.lr = 0.05;
   Adam<double> adam({&p}, opt);
-  const Tensor<double> cs(Shape{1, 3}, {c[0], c[1], c[2]});
-  double ref[3] = {1.0, -0.5, 2.0}, m[3] = {}, v[3] = {};
+  const Tensor<double> cs(Shape{1, n}, c);
   for (int step = 1; step <= 20; ++step) {
     adam.zero_grad();
     Tape<double> t;
     const auto x = t.parameter(p);
     t.backward(sum(t.constant(cs) * square(x) + x));
     adam.step();
-    for (int i = 0; i < 3; ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
       const double g = 2 * c[i] * ref[i] + 1;
       m[i] = 0.9 * m[i] + 0.1 * g;
       v[i] = 0.999 * v[i] + 0.001 * g * g;
@@ -82,7 +88,8 @@ TEST_CASE("Adam matches the bias-corrected update computed independently in floa
       const double vhat = v[i] / (1 - std::pow(0.999, step));
       ref[i] -= 0.05 * mhat / (std::sqrt(vhat) + 1e-8);
     }
-    for (int i = 0; i < 3; ++i) CHECK(p.value[i] == doctest::Approx(ref[i]).epsilon(1e-12));
+    for (int i = 0; i < n; ++i)
+      CHECK(p.value[i] == doctest::Approx(ref[static_cast<std::size_t>(i)]).epsilon(1e-12));
   }
   CHECK(adam.steps() == 20);
 }
