@@ -16,14 +16,14 @@ Var<T> DensityFlow<T>::log_prob(const Var<T>& x) {
 
 template <Scalar T>
 Tensor<T> DensityFlow<T>::log_prob(const Tensor<T>& x) {
-  Tape<T> tape;
+  Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   return log_prob(tape.constant(x)).value();
 }
 
 template <Scalar T>
 std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(Index n, Generator& gen) {
-  Tape<T> tape;
+  Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   const Var<T> z = tape.constant(base_.sample(n, gen));
   const FlowResult<T> r = transform_->inverse(z);
@@ -40,7 +40,7 @@ template <Scalar T>
 void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
   const bool was_training = this->training();
   this->train(false);
-  Tape<T> tape;
+  Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   Var<T> h = tape.constant(data);
   for (std::size_t i = 0; i < transform_->size(); ++i) {
@@ -61,7 +61,7 @@ VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Inde
 
 template <Scalar T>
 Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
-  Tape<T> tape;
+  Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   const FlowResult<T> r = transform_->inverse(tape.constant(x));
   // z0 = f^-1(x); log q(x) = log N(z0) + log|det dz0/dx|.

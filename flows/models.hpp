@@ -38,8 +38,18 @@ class FlowModel : public Module<T> {
   }
 
  protected:
+  // The values-only methods (log_prob of a tensor, sampling) run on this tape, emptied per call:
+  // it keeps its buffers, so repeated calls do not allocate (and page-fault) fresh ones.
+  Tape<T>& eval_tape() {
+    eval_tape_->reset();
+    return *eval_tape_;
+  }
+
   std::unique_ptr<Composition<T>> transform_;
   StandardNormal<T> base_;
+
+ private:
+  std::unique_ptr<Tape<T>> eval_tape_ = std::make_unique<Tape<T>>();  // a Tape does not move
 };
 
 template <Scalar T>
