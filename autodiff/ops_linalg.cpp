@@ -82,8 +82,8 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias, Activat
   n.c0 = T(0.01);  // leaky_relu's slope, as the leaky_relu op's default
   // Inputs are read only after push(): a push may move the tape's nodes.
   Tape<T>& t = x.tape();
-  matmul(t.value(x.index()), t.value(weight.index()), n.value, {false, true, false});
-  bias_activation(n.value, t.value(bias.index()), act, n.c0);
+  linear_forward(t.value(x.index()), t.value(weight.index()), t.value(bias.index()), act, n.c0,
+                 n.value);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "tensor/detail/fused_block.hpp"
 #include "tensor/detail/simd.hpp"
 #include "tensor/ops.hpp"
 
@@ -94,32 +95,50 @@ void check(const char* op, const Shape& y, const Shape& other, const char* what)
 
 }  // namespace
 
+namespace detail {
+
+template <class T>
+void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bias, Activation act,
+                           T slope) {
+  const B<T> sl(slope);
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    if (ldy == cols && simd::rows_tile<T>(cols)) {
+      const B<T> b = simd::repeated(bias, cols);
+      simd::zip(
+          rows * cols, y, [&](B<T> v) { return activate<A>(v + b, sl); }, y);
+      return;
+    }
+    for (Index i = 0; i < rows; ++i) {
+      T* row = y + i * ldy;
+      simd::zip(
+          cols, row, [&](B<T> v, B<T> b) { return activate<A>(v + b, sl); }, row, bias);
+    }
+  });
+}
+
+template void bias_activation_block(float*, Index, Index, Index, const float*, Activation, float);
+template void bias_activation_block(double*, Index, Index, Index, const double*, Activation,
+                                    double);
+
+}  // namespace detail
+
 template <Scalar T>
 void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slope) {
   if (bias.numel() != y.cols())
     throw std::invalid_argument("bias_activation: bias " + bias.shape().str() + " for output " +
                                 y.shape().str());
   const Index m = y.rows(), n = y.cols();
-  const B<T> sl(slope);
   const int nt = simd::threads_for(m * n, grain(act));
-  with_activation(act, [&](auto a) {
-    constexpr Activation A = decltype(a)::value;
-    if (simd::rows_tile<T>(n)) {
-      const B<T> b = simd::repeated(bias.data(), n);
-      simd::parallel_for(nt, m * n, simd::width<T>, [&](Index e0, Index e1) {
-        simd::zip(
-            e1 - e0, y.data() + e0, [&](B<T> v) { return activate<A>(v + b, sl); },
-            y.data() + e0);
-      });
-      return;
-    }
-    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
-      for (Index i = i0; i < i1; ++i) {
-        T* row = y.data() + i * n;
-        simd::zip(
-            n, row, [&](B<T> v, B<T> b) { return activate<A>(v + b, sl); }, row, bias.data());
-      }
+  if (simd::rows_tile<T>(n)) {
+    // Flat chunks of whole batches, each starting on a row boundary.
+    simd::parallel_for(nt, m * n, simd::width<T>, [&](Index e0, Index e1) {
+      detail::bias_activation_block(y.data() + e0, n, (e1 - e0) / n, n, bias.data(), act, slope);
     });
+    return;
+  }
+  simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+    detail::bias_activation_block(y.data() + i0 * n, n, i1 - i0, n, bias.data(), act, slope);
   });
 }
 

@@ -11,6 +11,13 @@ enum class Activation { none, relu, leaky_relu, tanh, sigmoid, softplus };
 template <Scalar T>
 void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slope = T(0.01));
 
+// y = act(x W^T + bias) for x [m, k], W [n, k] and n bias values: the matrix multiply applies the
+// bias and activation to each block of y while the block is still in cache (a layer's forward
+// pass in one sweep over y instead of two).
+template <Scalar T>
+void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias, Activation act,
+                    T slope, Tensor<T>& y);
+
 // gz = gy * act'(x), with the derivative computed from the output y = act(x) (every activation
 // here is monotone, so y determines it); and, when bias_grad is given, bias_grad += column sums of
 // gz.

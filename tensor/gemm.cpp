@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 
+#include "tensor/detail/fused_block.hpp"
 #include "tensor/detail/gemm_kernels.hpp"
 
 namespace flowgrad {
@@ -95,7 +96,7 @@ void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Inde
 // A is read in place through the micro-kernel's strides; only B is packed.
 template <class T, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
-             bool accumulate) {
+             bool accumulate, const GemmEpilogue<T>& ep) {
   using BK = Blocking<T>;
   T* packed =
       scratch<T>(0, std::min(k, BK::kc) * ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
@@ -116,6 +117,10 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
           for (Index ir = 0; ir < mc; ir += BK::mr)
             run_tile<T, ColMajorA>(std::min<Index>(BK::mr, mc - ir), kc, a.at(ic + ir, pc), lda, bp,
                                    c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
+          // The MC x NR block of C is final after the last KC step, and still in L1.
+          if (ep.bias && pc + kc == k)
+            detail::bias_activation_block(c + ic * ldc + jc + jr, ldc, mc, nr, ep.bias + jc + jr,
+                                          ep.act, ep.slope);
         }
       }
     }
@@ -177,17 +182,25 @@ void small_n(Index m, Index n, Index k, View<T> a, View<T> b, Out<T> c, bool acc
 
 template <class T, int K>
 void small_k_fixed(Index m, Index n, View<T> a, const T* packed, Index ldp, T* c, Index ldc,
-                   bool accumulate, int nt) {
-  // Chunks of whole 4-row groups, as on one thread.
+                   bool accumulate, const GemmEpilogue<T>& ep, int nt) {
+  // Chunks of whole 4-row groups, as on one thread; with an epilogue, taken kEpilogueRows rows at
+  // a time so that each block of C gets it while still in L1.
+  constexpr Index kEpilogueRows = 64;
+  const Index step = ep.bias ? kEpilogueRows : m;
   simd::parallel_for(nt, m, 4, [&](Index i0, Index i1) {
-    gemm_detail::small_k<T, K>(i1 - i0, n, rows_of(a, i0), packed, ldp, c + i0 * ldc, ldc,
-                               accumulate);
+    for (Index r0 = i0; r0 < i1; r0 += step) {
+      const Index rows = std::min(step, i1 - r0);
+      gemm_detail::small_k<T, K>(rows, n, rows_of(a, r0), packed, ldp, c + r0 * ldc, ldc,
+                                 accumulate);
+      if (ep.bias)
+        detail::bias_activation_block(c + r0 * ldc, ldc, rows, n, ep.bias, ep.act, ep.slope);
+    }
   });
 }
 
 template <class T>
 void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, bool accumulate,
-             int nt) {
+             const GemmEpilogue<T>& ep, int nt) {
   constexpr Index w = simd::width<T>;
   const Index ldp = (n + w - 1) / w * w;
   T* packed = scratch<T>(1, k * ldp);
@@ -198,13 +211,13 @@ void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, b
   }
   switch (k) {
     case 1:
-      return small_k_fixed<T, 1>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
+      return small_k_fixed<T, 1>(m, n, a, packed, ldp, c, ldc, accumulate, ep, nt);
     case 2:
-      return small_k_fixed<T, 2>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
+      return small_k_fixed<T, 2>(m, n, a, packed, ldp, c, ldc, accumulate, ep, nt);
     case 3:
-      return small_k_fixed<T, 3>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
+      return small_k_fixed<T, 3>(m, n, a, packed, ldp, c, ldc, accumulate, ep, nt);
     default:
-      return small_k_fixed<T, 4>(m, n, a, packed, ldp, c, ldc, accumulate, nt);
+      return small_k_fixed<T, 4>(m, n, a, packed, ldp, c, ldc, accumulate, ep, nt);
   }
 }
 
@@ -214,20 +227,23 @@ void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, b
 // its own B panels into its own scratch.
 template <class T, bool ColMajorA>
 void blocked_mt(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
-                bool accumulate, int nt) {
+                bool accumulate, const GemmEpilogue<T>& ep, int nt) {
   using BK = Blocking<T>;
-  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate);
+  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep);
   auto evenness = [nt](Index tiles) {
     return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
   };
   if (evenness((m + BK::mr - 1) / BK::mr) + 0.05 >= evenness((n + BK::nr - 1) / BK::nr)) {
     simd::parallel_for(nt, m, BK::mr, [&](Index i0, Index i1) {
-      blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate);
+      blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate,
+                            ep);
     });
   } else {
     simd::parallel_for(nt, n, BK::nr, [&](Index j0, Index j1) {
+      GemmEpilogue<T> part = ep;
+      if (part.bias) part.bias += j0;
       blocked<T, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0, ldc,
-                            accumulate);
+                            accumulate, part);
     });
   }
 }
@@ -236,32 +252,42 @@ void blocked_mt(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c
 
 template <class T>
 void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
-          GemmOptions opt) {
+          GemmOptions opt, const GemmEpilogue<T>& ep) {
   if (m <= 0 || n <= 0) return;
+  // The thin paths below write C in one go; the epilogue then takes one pass over it, which for
+  // their few rows or columns costs little.
+  auto finish = [&] {
+    if (ep.bias) detail::bias_activation_block(c, ldc, m, n, ep.bias, ep.act, ep.slope);
+  };
   if (k <= 0) {
     if (!opt.accumulate)
       for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
-    return;
+    return finish();
   }
   const View<T> va = opt.trans_a ? View<T>{a, 1, lda} : View<T>{a, lda, 1};
   const View<T> vb = opt.trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
   const int nt = simd::threads_for(m * n * k, kGemmGrain);
   const int nt_thin = simd::threads_for(m * n * k, kGemmGrainThin);
-  if (n <= kSmallN) return small_n(m, n, k, va, vb, Out<T>{c, ldc, 1}, opt.accumulate, nt_thin);
+  if (n <= kSmallN) {
+    small_n(m, n, k, va, vb, Out<T>{c, ldc, 1}, opt.accumulate, nt_thin);
+    return finish();
+  }
   // C^T = op(B)^T op(A)^T turns a short m into a short n: same loops, C written transposed.
-  if (m <= kSmallN)
-    return small_n(n, m, k, View<T>{b, vb.cs, vb.rs}, View<T>{a, va.cs, va.rs}, Out<T>{c, 1, ldc},
-                   opt.accumulate, nt_thin);
-  if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate, nt_thin);
+  if (m <= kSmallN) {
+    small_n(n, m, k, View<T>{b, vb.cs, vb.rs}, View<T>{a, va.cs, va.rs}, Out<T>{c, 1, ldc},
+            opt.accumulate, nt_thin);
+    return finish();
+  }
+  if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate, ep, nt_thin);
   if (opt.trans_a)
-    blocked_mt<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, nt);
+    blocked_mt<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, nt);
   else
-    blocked_mt<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, nt);
+    blocked_mt<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, nt);
 }
 
 template void gemm(Index, Index, Index, const float*, Index, const float*, Index, float*, Index,
-                   GemmOptions);
+                   GemmOptions, const GemmEpilogue<float>&);
 template void gemm(Index, Index, Index, const double*, Index, const double*, Index, double*, Index,
-                   GemmOptions);
+                   GemmOptions, const GemmEpilogue<double>&);
 
 }  // namespace flowgrad

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/fused.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
@@ -225,4 +226,43 @@ TEST_CASE("matmul names itself and both shapes on an inner-dimension mismatch") 
   // A^T B with A [4, 3] and B [4, 6] agrees: no throw.
   const Tensor<float> at(Shape{4, 3}), b2(Shape{4, 6});
   CHECK_NOTHROW(flowgrad::matmul(at, b2, GemmOptions{true, false, false}));
+}
+
+// linear_forward() applies bias and activation inside gemm, block by block, on every path (thin n,
+// thin m, small k in 64-row blocks, blocked with several KC and MC blocks). Each element goes
+// through the same arithmetic as matmul() followed by bias_activation(), so the results must
+// agree bit for bit.
+TEST_CASE_TEMPLATE("linear_forward equals matmul then bias_activation, on every gemm path", T,
+                   float, double) {
+  using flowgrad::Activation;
+  struct Case {
+    Index m, n, k;
+  };
+  Generator gen(31);
+  for (const Case s : {Case{1, 7, 5}, Case{3, 64, 64}, Case{300, 64, 1}, Case{300, 64, 3},
+                       Case{300, 2, 64}, Case{300, 1, 2}, Case{300, 33, 300}, Case{5, 20, 3},
+                       Case{200, 2, 0}}) {
+    const Tensor<T> x = gen.normal<T>(Shape{s.m, s.k});
+    const Tensor<T> w = gen.normal<T>(Shape{s.n, s.k});
+    const Tensor<T> bias = gen.normal<T>(Shape{1, s.n});
+    for (const Activation act : {Activation::none, Activation::relu, Activation::leaky_relu,
+                                 Activation::tanh, Activation::sigmoid, Activation::softplus}) {
+      Tensor<T> want, got;
+      flowgrad::matmul(x, w, want, {false, true, false});
+      flowgrad::bias_activation(want, bias, act, T(0.03));
+      flowgrad::linear_forward(x, w, bias, act, T(0.03), got);
+      REQUIRE(got.shape() == want.shape());
+      Index bad = 0;
+      for (Index i = 0; i < got.numel(); ++i) bad += got[i] != want[i];
+      INFO("m ", s.m, " n ", s.n, " k ", s.k, " activation ", static_cast<int>(act));
+      CHECK(bad == 0);
+    }
+  }
+  Tensor<T> y;
+  const Tensor<T> x(Shape{4, 3}), w(Shape{5, 3}), wrong_bias(Shape{1, 4});
+  CHECK_THROWS_WITH_AS(flowgrad::linear_forward(x, w, wrong_bias, Activation::relu, T(0), y),
+                       doctest::Contains("bias [1, 4] for weight [5, 3]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(flowgrad::linear_forward(x, Tensor<T>(Shape{5, 2}), Tensor<T>(Shape{1, 5}),
+                                                Activation::relu, T(0), y),
+                       doctest::Contains("inner dimensions differ"), std::invalid_argument);
 }

@@ -256,6 +256,22 @@ TEST_CASE_TEMPLATE("fused bias + activation and its backward at 2 threads are bi
   }
 }
 
+TEST_CASE_TEMPLATE("linear_forward at 2 threads is bit-identical", T, float, double) {
+  Generator gen(18);
+  // Blocked (split by rows, and by columns for the short, wide one) and small k.
+  for (const Shape xs : {Shape{1000, 67}, Shape{30, 300}, Shape{5000, 1}}) {
+    const Index n = xs.rows() == 30 ? 1000 : 64;
+    const Tensor<T> x = gen.normal<T>(xs);
+    const Tensor<T> w = gen.normal<T>(Shape{n, xs.cols()});
+    const Tensor<T> bias = gen.normal<T>(Shape{1, n});
+    check_bitwise<T>("linear_forward " + xs.str(), [&] {
+      Tensor<T> y;
+      flowgrad::linear_forward(x, w, bias, flowgrad::Activation::tanh, T(0.01), y);
+      return y;
+    });
+  }
+}
+
 TEST_CASE_TEMPLATE("binary ops, axpy and accumulate_reduced at 2 threads", T, float, double) {
   Generator gen(14);
   const Index m = 2001, n = 131;
