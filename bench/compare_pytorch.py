@@ -124,8 +124,10 @@ def run_ours(binary, names, repeats):
                          check=True, capture_output=True, text=True)
     data = json.loads(out.stdout)
     results = {}
+    # With one repetition Google Benchmark reports the run itself, with no aggregates.
+    wanted = "median" if repeats > 1 else None
     for b in data["benchmarks"]:
-        if b.get("aggregate_name") != "median":
+        if b.get("aggregate_name") != wanted:
             continue
         name = b["run_name"]
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
@@ -164,6 +166,8 @@ def main():
                          "pytorch_ms": t, "ratio": (t / o["ms"]) if (o and t) else None,
                          "flowgrad_gflops": o["gflops"] if o else None})
 
+    peak = run_ours(args.binary, ["BM_FmaPeak"], args.repeats).get("BM_FmaPeak", {}).get("gflops")
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -173,15 +177,33 @@ def main():
     print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores; medians of {args.repeats}")
     print(f"command: {' '.join(sys.argv)}")
     print()
-    print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | flowgrad GFLOP/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
+    if peak:
+        print(f"measured float32 FMA peak of one core (BM_FmaPeak): {peak:.1f} GFLOP/s")
+        print()
+    print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | flowgrad GFLOP/s | % of one core's peak |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
+        share = 100 * r["flowgrad_gflops"] / peak if (peak and r["flowgrad_gflops"]) else None
+        r["percent_of_peak"] = share
         print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | {f(r['pytorch_ms'], '{:.2f}')} | "
-              f"{f(r['ratio'], '{:.2f}x')} | {f(r['flowgrad_gflops'], '{:.1f}')} |")
+              f"{f(r['ratio'], '{:.2f}x')} | {f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} |")
+    # Scaling: every configuration run at 1 and at more threads.
+    one = {r["benchmark"]: r["flowgrad_ms"] for r in rows if r["threads"] == 1}
+    more = [r for r in rows if r["threads"] > 1]
+    if one and more:
+        print()
+        print("| configuration | threads | flowgrad ms | 1-thread ms | speed-up |")
+        print("|---|---:|---:|---:|---:|")
+        for r in more:
+            base = one.get(r["benchmark"].rsplit("/threads:", 1)[0])
+            up = base / r["flowgrad_ms"] if (base and r["flowgrad_ms"]) else None
+            r["speedup_vs_1_thread"] = up
+            print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | {f(base, '{:.2f}')} | "
+                  f"{f(up, '{:.2f}x')} |")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+            json.dump({"fma_peak_gflops": peak, "rows": rows}, fh, indent=2)
 
 
 if __name__ == "__main__":
