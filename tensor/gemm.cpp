@@ -139,8 +139,12 @@ Out<T> rows_of(Out<T> c, Index i0) {
   return Out<T>{&c(i0, 0), c.rs, c.cs};
 }
 
+// The views go by reference: passed by value, g++ builds each one on the stack with scalar stores
+// and reloads it with one vector load, a stalled store forwarding that cost about a third of a
+// 1 x 1 x 8 product and a few percent of a 256 x 1 x 64 one.
 template <class T, int NN>
-void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate, int nt) {
+void small_n_fixed(Index m, Index k, const View<T>& a, const View<T>& b, const Out<T>& c,
+                   bool accumulate, int nt) {
   if (a.cs == 1) {
     // Dot-product form: op(B)'s columns must be contiguous; pack them unless B is transposed.
     const T* cols[NN];
@@ -167,7 +171,8 @@ void small_n_fixed(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumu
 }
 
 template <class T>
-void small_n(Index m, Index n, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate, int nt) {
+void small_n(Index m, Index n, Index k, const View<T>& a, const View<T>& b, const Out<T>& c,
+             bool accumulate, int nt) {
   switch (n) {
     case 1:
       return small_n_fixed<T, 1>(m, k, a, b, c, accumulate, nt);

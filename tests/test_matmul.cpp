@@ -166,6 +166,25 @@ TEST_CASE_TEMPLATE("gemm matches a float64 triple loop on random odd shapes", T,
   for (const Dims& d : random_shapes(gen, 40)) check_all_forms<T>(gen, d.m, d.n, d.k);
 }
 
+TEST_CASE_TEMPLATE("gemm on the thin paths' edges: streamed rows, register blocks, tails",
+                   T, float, double) {
+  // With A transposed (or B, for a short m), n <= 4 sums along rows of C: m within one register
+  // block (8 batches for n = 1, 4 for n = 2, ...) or at most one batch keeps the sums in registers,
+  // a wider m streams whole rows of A (for n >= 3 from 16 batches on), P = 8, 4 or 2 k-steps per
+  // pass (k here is never a multiple of P). Rows past the last whole batch (m % 8 for float, m % 4
+  // for double) take a scalar tail. Without transposes, n = 1 and n = 2 write whole blocks of C as
+  // batches, plus single-row tails, with or without prefetching (rows of 1 KB and more in an A
+  // that fits in L2 go without).
+  Generator gen(4);
+  const std::vector<Dims> shapes = {
+      {300, 1, 37}, {1, 300, 37}, {131, 2, 45}, {2, 131, 45}, {77, 3, 29},  {3, 77, 29},
+      {77, 4, 33},  {4, 77, 33},  {133, 3, 29}, {3, 133, 29}, {133, 4, 33}, {4, 133, 33},
+      {11, 1, 50},  {1, 11, 50},  {11, 2, 51},  {36, 2, 19},  {64, 1, 9},   {68, 1, 9},
+      {32, 2, 9},   {35, 2, 9},   {37, 2, 70},  {43, 1, 70},  {41, 1, 300}, {21, 2, 301},
+  };
+  for (const Dims& d : shapes) check_all_forms<T>(gen, d.m, d.n, d.k);
+}
+
 TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) {
   // n beyond NC (2048 floats, 1024 doubles), k beyond two KC blocks, m beyond MC.
   Generator gen(3);
