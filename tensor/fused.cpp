@@ -1,9 +1,11 @@
 // The fused bias + activation kernels; each activation's derivative is written from its output.
 #include "tensor/fused.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "tensor/detail/fused_block.hpp"
 #include "tensor/detail/simd.hpp"
@@ -85,6 +87,15 @@ Index grain(Activation act) {
   return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu
              ? simd::kGrainCheap
              : simd::kGrainMath;
+}
+
+// Scratch for activation_backward's per-block bias partials; it only grows, so steady-state
+// training steps allocate nothing.
+template <class T>
+T* bias_partials(Index count) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<Index>(buffer.size()) < count) buffer.resize(static_cast<std::size_t>(count));
+  return buffer.data();
 }
 
 void check(const char* op, const Shape& y, const Shape& other, const char* what) {
@@ -173,20 +184,35 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
       if (bias_grad) simd::fold_into(acc, n, bias_grad->data());
       return;
     }
-    // On one thread the bias gradient is summed in the same pass, row after row; on several, the
-    // rows are split and the bias gradient is a second pass that sums each column in that same
-    // row order (accumulate_reduced), so the result does not depend on the thread count.
-    const bool fold_bias = bias_grad && nt == 1;
-    simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
-      for (Index i = i0; i < i1; ++i) {
-        T* zr = gz.data() + i * n;
-        simd::zip(n, zr, z_of, y.data() + i * n, gy.data() + i * n);
-        if (fold_bias)
+    if (!bias_grad) {
+      simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+        for (Index i = i0; i < i1; ++i)
+          simd::zip(n, gz.data() + i * n, z_of, y.data() + i * n, gy.data() + i * n);
+      });
+      return;
+    }
+    // The bias gradient is summed in the same pass, per block of kBiasRows rows into that block's
+    // own partial row, and the partials are added in block order. The blocks do not depend on the
+    // thread count (threads take whole blocks), so neither does the result.
+    constexpr Index kBiasRows = 128;
+    const Index blocks = (m + kBiasRows - 1) / kBiasRows;
+    T* partial = bias_partials<T>(blocks * n);
+    simd::parallel_for(std::min<Index>(nt, blocks), blocks, 1, [&](Index b0, Index b1) {
+      for (Index b = b0; b < b1; ++b) {
+        T* part = partial + b * n;
+        std::fill(part, part + n, T(0));
+        for (Index i = b * kBiasRows; i < std::min(m, (b + 1) * kBiasRows); ++i) {
+          T* zr = gz.data() + i * n;
+          simd::zip(n, zr, z_of, y.data() + i * n, gy.data() + i * n);
           simd::zip(
-              n, bias_grad->data(), [](B<T> p, B<T> q) { return p + q; }, bias_grad->data(), zr);
+              n, part, [](B<T> p, B<T> q) { return p + q; }, part, zr);
+        }
       }
     });
-    if (bias_grad && !fold_bias) accumulate_reduced(gz, *bias_grad);
+    for (Index b = 0; b < blocks; ++b)
+      simd::zip(
+          n, bias_grad->data(), [](B<T> p, B<T> q) { return p + q; }, bias_grad->data(),
+          partial + b * n);
   });
 }
 

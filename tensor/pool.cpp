@@ -7,6 +7,7 @@
 #include "tensor/detail/pool.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -38,8 +39,13 @@ struct JobWord {
 };
 
 constexpr int kMaxChunks = 0xffff;
-// A worker spins this many rounds (about 30 us) for the next job before it sleeps: the serial
-// work between two parallel kernels of a training step is usually shorter than that.
+// A worker spins this long for the next job before it sleeps. Waking a sleeping thread takes tens
+// of microseconds or more (much more on a virtual machine, where its vCPU may be halted), and the
+// caller does not wait for it, so a worker that sleeps through the short serial stretches between
+// a training step's parallel kernels never gets a chunk. Time, not a count of pause instructions,
+// whose latency differs several-fold between CPU generations.
+constexpr auto kSpinTime = std::chrono::microseconds(300);
+// The caller's wait for chunks that workers are running: pause this many rounds, then yield.
 constexpr int kSpinRounds = 1 << 12;
 
 thread_local bool t_in_chunk = false;
@@ -103,9 +109,11 @@ class Pool {
     std::uint32_t seen = posted_.load(std::memory_order_acquire);
     while (!stop_.load(std::memory_order_relaxed)) {
       std::uint32_t gen = posted_.load(std::memory_order_acquire);
-      for (int spins = 0; gen == seen && spins < kSpinRounds; ++spins) {
+      const auto until = std::chrono::steady_clock::now() + kSpinTime;
+      for (int spins = 1; gen == seen; ++spins) {
         cpu_relax();
         gen = posted_.load(std::memory_order_acquire);
+        if (spins % 64 == 0 && std::chrono::steady_clock::now() > until) break;
       }
       if (gen == seen) {
         sleepers_.fetch_add(1);
