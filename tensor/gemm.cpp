@@ -92,14 +92,36 @@ void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Inde
   }
 }
 
+// Copies the MC x KC block of a transposed A (element (i, p) at a[p * lda + i]) into MR-row
+// tiles, tile t holding (t * MR + r, p) at t * MR * kc + p * MR + r: the layout the transposed-A
+// micro-kernel reads with lda = MR. Read in place, each k-step of a tile would touch its own
+// cache line of A (rows lda apart), and those lines with the packed B panel overflow L1.
+template <class T>
+void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
+  constexpr Index mr = Blocking<T>::mr;
+  const Index full = mc / mr, rest = mc % mr;
+  for (Index p = 0; p < kc; ++p) {
+    const T* row = a + p * lda;
+    T* out = packed + p * mr;
+    for (Index t = 0; t < full; ++t, row += mr, out += mr * kc)
+      for (Index r = 0; r < mr; ++r) out[r] = row[r];
+    for (Index r = 0; r < rest; ++r) out[r] = row[r];
+  }
+}
+
 // Loop order jc (NC) -> pc (KC, pack B) -> ic (MC) -> jr (NR panel, in L1) -> ir (MR rows).
-// A is read in place through the micro-kernel's strides; only B is packed.
+// B is always packed; A is read in place when row-major (MR contiguous rows stream well), and
+// packed when transposed and swept by enough NR panels to repay the copy (measured: H = 256
+// steps at batch 4096 ~7% faster, H = 64 ones, with 4 panels, ~5% slower).
 template <class T, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
              bool accumulate, const GemmEpilogue<T>& ep) {
   using BK = Blocking<T>;
   T* packed =
       scratch<T>(0, std::min(k, BK::kc) * ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
+  constexpr Index kPackAPanels = 8;
+  T* packed_a =
+      ColMajorA && n >= kPackAPanels * BK::nr ? scratch<T>(1, BK::mc * std::min(k, BK::kc)) : nullptr;
   for (Index jc = 0; jc < n; jc += BK::nc) {
     const Index nc = std::min(BK::nc, n - jc);
     for (Index pc = 0; pc < k; pc += BK::kc) {
@@ -111,12 +133,19 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
                                              packed + jr * kc);
       for (Index ic = 0; ic < m; ic += BK::mc) {
         const Index mc = std::min(BK::mc, m - ic);
+        if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);
         for (Index jr = 0; jr < nc; jr += BK::nr) {
           const T* bp = packed + jr * kc;
           const Index nr = std::min(BK::nr, nc - jr);
-          for (Index ir = 0; ir < mc; ir += BK::mr)
-            run_tile<T, ColMajorA>(std::min<Index>(BK::mr, mc - ir), kc, a.at(ic + ir, pc), lda, bp,
-                                   c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
+          for (Index ir = 0; ir < mc; ir += BK::mr) {
+            const Index mr = std::min<Index>(BK::mr, mc - ir);
+            if (packed_a)
+              run_tile<T, true>(mr, kc, packed_a + ir * kc, BK::mr, bp,
+                                c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
+            else
+              run_tile<T, ColMajorA>(mr, kc, a.at(ic + ir, pc), lda, bp,
+                                     c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
+          }
           // The MC x NR block of C is final after the last KC step, and still in L1.
           if (ep.bias && pc + kc == k)
             detail::bias_activation_block(c + ic * ldc + jc + jr, ldc, mc, nr, ep.bias + jc + jr,
