@@ -3,11 +3,13 @@
 
     /usr/bin/python3 bench/compare_pytorch.py build/bench/bench_flows [--threads 1,2] [--repeats 5]
 
-For every configuration it runs flowgrad's Google Benchmark (bench/bench_flows.cpp, medians of
---repeats repetitions) and then the same model and step in PyTorch (Debian's python3-torch, models
-from bench/reference_pytorch.py, warmed up, median of --repeats timed runs), with the same number of
-threads, and prints: configuration, flowgrad ms, PyTorch ms, and the ratio PyTorch / flowgrad
-(how many times faster flowgrad is). Run by hand, not in CI.
+It runs flowgrad's Google Benchmark (bench/bench_flows.cpp: medians of --repeats repetitions, all
+configurations and thread counts in one run, interleaved at random, with the measured FMA peak),
+then the same models and steps in PyTorch (Debian's python3-torch, models from
+bench/reference_pytorch.py, warmed up, median of --repeats timed runs) with the same numbers of
+threads, and prints: configuration, flowgrad ms, PyTorch ms, the ratio PyTorch / flowgrad (how
+many times faster flowgrad is), GFLOP/s and its share of one core's peak; with several thread
+counts, also each configuration's speed-up over one thread. Run by hand, not in CI.
 
 Debian's torch runs its GEMMs in OpenBLAS, which ignores torch.set_num_threads: the PyTorch side
 runs in a child process with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS pinned before torch loads.
@@ -119,7 +121,10 @@ def run_torch(threads, repeats, configs):
 # ---------------------------------------------------------------------------------------------
 def run_ours(binary, names, repeats):
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+    # Repetitions of all the configurations in random order: a slow phase of a shared machine then
+    # lands on every configuration and thread count alike instead of on one of them.
     out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repeats}",
+                          "--benchmark_enable_random_interleaving=true",
                           "--benchmark_report_aggregates_only=true", "--benchmark_format=json"],
                          check=True, capture_output=True, text=True)
     data = json.loads(out.stdout)
@@ -154,10 +159,16 @@ def main():
         ap.error("the path of bench_flows is required")
 
     rows = []
-    for threads in [int(t) for t in args.threads.split(",")]:
-        cfgs = [(bench_name(base, cfg, threads), base, cfg, spec) for base, cfg, spec in configurations()
-                if args.filter in f"{base}/{cfg}"]
-        ours = run_ours(args.binary, [c[0] for c in cfgs], args.repeats)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    per_threads = {threads: [(bench_name(base, cfg, threads), base, cfg, spec)
+                             for base, cfg, spec in configurations() if args.filter in f"{base}/{cfg}"]
+                   for threads in thread_counts}
+    # flowgrad: every configuration at every thread count, and the FMA peak, in one interleaved run.
+    ours = run_ours(args.binary, [c[0] for cs in per_threads.values() for c in cs] + ["BM_FmaPeak"],
+                    args.repeats)
+    peak = ours.get("BM_FmaPeak", {}).get("gflops")
+    for threads in thread_counts:
+        cfgs = per_threads[threads]
         torch_ms = run_torch(threads, args.repeats, [[c[0], c[3]] for c in cfgs])
         for name, base, cfg, spec in cfgs:
             o = ours.get(name)
@@ -165,8 +176,6 @@ def main():
             rows.append({"benchmark": name, "threads": threads, "flowgrad_ms": o["ms"] if o else None,
                          "pytorch_ms": t, "ratio": (t / o["ms"]) if (o and t) else None,
                          "flowgrad_gflops": o["gflops"] if o else None})
-
-    peak = run_ours(args.binary, ["BM_FmaPeak"], args.repeats).get("BM_FmaPeak", {}).get("gflops")
 
     cpu = platform.processor() or platform.machine()
     try:
