@@ -11,9 +11,11 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
+#include "gemm_shapes.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
@@ -25,11 +27,7 @@ using flowgrad::Index;
 using flowgrad::Shape;
 using flowgrad::Tensor;
 
-struct GemmShape {
-  const char* pass;  // fwd, bwd_dx, bwd_dw
-  Index m, n, k;
-  bool ta, tb;
-};
+using bench::GemmShape;
 
 // Row-major operands as the MLP stores them: A is m x k (k x m when transposed), B is k x n (n x k
 // when transposed), C is m x n, all with minimal leading dimensions.
@@ -76,29 +74,6 @@ void bm_gemm_openblas(benchmark::State& state, GemmShape s) {
   set_flops(state, s);
 }
 
-// An MLP layer y = x W^T with W stored [out, in] as in PyTorch, at batch size b:
-//   forward       Y[b, out]  = X[b, in] W^T        m = b,   n = out, k = in,  trans_b
-//   backward dX   dX[b, in]  = dY[b, out] W        m = b,   n = in,  k = out
-//   backward dW   dW[out, in] = dY^T X             m = out, n = in,  k = b,   trans_a
-std::vector<GemmShape> mlp_shapes() {
-  const Index batches[] = {256, 1024, 4096};
-  const Index layers[][2] = {{1, 64}, {2, 64}, {64, 64}, {256, 256}, {64, 1}, {64, 2}, {256, 1}};
-  std::vector<GemmShape> out;
-  for (const Index b : batches)
-    for (const auto& l : layers) {
-      const Index in = l[0], width = l[1];
-      out.push_back({"fwd", b, width, in, false, true});
-      out.push_back({"bwd_dx", b, in, width, false, false});
-      out.push_back({"bwd_dw", width, in, b, true, false});
-    }
-  return out;
-}
-
-std::string gemm_suffix(const GemmShape& s) {
-  return std::string(s.pass) + "/m:" + std::to_string(s.m) + "/n:" + std::to_string(s.n) +
-         "/k:" + std::to_string(s.k) + "/ta:" + std::to_string(s.ta) +
-         "/tb:" + std::to_string(s.tb);
-}
 
 void bm_unary(benchmark::State& state, flowgrad::Unary f) {
   flowgrad::Generator gen(7);
@@ -114,8 +89,11 @@ void bm_unary(benchmark::State& state, flowgrad::Unary f) {
 
 bool register_all() {
   openblas_set_num_threads(1);
-  for (const GemmShape& s : mlp_shapes()) {
-    const std::string suffix = gemm_suffix(s);
+  constexpr Index batches[] = {256, 1024, 4096};
+  constexpr std::array<Index, 2> layers[] = {{1, 64},  {2, 64},  {64, 64}, {256, 256},
+                                             {64, 1}, {64, 2}, {256, 1}};
+  for (const GemmShape& s : bench::mlp_shapes(batches, layers)) {
+    const std::string suffix = bench::gemm_suffix(s);
     benchmark::RegisterBenchmark(("BM_Gemm_Ours/" + suffix).c_str(), bm_gemm_ours, s)->MinTime(0.2);
     benchmark::RegisterBenchmark(("BM_Gemm_OpenBLAS/" + suffix).c_str(), bm_gemm_openblas, s)
         ->MinTime(0.2);

@@ -6,9 +6,11 @@
 // Run with --benchmark_repetitions=3 and compare medians: the machine is shared.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
+#include "gemm_shapes.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/random.hpp"
@@ -21,35 +23,9 @@ using flowgrad::Index;
 using flowgrad::Shape;
 using flowgrad::Tensor;
 
-struct GemmShape {
-  const char* pass;  // fwd, bwd_dx, bwd_dw
-  Index m, n, k;
-  bool ta, tb;
-};
+using bench::GemmShape;
 
-// An MLP layer y = x W^T with W stored [out, in], at batch size b (as in bench_kernels.cpp):
-//   forward       Y[b, out]   = X[b, in] W^T       m = b,   n = out, k = in,  trans_b
-//   backward dX   dX[b, in]   = dY[b, out] W       m = b,   n = in,  k = out
-//   backward dW   dW[out, in] = dY^T X             m = out, n = in,  k = b,   trans_a
-std::vector<GemmShape> mlp_shapes() {
-  const Index batches[] = {64, 256, 512, 1024, 2048, 4096};
-  const Index layers[][2] = {{64, 64}, {2, 64}, {64, 2}, {1, 64}, {64, 1}, {256, 256}};
-  std::vector<GemmShape> out;
-  for (const Index b : batches)
-    for (const auto& l : layers) {
-      const Index in = l[0], width = l[1];
-      out.push_back({"fwd", b, width, in, false, true});
-      out.push_back({"bwd_dx", b, in, width, false, false});
-      out.push_back({"bwd_dw", width, in, b, true, false});
-    }
-  return out;
-}
-
-std::string gemm_name(const GemmShape& s) {
-  return "BM_Gemm/" + std::string(s.pass) + "/m:" + std::to_string(s.m) +
-         "/n:" + std::to_string(s.n) + "/k:" + std::to_string(s.k) + "/ta:" + std::to_string(s.ta) +
-         "/tb:" + std::to_string(s.tb);
-}
+std::string gemm_name(const GemmShape& s) { return "BM_Gemm/" + bench::gemm_suffix(s); }
 
 void bm_gemm(benchmark::State& state, GemmShape s) {
   flowgrad::set_num_threads(static_cast<int>(state.range(0)));
@@ -134,7 +110,9 @@ void bm_kernel(benchmark::State& state, Kernel kernel, Index rows, Index cols) {
 }
 
 bool register_all() {
-  for (const GemmShape& s : mlp_shapes())
+  constexpr Index batches[] = {64, 256, 512, 1024, 2048, 4096};
+  constexpr std::array<Index, 2> layers[] = {{64, 64}, {2, 64}, {64, 2}, {1, 64}, {64, 1}, {256, 256}};
+  for (const GemmShape& s : bench::mlp_shapes(batches, layers))
     benchmark::RegisterBenchmark(gemm_name(s).c_str(), bm_gemm, s)
         ->ArgName("threads")
         ->Arg(1)
