@@ -60,8 +60,8 @@ void Adam<T>::step() {
   ++t_;
   const double c1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
   const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
-  const AdamCoefficients c{opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, opt_.lr / c1,
-                           1.0 / std::sqrt(c2)};
+  const AdamCoefficients c{opt_.beta1,        opt_.beta2,   opt_.eps,
+                           opt_.weight_decay, opt_.lr / c1, 1.0 / std::sqrt(c2)};
   for (std::size_t k = 0; k < this->params_.size(); ++k) {
     Parameter<T>& p = *this->params_[k];
     check_grad(p);

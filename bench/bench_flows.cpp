@@ -135,9 +135,9 @@ void fma_peak(benchmark::State& state) {
       for (int c = 0; c < chains; ++c) acc[c] = acc[c] * mul + add;
     for (int c = 0; c < chains; ++c) benchmark::DoNotOptimize(acc[c]);
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * rounds * chains * 8 * 2 / 1e9,
-      benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * rounds * chains * 8 * 2 / 1e9,
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(fma_peak)->Name("BM_FmaPeak");
 

@@ -74,7 +74,6 @@ void bm_gemm_openblas(benchmark::State& state, GemmShape s) {
   set_flops(state, s);
 }
 
-
 void bm_unary(benchmark::State& state, flowgrad::Unary f) {
   flowgrad::Generator gen(7);
   const Tensor<float> x = gen.normal<float>(Shape{4096, 64});
@@ -90,7 +89,7 @@ void bm_unary(benchmark::State& state, flowgrad::Unary f) {
 bool register_all() {
   openblas_set_num_threads(1);
   constexpr Index batches[] = {256, 1024, 4096};
-  constexpr std::array<Index, 2> layers[] = {{1, 64},  {2, 64},  {64, 64}, {256, 256},
+  constexpr std::array<Index, 2> layers[] = {{1, 64}, {2, 64}, {64, 64}, {256, 256},
                                              {64, 1}, {64, 2}, {256, 1}};
   for (const GemmShape& s : bench::mlp_shapes(batches, layers)) {
     const std::string suffix = bench::gemm_suffix(s);

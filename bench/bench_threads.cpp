@@ -111,7 +111,8 @@ void bm_kernel(benchmark::State& state, Kernel kernel, Index rows, Index cols) {
 
 bool register_all() {
   constexpr Index batches[] = {64, 256, 512, 1024, 2048, 4096};
-  constexpr std::array<Index, 2> layers[] = {{64, 64}, {2, 64}, {64, 2}, {1, 64}, {64, 1}, {256, 256}};
+  constexpr std::array<Index, 2> layers[] = {{64, 64}, {2, 64}, {64, 2},
+                                             {1, 64},  {64, 1}, {256, 256}};
   for (const GemmShape& s : bench::mlp_shapes(batches, layers))
     benchmark::RegisterBenchmark(gemm_name(s).c_str(), bm_gemm, s)
         ->ArgName("threads")

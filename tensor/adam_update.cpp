@@ -35,24 +35,22 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
   T* mp = m.data();
   T* vp = v.data();
   // Chunks of whole batches: each element is updated by the same code at any thread count.
-  simd::parallel_for(simd::threads_for(n, simd::kGrainCheap / 4), n, width,
-                     [&](Index b, Index e) {
-                       Index i = b;
-                       for (; i + width <= e; i += width) {
-                         B mi = B::load_unaligned(mp + i), vi = B::load_unaligned(vp + i);
-                         const B wi = update(B::load_unaligned(wp + i), B::load_unaligned(gp + i),
-                                             mi, vi);
-                         wi.store_unaligned(wp + i);
-                         mi.store_unaligned(mp + i);
-                         vi.store_unaligned(vp + i);
-                       }
-                       for (; i < e; ++i) wp[i] = update(wp[i], gp[i], mp[i], vp[i]);
-                     });
+  simd::parallel_for(simd::threads_for(n, simd::kGrainCheap / 4), n, width, [&](Index b, Index e) {
+    Index i = b;
+    for (; i + width <= e; i += width) {
+      B mi = B::load_unaligned(mp + i), vi = B::load_unaligned(vp + i);
+      const B wi = update(B::load_unaligned(wp + i), B::load_unaligned(gp + i), mi, vi);
+      wi.store_unaligned(wp + i);
+      mi.store_unaligned(mp + i);
+      vi.store_unaligned(vp + i);
+    }
+    for (; i < e; ++i) wp[i] = update(wp[i], gp[i], mp[i], vp[i]);
+  });
 }
 
 template void adam_update(Tensor<float>&, const Tensor<float>&, Tensor<float>&, Tensor<float>&,
                           const AdamCoefficients&);
-template void adam_update(Tensor<double>&, const Tensor<double>&, Tensor<double>&,
-                          Tensor<double>&, const AdamCoefficients&);
+template void adam_update(Tensor<double>&, const Tensor<double>&, Tensor<double>&, Tensor<double>&,
+                          const AdamCoefficients&);
 
 }  // namespace flowgrad

@@ -304,7 +304,8 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
     return simd::zip_mt(simd::kGrainCheap, m * n, out.data(), f, a.data(), b.data());
   }
   // A single element, or a row of a 2-D flow's width against full rows: still one flat loop.
-  if (a.numel() == 1 || b.numel() == 1 || (a_row != b_row && !a_bc && !b_bc && simd::rows_tile<T>(n))) {
+  if (a.numel() == 1 || b.numel() == 1 ||
+      (a_row != b_row && !a_bc && !b_bc && simd::rows_tile<T>(n))) {
     auto spread = [&](const Tensor<T>& t) {
       return t.numel() == 1 ? B<T>(t[0]) : simd::repeated(t.data(), n);
     };

@@ -120,8 +120,9 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
   T* packed =
       scratch<T>(0, std::min(k, BK::kc) * ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
   constexpr Index kPackAPanels = 8;
-  T* packed_a =
-      ColMajorA && n >= kPackAPanels * BK::nr ? scratch<T>(1, BK::mc * std::min(k, BK::kc)) : nullptr;
+  T* packed_a = ColMajorA && n >= kPackAPanels * BK::nr
+                    ? scratch<T>(1, BK::mc * std::min(k, BK::kc))
+                    : nullptr;
   for (Index jc = 0; jc < n; jc += BK::nc) {
     const Index nc = std::min(BK::nc, n - jc);
     for (Index pc = 0; pc < k; pc += BK::kc) {

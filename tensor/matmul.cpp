@@ -13,14 +13,14 @@ namespace {
 template <Scalar T>
 Shape product_shape(const char* op, const Tensor<T>& a, const Tensor<T>& b, GemmOptions opt) {
   if (a.shape().rank() > 2 || b.shape().rank() > 2)
-    throw std::invalid_argument(std::string(op) + ": operands must be 2-D, got " +
-                                a.shape().str() + " and " + b.shape().str());
+    throw std::invalid_argument(std::string(op) + ": operands must be 2-D, got " + a.shape().str() +
+                                " and " + b.shape().str());
   const Index k = opt.trans_a ? a.rows() : a.cols();
   const Index kb = opt.trans_b ? b.cols() : b.rows();
   if (k != kb)
-    throw std::invalid_argument(std::string(op) + ": inner dimensions differ: " +
-                                (opt.trans_a ? "A^T of " : "A ") + a.shape().str() + " times " +
-                                (opt.trans_b ? "B^T of " : "B ") + b.shape().str());
+    throw std::invalid_argument(
+        std::string(op) + ": inner dimensions differ: " + (opt.trans_a ? "A^T of " : "A ") +
+        a.shape().str() + " times " + (opt.trans_b ? "B^T of " : "B ") + b.shape().str());
   return Shape{opt.trans_a ? a.cols() : a.rows(), opt.trans_b ? b.rows() : b.cols()};
 }
 

@@ -34,7 +34,9 @@ struct JobWord {
     return (std::uint64_t{gen} << 32) | (std::uint64_t{chunks} << 16) | next;
   }
   static std::uint32_t gen(std::uint64_t w) { return static_cast<std::uint32_t>(w >> 32); }
-  static std::uint32_t chunks(std::uint64_t w) { return static_cast<std::uint32_t>(w >> 16) & 0xffff; }
+  static std::uint32_t chunks(std::uint64_t w) {
+    return static_cast<std::uint32_t>(w >> 16) & 0xffff;
+  }
   static std::uint32_t next(std::uint64_t w) { return static_cast<std::uint32_t>(w) & 0xffff; }
 };
 
@@ -70,7 +72,8 @@ class Pool {
     ctx_.store(ctx, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     const std::uint32_t gen = ++gen_;
-    job_.store(JobWord::make(gen, static_cast<std::uint32_t>(chunks), 0), std::memory_order_release);
+    job_.store(JobWord::make(gen, static_cast<std::uint32_t>(chunks), 0),
+               std::memory_order_release);
     // Sequentially consistent with the sleepers' count, so that a worker going to sleep either is
     // counted here or sees the new generation before it waits.
     posted_.store(gen);

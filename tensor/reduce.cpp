@@ -60,7 +60,8 @@ template <class T>
 T sum_all(const T* x, Index n) {
   return simd::parallel_reduce<T>(
       simd::threads_for(n, simd::kGrainCheap), n, simd::width<T>,
-      [x](Index b, Index e) { return simd::row_sum(x + b, e - b); }, [](T a, T b) { return a + b; });
+      [x](Index b, Index e) { return simd::row_sum(x + b, e - b); },
+      [](T a, T b) { return a + b; });
 }
 
 template <class T>

@@ -799,8 +799,8 @@ TEST_CASE_TEMPLATE("reductions reject empty tensors, rank above 2 and bad dims",
   CHECK(sum(empty) == T(0));
 }
 
-TEST_CASE_TEMPLATE("all_finite finds a NaN or an infinity in the SIMD body and in the tail", T, float,
-                   double) {
+TEST_CASE_TEMPLATE("all_finite finds a NaN or an infinity in the SIMD body and in the tail", T,
+                   float, double) {
   for (Index n : {1, 7, 8, 17, 64, 1000}) {
     Tensor<T> x = random_tensor<T>(Shape{1, n}, -1e30, 1e30, 900);
     CHECK(all_finite(x));

@@ -166,8 +166,8 @@ TEST_CASE_TEMPLATE("gemm matches a float64 triple loop on random odd shapes", T,
   for (const Dims& d : random_shapes(gen, 40)) check_all_forms<T>(gen, d.m, d.n, d.k);
 }
 
-TEST_CASE_TEMPLATE("gemm on the thin paths' edges: streamed rows, register blocks, tails",
-                   T, float, double) {
+TEST_CASE_TEMPLATE("gemm on the thin paths' edges: streamed rows, register blocks, tails", T, float,
+                   double) {
   // With A transposed (or B, for a short m), n <= 4 sums along rows of C: m within one register
   // block (8 batches for n = 1, 4 for n = 2, ...) or at most one batch keeps the sums in registers,
   // a wider m streams whole rows of A (for n >= 3 from 16 batches on), P = 8, 4 or 2 k-steps per
@@ -258,9 +258,9 @@ TEST_CASE_TEMPLATE("linear_forward equals matmul then bias_activation, on every 
     Index m, n, k;
   };
   Generator gen(31);
-  for (const Case s : {Case{1, 7, 5}, Case{3, 64, 64}, Case{300, 64, 1}, Case{300, 64, 3},
-                       Case{300, 2, 64}, Case{300, 1, 2}, Case{300, 33, 300}, Case{5, 20, 3},
-                       Case{200, 2, 0}}) {
+  for (const Case s :
+       {Case{1, 7, 5}, Case{3, 64, 64}, Case{300, 64, 1}, Case{300, 64, 3}, Case{300, 2, 64},
+        Case{300, 1, 2}, Case{300, 33, 300}, Case{5, 20, 3}, Case{200, 2, 0}}) {
     const Tensor<T> x = gen.normal<T>(Shape{s.m, s.k});
     const Tensor<T> w = gen.normal<T>(Shape{s.n, s.k});
     const Tensor<T> bias = gen.normal<T>(Shape{1, s.n});

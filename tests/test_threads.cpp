@@ -183,9 +183,9 @@ TEST_CASE_TEMPLATE("gemm at 2 threads is bit-identical to 1 thread", T, float, d
   // the second half on two).
   for (const GemmCase s : {GemmCase{20001, 1, 64}, GemmCase{20001, 2, 64}, GemmCase{8193, 4, 64},
                            GemmCase{1, 64, 20001}, GemmCase{2, 64, 20001}, GemmCase{64, 1, 20001},
-                           GemmCase{67, 3, 12345}, GemmCase{3, 1001, 700},
-                           GemmCase{1, 301, 5001}, GemmCase{301, 2, 5001}, GemmCase{67, 1, 5001},
-                           GemmCase{3, 250, 5001}, GemmCase{11, 1, 30001}})
+                           GemmCase{67, 3, 12345}, GemmCase{3, 1001, 700}, GemmCase{1, 301, 5001},
+                           GemmCase{301, 2, 5001}, GemmCase{67, 1, 5001}, GemmCase{3, 250, 5001},
+                           GemmCase{11, 1, 30001}})
     check_gemm<T>(s, gen);
   // Thin k: every row of C a combination of k rows of op(B).
   for (const GemmCase s : {GemmCase{20001, 64, 1}, GemmCase{16387, 64, 2}, GemmCase{9001, 67, 3},
