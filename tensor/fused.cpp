@@ -9,7 +9,6 @@
 
 #include "tensor/detail/fused_block.hpp"
 #include "tensor/detail/simd.hpp"
-#include "tensor/ops.hpp"
 
 namespace flowgrad {
 
