@@ -9,8 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -71,6 +73,7 @@ class Pool {
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
     const std::uint32_t gen = ++gen_;
     job_.store(JobWord::make(gen, static_cast<std::uint32_t>(chunks), 0),
                std::memory_order_release);
@@ -86,6 +89,9 @@ class Pool {
       else
         std::this_thread::yield();
     }
+    // Every chunk has finished, so the caller's context may now go: only then can an exception
+    // leave (a bad_alloc from a kernel's scratch, say).
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 
  private:
@@ -100,8 +106,13 @@ class Pool {
       if (!job_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
       // A claimed chunk keeps its job alive: fn_ and ctx_ cannot change until it is done.
       t_in_chunk = true;
-      fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed),
-                                          static_cast<int>(JobWord::next(w)));
+      try {
+        fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed),
+                                            static_cast<int>(JobWord::next(w)));
+      } catch (...) {
+        const std::lock_guard guard(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
       t_in_chunk = false;
       done_.fetch_add(1, std::memory_order_release);
       w = job_.load(std::memory_order_acquire);
@@ -139,6 +150,8 @@ class Pool {
   std::atomic<void (*)(void*, int)> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<bool> stop_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;  // the first exception of the running job, rethrown by run()
 };
 
 }  // namespace

@@ -168,6 +168,22 @@ TEST_CASE("the pool runs every chunk exactly once, nested and from competing cal
   a.join();
   b.join();
   CHECK(good.load() == 1000);
+  // An exception in a chunk reaches the caller after the other chunks have run, and the pool
+  // takes the next job as usual.
+  struct Throwing {
+    std::atomic<int> ran{0};
+    static void one(void* p, int c) {
+      static_cast<Throwing*>(p)->ran.fetch_add(1);
+      if (c == 1) throw std::runtime_error("chunk 1 failed");
+    }
+  } throwing;
+  for (int job = 0; job < 50; ++job)
+    CHECK_THROWS_WITH_AS(run_chunks(2, 4, &Throwing::one, &throwing), "chunk 1 failed",
+                         std::runtime_error);
+  CHECK(throwing.ran.load() == 200);
+  Count after(4);
+  run_chunks(2, 4, &Count::one, &after);
+  CHECK(after.all_once());
 }
 
 TEST_CASE_TEMPLATE("gemm at 2 threads is bit-identical to 1 thread", T, float, double) {

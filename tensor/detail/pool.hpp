@@ -9,7 +9,8 @@ namespace flowgrad::detail {
 // busy machine, where a worker may not get a core for milliseconds, the caller runs the chunks
 // itself and the call costs what one thread would. What a chunk computes must not depend on the
 // thread that runs it. Called from inside a chunk, or while another thread is using the pool, it
-// runs every chunk on the calling thread. fn must not throw.
+// runs every chunk on the calling thread. If fn throws, the first exception is rethrown to the
+// caller once every chunk has finished.
 void run_chunks(int threads, int chunks, void (*fn)(void*, int), void* ctx);
 
 }  // namespace flowgrad::detail
