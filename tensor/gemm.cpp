@@ -128,10 +128,7 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
     for (Index pc = 0; pc < k; pc += BK::kc) {
       const Index kc = std::min(BK::kc, k - pc);
       const bool load_c = accumulate || pc > 0;
-      for (Index jr = 0; jr < nc; jr += BK::nr)
-        gemm_detail::pack_b_panel<T, BK::nb>(kc, std::min(BK::nr, nc - jr),
-                                             View<T>{b.at(pc, jc + jr), b.rs, b.cs},
-                                             packed + jr * kc);
+      gemm_detail::pack_b_block<T, BK::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
       for (Index ic = 0; ic < m; ic += BK::mc) {
         const Index mc = std::min(BK::mc, m - ic);
         if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);

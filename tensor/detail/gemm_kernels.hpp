@@ -134,6 +134,29 @@ void pack_b_panel(Index kc, Index nr, View<T> b, T* dst) {
   }
 }
 
+// Packs op(B)[kc x nc] as consecutive panels (panel jr at dst + jr * kc). A row-major B is read
+// row by row, all its full panels at once: panel by panel, every k-step would start a new row, and
+// rows a power-of-two stride apart land in a few L1 sets (a 64-wide B: 16 of 64), so each panel
+// would be fetched again from L2.
+template <class T, int NB>
+void pack_b_block(Index kc, Index nc, View<T> b, T* dst) {
+  constexpr Index w = simd::width<T>;
+  constexpr Index nr_full = NB * w;
+  const Index full = b.cs == 1 ? nc / nr_full * nr_full : 0;
+  for (Index p = 0; p < kc; ++p) {
+    const T* src = b.at(p, 0);
+    for (Index jr = 0; jr < full; jr += nr_full) {
+      T* out = dst + jr * kc + p * nr_full;
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q)
+        V<T>::load_unaligned(src + jr + q * w).store_aligned(out + q * w);
+    }
+  }
+  for (Index jr = full; jr < nc; jr += nr_full)
+    pack_b_panel<T, NB>(kc, std::min(nr_full, nc - jr), View<T>{b.at(0, jr), b.rs, b.cs},
+                        dst + jr * kc);
+}
+
 // --- Thin shapes ---------------------------------------------------------------------------------
 
 // Writes (or adds) a value into C.
