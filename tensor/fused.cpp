@@ -202,9 +202,20 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
         std::fill(part, part + n, T(0));
         for (Index i = b * kBiasRows; i < std::min(m, (b + 1) * kBiasRows); ++i) {
           T* zr = gz.data() + i * n;
-          simd::zip(n, zr, z_of, y.data() + i * n, gy.data() + i * n);
-          simd::zip(
-              n, part, [](B<T> p, B<T> q) { return p + q; }, part, zr);
+          const T* yr = y.data() + i * n;
+          const T* gr = gy.data() + i * n;
+          // One sweep per row for z and its partial sum; the tail goes through zip's padding.
+          Index j = 0;
+          for (; j + simd::width<T> <= n; j += simd::width<T>) {
+            const B<T> z = z_of(B<T>::load_unaligned(yr + j), B<T>::load_unaligned(gr + j));
+            z.store_unaligned(zr + j);
+            (B<T>::load_unaligned(part + j) + z).store_unaligned(part + j);
+          }
+          if (j < n) {
+            simd::zip(n - j, zr + j, z_of, yr + j, gr + j);
+            simd::zip(
+                n - j, part + j, [](B<T> p, B<T> q) { return p + q; }, part + j, zr + j);
+          }
         }
       }
     });
