@@ -1,5 +1,6 @@
 #include "autodiff/module.hpp"
 
+#include <array>
 #include <cmath>
 #include <stdexcept>
 
@@ -52,19 +53,22 @@ Linear<T>::Linear(Index in_features, Index out_features, Generator& gen) {
 }
 
 template <Scalar T>
-Var<T> Linear<T>::operator()(const Var<T>& x) {
+void Linear<T>::check_input(const Var<T>& x) const {
   if (x.cols() != in_features())
     throw std::invalid_argument("Linear: input " + x.shape().str() + " for a layer of " +
                                 std::to_string(in_features()) + " inputs");
+}
+
+template <Scalar T>
+Var<T> Linear<T>::operator()(const Var<T>& x) {
+  check_input(x);
   Tape<T>& t = x.tape();
   return linear(x, t.parameter(weight), t.parameter(bias));
 }
 
 template <Scalar T>
 Var<T> Linear<T>::operator()(const Var<T>& x, Activation act) {
-  if (x.cols() != in_features())
-    throw std::invalid_argument("Linear: input " + x.shape().str() + " for a layer of " +
-                                std::to_string(in_features()) + " inputs");
+  check_input(x);
   Tape<T>& t = x.tape();
   return linear(x, t.parameter(weight), t.parameter(bias), act);
 }
@@ -132,6 +136,17 @@ MLP<T>::MLP(const std::vector<Index>& sizes, Activation hidden, Generator& gen, 
 
 template <Scalar T>
 Var<T> MLP<T>::operator()(const Var<T>& x) {
+  if (layers_.size() <= static_cast<std::size_t>(mlp_max_layers)) {
+    layers_.front().check_input(x);
+    Tape<T>& t = x.tape();
+    std::array<Var<T>, 2 * mlp_max_layers> params;
+    std::size_t k = 0;
+    for (Linear<T>& layer : layers_) {
+      params[k++] = t.parameter(layer.weight);
+      params[k++] = t.parameter(layer.bias);
+    }
+    return mlp(x, std::span<const Var<T>>(params.data(), k), hidden_, output_);
+  }
   Var<T> h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     h = layers_[i](h, i + 1 < layers_.size() ? hidden_ : output_);

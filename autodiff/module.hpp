@@ -58,6 +58,8 @@ class Linear : public Module<T> {
   Var<T> operator()(const Var<T>& x, Activation act);
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
+  // Throws std::invalid_argument when x does not have in_features() columns.
+  void check_input(const Var<T>& x) const;
   Index in_features() const { return weight.value.cols(); }
   Index out_features() const { return weight.value.rows(); }
 

@@ -63,6 +63,14 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt = {});
 template <Scalar T>
 Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias,
               Activation act = Activation::none);
+// A whole MLP as one node: params = {weight 0, bias 0, weight 1, ...} as linear() takes them, with
+// `hidden` after every layer but the last and `output` after the last, for 1 to mlp_max_layers
+// layers. Same values as the chain of linear()s; each block of rows goes through every layer,
+// forward and backward, while it is in cache, and a pass over the batch is split between threads
+// once rather than once per layer.
+inline constexpr int mlp_max_layers = 3;
+template <Scalar T>
+Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, Activation output);
 
 // Reductions keep the reduced dimension (torch's keepdim=True): dim 0 over rows, dim 1 over
 // columns.
@@ -82,7 +90,7 @@ Var<T> logaddexp(const Var<T>& a, const Var<T>& b);
 
 // Columns. cat joins along dim 1; narrow takes columns [start, start + length).
 template <Scalar T>
-Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 4 parts
+Var<T> cat(std::initializer_list<Var<T>> parts);  // up to 8 parts
 template <Scalar T>
 Var<T> narrow(const Var<T>& x, Index start, Index length);
 // Splits the columns into consecutive parts of the given widths, which must add up to x's width

@@ -39,6 +39,12 @@ void Tape<T>::check(const char* op, const Var<T>& v) const {
 template <Scalar T>
 Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::initializer_list<Var<T>> inputs,
                        Var<T>* out) {
+  return push(op, backward, std::span<const Var<T>>(inputs.begin(), inputs.size()), out);
+}
+
+template <Scalar T>
+Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::span<const Var<T>> inputs,
+                       Var<T>* out) {
   if (inputs.size() > Node<T>::max_inputs)
     throw std::logic_error(std::string(op) + ": too many inputs");
   for (const Var<T>& v : inputs) check(op, v);
@@ -161,7 +167,10 @@ void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
 template <Scalar T>
 std::size_t Tape<T>::bytes_reserved() const {
   std::size_t n = 0;
-  for (const Node<T>& node : nodes_) n += node.value.capacity() + node.grad.capacity();
+  for (const Node<T>& node : nodes_) {
+    n += node.value.capacity() + node.grad.capacity();
+    for (const Tensor<T>& s : node.saved) n += s.capacity();
+  }
   for (const Tensor<T>& s : scratch_) n += s.capacity();
   return n * sizeof(T);
 }

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <vector>
 
 #include "autodiff/parameter.hpp"
@@ -25,12 +26,13 @@ using BackwardFn = void (*)(Tape<T>& tape, const Node<T>& node);
 
 template <Scalar T>
 struct Node {
-  static constexpr int max_inputs = 4;
+  static constexpr int max_inputs = 8;
   Tensor<T> value;
   Tensor<T> grad;                 // sized and zeroed only when a gradient reaches the node
+  std::vector<Tensor<T>> saved;   // what an op keeps for its backward (an MLP's hidden layers)
   Parameter<T>* param = nullptr;  // a leaf standing for a module's parameter
   BackwardFn<T> backward = nullptr;
-  std::int32_t in[max_inputs] = {-1, -1, -1, -1};
+  std::int32_t in[max_inputs] = {-1, -1, -1, -1, -1, -1, -1, -1};
   T c0 = 0, c1 = 0;           // op constants (a slope, an exponent, a scalar)
   int aux = 0;                // op selector (which elementwise function, which dim)
   const void* ctx = nullptr;  // op data owned elsewhere that outlives the step (column indices)
@@ -85,7 +87,7 @@ class Tape {
   // Forgets every node; their buffers stay for the next step. Vars from before become invalid.
   void reset();
   std::int32_t size() const { return size_; }
-  // Bytes held by the nodes' value and gradient buffers and the scratch tensors.
+  // Bytes held by the nodes' value, gradient and saved buffers and the scratch tensors.
   std::size_t bytes_reserved() const;
 
   // While no-grad mode is on, nodes carry values only: no backward rule, no gradient.
@@ -96,6 +98,8 @@ class Tape {
   // Appends a node with the given inputs; the caller fills its value. The reference is valid until
   // the next push.
   Node<T>& push(const char* op, BackwardFn<T> backward, std::initializer_list<Var<T>> inputs,
+                Var<T>* out);
+  Node<T>& push(const char* op, BackwardFn<T> backward, std::span<const Var<T>> inputs,
                 Var<T>* out);
   const Tensor<T>& value(std::int32_t i) const;
   // The gradient buffer of input i, zeroed on first use in this pass, or nullptr when no gradient

@@ -127,9 +127,45 @@ void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bia
   });
 }
 
+template <class T>
+void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index cols,
+                               Activation act, T slope, T* col_sums) {
+  const B<T> sl(slope);
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    if (!col_sums) {
+      simd::zip(rows * cols, gz, z_of, y, gy);
+      return;
+    }
+    std::fill(col_sums, col_sums + cols, T(0));
+    for (Index i = 0; i < rows; ++i) {
+      T* zr = gz + i * cols;
+      const T* yr = y + i * cols;
+      const T* gr = gy + i * cols;
+      // One sweep per row for z and its column sums; the tail goes through zip's padding.
+      Index j = 0;
+      for (; j + simd::width<T> <= cols; j += simd::width<T>) {
+        const B<T> z = z_of(B<T>::load_unaligned(yr + j), B<T>::load_unaligned(gr + j));
+        z.store_unaligned(zr + j);
+        (B<T>::load_unaligned(col_sums + j) + z).store_unaligned(col_sums + j);
+      }
+      if (j < cols) {
+        simd::zip(cols - j, zr + j, z_of, yr + j, gr + j);
+        simd::zip(
+            cols - j, col_sums + j, [](B<T> p, B<T> q) { return p + q; }, col_sums + j, zr + j);
+      }
+    }
+  });
+}
+
 template void bias_activation_block(float*, Index, Index, Index, const float*, Activation, float);
 template void bias_activation_block(double*, Index, Index, Index, const double*, Activation,
                                     double);
+template void activation_backward_block(const float*, const float*, float*, Index, Index,
+                                        Activation, float, float*);
+template void activation_backward_block(const double*, const double*, double*, Index, Index,
+                                        Activation, double, double*);
 
 }  // namespace detail
 
@@ -198,25 +234,9 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
     T* partial = bias_partials<T>(blocks * n);
     simd::parallel_for(std::min<Index>(nt, blocks), blocks, 1, [&](Index b0, Index b1) {
       for (Index b = b0; b < b1; ++b) {
-        T* part = partial + b * n;
-        std::fill(part, part + n, T(0));
-        for (Index i = b * kBiasRows; i < std::min(m, (b + 1) * kBiasRows); ++i) {
-          T* zr = gz.data() + i * n;
-          const T* yr = y.data() + i * n;
-          const T* gr = gy.data() + i * n;
-          // One sweep per row for z and its partial sum; the tail goes through zip's padding.
-          Index j = 0;
-          for (; j + simd::width<T> <= n; j += simd::width<T>) {
-            const B<T> z = z_of(B<T>::load_unaligned(yr + j), B<T>::load_unaligned(gr + j));
-            z.store_unaligned(zr + j);
-            (B<T>::load_unaligned(part + j) + z).store_unaligned(part + j);
-          }
-          if (j < n) {
-            simd::zip(n - j, zr + j, z_of, yr + j, gr + j);
-            simd::zip(
-                n - j, part + j, [](B<T> p, B<T> q) { return p + q; }, part + j, zr + j);
-          }
-        }
+        const Index i = b * kBiasRows, rows = std::min(kBiasRows, m - i);
+        detail::activation_backward_block(y.data() + i * n, gy.data() + i * n, gz.data() + i * n,
+                                          rows, n, act, slope, partial + b * n);
       }
     });
     for (Index b = 0; b < blocks; ++b)

@@ -161,4 +161,6 @@ void run_chunks(int threads, int chunks, void (*fn)(void*, int), void* ctx) {
   pool.run(threads, chunks, fn, ctx);
 }
 
+bool in_chunk() { return t_in_chunk; }
+
 }  // namespace flowgrad::detail

@@ -13,4 +13,8 @@ namespace flowgrad::detail {
 // caller once every chunk has finished.
 void run_chunks(int threads, int chunks, void (*fn)(void*, int), void* ctx);
 
+// True while the calling thread runs a chunk: a kernel called from there (a layer inside a fused
+// MLP's row block, say) takes its single-threaded path rather than splitting again.
+bool in_chunk();
+
 }  // namespace flowgrad::detail

@@ -135,10 +135,11 @@ T row_sum(const T* x, Index n) {
 // without entering a parallel region, when the answer is 1: at num_threads() == 1 every kernel
 // takes exactly its single-threaded path, and small jobs pay nothing for threading.
 
-// Threads for `work` units when each thread should get at least `grain` of them.
+// Threads for `work` units when each thread should get at least `grain` of them; 1 inside a chunk
+// of a parallel region, whose threads are all busy already.
 inline int threads_for(Index work, Index grain) {
   const int nt = num_threads();
-  if (nt <= 1 || work < 2 * grain) return 1;
+  if (nt <= 1 || work < 2 * grain || detail::in_chunk()) return 1;
   return static_cast<int>(std::min<Index>(nt, work / grain));
 }
 

@@ -1,0 +1,244 @@
+// mlp(): a whole MLP as one node, run a block of rows at a time through every layer.
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "autodiff/detail/op_support.hpp"
+#include "tensor/detail/fused_block.hpp"
+#include "tensor/detail/simd.hpp"
+
+namespace flowgrad {
+
+using detail::push;
+
+namespace {
+
+// The batch is cut into at most kMaxBlocks blocks of rows, of at least kMinRows rows each (a
+// block re-packs the weights, so it must not be too short). Blocks are fixed by the batch alone,
+// and threads take whole blocks, so the results do not depend on the thread count.
+constexpr Index kMinRows = 128;
+constexpr Index kMaxBlocks = 8;
+Index block_rows(Index m) {
+  const Index blocks = std::clamp<Index>((m + kMinRows - 1) / kMinRows, 1, kMaxBlocks);
+  return ((m + blocks - 1) / blocks + 7) / 8 * 8;
+}
+// Multiply-adds per thread before a pass is split, as gemm's own split (tensor/gemm.cpp).
+constexpr Index kGrain = Index(1) << 18;
+
+// The node's layers as raw pointers: input i of the node is x, then each layer's weight and bias.
+template <class T>
+struct Net {
+  int layers = 0;
+  const T* w[mlp_max_layers] = {};
+  const T* b[mlp_max_layers] = {};
+  Index width[mlp_max_layers + 1] = {};  // width[l] in, width[l + 1] out of layer l
+  Activation act[mlp_max_layers] = {};
+  T slope = T(0.01);  // leaky_relu's, as linear()'s
+
+  Index macs_per_row() const {
+    Index s = 0;
+    for (int l = 0; l < layers; ++l) s += width[l] * width[l + 1];
+    return s;
+  }
+  Index widest() const { return *std::max_element(width + 1, width + layers + 1); }
+  Index hidden_and_output_widths() const {
+    Index s = 0;
+    for (int l = 0; l < layers; ++l) s += width[l + 1];
+    return s;
+  }
+};
+
+int encode(Activation hidden, Activation output) {
+  return static_cast<int>(hidden) | static_cast<int>(output) << 8;
+}
+
+template <Scalar T>
+Net<T> net_of(const Tape<T>& t, const Node<T>& n) {
+  Net<T> net;
+  net.slope = n.c0;
+  net.width[0] = t.value(n.in[0]).cols();
+  while (net.layers < mlp_max_layers && n.in[1 + 2 * net.layers] >= 0) {
+    const int l = net.layers++;
+    const Tensor<T>& w = t.value(n.in[1 + 2 * l]);
+    net.w[l] = w.data();
+    net.b[l] = t.value(n.in[2 + 2 * l]).data();
+    net.width[l + 1] = w.rows();
+  }
+  for (int l = 0; l < net.layers; ++l)
+    net.act[l] = static_cast<Activation>(l + 1 < net.layers ? n.aux & 0xff : n.aux >> 8);
+  return net;
+}
+
+// Per-thread buffer that only grows, so that steady-state steps allocate nothing.
+template <class T>
+T* thread_buffer(Index count) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<Index>(buffer.size()) < count) buffer.resize(static_cast<std::size_t>(count));
+  return buffer.data();
+}
+
+// Rows [r0, r1) through every layer. out[l] is row 0 of layer l's whole output, or null when
+// the layer's values are not kept (no gradient wanted): its blocks then go to this thread's
+// scratch, two buffers used in turn.
+template <class T>
+void forward_rows(const Net<T>& net, const T* x, Index r0, Index r1, Index block_rows,
+                  T* const* out) {
+  const Index block = block_rows * net.widest();
+  T* scratch = nullptr;
+  for (int l = 0; l < net.layers; ++l)
+    if (!out[l]) scratch = thread_buffer<T>(2 * block);
+  for (Index r = r0; r < r1; r += block_rows) {
+    const Index rows = std::min(block_rows, r1 - r);
+    const T* in = x + r * net.width[0];
+    for (int l = 0; l < net.layers; ++l) {
+      const Index k = net.width[l], n = net.width[l + 1];
+      T* y = out[l] ? out[l] + r * n : scratch + (l % 2) * block;
+      gemm(rows, n, k, in, k, net.w[l], k, y, n, {false, true, false},
+           {net.b[l], net.act[l], net.slope});
+      in = y;
+    }
+  }
+}
+
+// With h_l the output of layer l (h_-1 = x) and dz_l the gradient at its pre-activation:
+//   dz_last = G act'(.),  dz_(l-1) = (dz_l W_l) act'(.),  dx += dz_0 W_0,
+//   dW_l += dz_l^T h_(l-1),  db_l += column sums of dz_l.
+// The dz chain runs by blocks of rows, each block through every layer while it is in cache; the
+// weight gradients are then whole products over the batch, which gemm splits itself.
+template <Scalar T>
+struct MlpOp {
+  static void backward(Tape<T>& t, const Node<T>& n) {
+    const Net<T> net = net_of(t, n);
+    const int layers = net.layers;
+    const Index m = n.value.rows();
+    const Index* width = net.width;
+
+    const T* h[mlp_max_layers + 1];  // h[l + 1] = layer l's output, h[0] = x
+    h[0] = t.value(n.in[0]).data();
+    for (int l = 0; l + 1 < layers; ++l) h[l + 1] = n.saved[static_cast<std::size_t>(l)].data();
+    h[layers] = n.value.data();
+
+    T* dz[mlp_max_layers];
+    Tensor<T>* gw[mlp_max_layers];
+    Tensor<T>* gb[mlp_max_layers];
+    for (int l = 0; l < layers; ++l) {
+      Tensor<T>& s = t.scratch(1 + l);  // slots 1..3: no other rule runs meanwhile
+      s.resize(Shape{m, width[l + 1]});
+      dz[l] = s.data();
+      gw[l] = t.grad_for(n.in[1 + 2 * l]);
+      gb[l] = t.grad_for(n.in[2 + 2 * l]);
+    }
+    bool overwrite = false;
+    Tensor<T>* gx = t.grad_for(n.in[0], &overwrite);
+
+    // Each block's column sums of every dz_l, added in block order afterwards.
+    const Index rows_per_block = block_rows(m);
+    const Index blocks = (m + rows_per_block - 1) / rows_per_block;
+    const Index per_block = net.hidden_and_output_widths();
+    T* partial = thread_buffer<T>(blocks * per_block);
+    Index offset[mlp_max_layers] = {};
+    for (int l = 1; l < layers; ++l) offset[l] = offset[l - 1] + width[l];
+    auto sums_of = [&](int l, Index b) {
+      return gb[l] ? partial + b * per_block + offset[l] : nullptr;
+    };
+
+    const int nt = static_cast<int>(
+        std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
+    simd::parallel_for(nt, blocks, 1, [&](Index b0, Index b1) {
+      for (Index b = b0; b < b1; ++b) {
+        const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
+        const Index wo = width[layers];
+        detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo,
+                                          dz[layers - 1] + r * wo, rows, wo, net.act[layers - 1],
+                                          net.slope, sums_of(layers - 1, b));
+        for (int l = layers - 1; l >= 1; --l) {
+          const Index ko = width[l + 1], ki = width[l];
+          T* d = dz[l - 1] + r * ki;
+          gemm(rows, ki, ko, dz[l] + r * ko, ko, net.w[l], ki, d, ki, {false, false, false});
+          detail::activation_backward_block(h[l] + r * ki, d, d, rows, ki, net.act[l - 1],
+                                            net.slope, sums_of(l - 1, b));
+        }
+        if (gx)
+          gemm(rows, width[0], width[1], dz[0] + r * width[1], width[1], net.w[0], width[0],
+               gx->data() + r * width[0], width[0], {false, false, !overwrite});
+      }
+    });
+
+    for (int l = 0; l < layers; ++l) {
+      const Index ko = width[l + 1], ki = width[l];
+      if (gw[l]) gemm(ko, ki, m, dz[l], ko, h[l], ki, gw[l]->data(), ki, {true, false, true});
+      if (gb[l]) {
+        T* g = gb[l]->data();
+        for (Index b = 0; b < blocks; ++b) {
+          const T* s = sums_of(l, b);
+          for (Index j = 0; j < ko; ++j) g[j] += s[j];
+        }
+      }
+    }
+  }
+};
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("mlp: " + what); }
+
+}  // namespace
+
+template <Scalar T>
+Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, Activation output) {
+  if (params.empty() || params.size() % 2 != 0 || params.size() > 2 * mlp_max_layers)
+    fail("takes a weight and a bias for each of 1 to " + std::to_string(mlp_max_layers) +
+         " layers, got " + std::to_string(params.size()) + " tensors");
+  if (x.shape().rank() > 2) fail("input " + x.shape().str() + " is not a matrix");
+  Index in = x.cols();
+  for (std::size_t l = 0; l < params.size() / 2; ++l) {
+    const Shape ws = params[2 * l].shape(), bs = params[2 * l + 1].shape();
+    const std::string layer = "layer " + std::to_string(l);
+    if (ws.rank() != 2 || ws.cols() != in)
+      fail(layer + "'s weight " + ws.str() + " does not take " + std::to_string(in) +
+           (l == 0 ? " input columns (input " + x.shape().str() + ")" : " inputs"));
+    if (bs.rows() != 1 || bs.cols() != ws.rows())
+      fail(layer + "'s bias " + bs.str() + " does not match its weight " + ws.str());
+    in = ws.rows();
+  }
+
+  std::array<Var<T>, 1 + 2 * mlp_max_layers> inputs;  // on the stack: steps allocate nothing
+  inputs[0] = x;
+  std::copy(params.begin(), params.end(), inputs.begin() + 1);
+  Var<T> out;
+  Tape<T>& t = x.tape();
+  Node<T>& n = t.push("mlp", &MlpOp<T>::backward,
+                      std::span<const Var<T>>(inputs.data(), params.size() + 1), &out);
+  n.aux = encode(hidden, output);
+  n.c0 = T(0.01);
+  // Inputs are read only after push(): a push may move the tape's nodes.
+  const Net<T> net = net_of(t, n);
+  const Index m = x.rows();
+  n.value.resize(Shape{m, net.width[net.layers]});
+  T* kept[mlp_max_layers] = {};
+  if (n.requires_grad) {
+    n.saved.resize(static_cast<std::size_t>(net.layers - 1));
+    for (int l = 0; l + 1 < net.layers; ++l) {
+      Tensor<T>& s = n.saved[static_cast<std::size_t>(l)];
+      s.resize(Shape{m, net.width[l + 1]});
+      kept[l] = s.data();
+    }
+  }
+  kept[net.layers - 1] = n.value.data();
+  const Index rows_per_block = block_rows(m);
+  const Index blocks = (m + rows_per_block - 1) / rows_per_block;
+  const int nt =
+      static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
+  const T* xp = t.value(x.index()).data();
+  simd::parallel_for(nt, m, rows_per_block, [&](Index i0, Index i1) {
+    forward_rows(net, xp, i0, i1, rows_per_block, kept);
+  });
+  return out;
+}
+
+#define FLOWGRAD_INSTANTIATE(T) \
+  template Var<T> mlp(const Var<T>&, std::span<const Var<T>>, Activation, Activation);
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
+#undef FLOWGRAD_INSTANTIATE
+
+}  // namespace flowgrad

@@ -1,0 +1,157 @@
+// The fused MLP node: gradients against finite differences, and values and gradients against the
+// chain of linear() nodes it replaces, for batches of one block and of several with a short tail.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <vector>
+
+#include "autodiff/module.hpp"
+#include "gradcheck_helpers.hpp"
+
+using namespace flowgrad;
+using namespace flowgrad::testing;
+using V = Var<double>;
+using Args = std::span<const V>;
+
+namespace {
+
+const Activation kActivations[] = {Activation::none, Activation::relu,    Activation::leaky_relu,
+                                   Activation::tanh, Activation::sigmoid, Activation::softplus};
+
+// {weight 0, bias 0, weight 1, ...} for the layer widths sizes[0] -> sizes[1] -> ...
+std::vector<Tensor<double>> random_layers(Generator& gen, const std::vector<Index>& sizes) {
+  std::vector<Tensor<double>> p;
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+    p.push_back(gen.normal<double>(Shape{sizes[l + 1], sizes[l]}, 0.0, 0.7));
+    p.push_back(gen.normal<double>(Shape{sizes[l + 1]}, 0.0, 0.5));
+  }
+  return p;
+}
+
+V chain(const V& x, Args p, Activation hidden, Activation output) {
+  V h = x;
+  for (std::size_t l = 0; 2 * l < p.size(); ++l)
+    h = linear(h, p[2 * l], p[2 * l + 1], 2 * l + 2 < p.size() ? hidden : output);
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck: mlp with 1 to 3 layers and each activation") {
+  Generator gen(21);
+  const std::vector<std::vector<Index>> nets = {{3, 2}, {2, 5, 1}, {3, 6, 5, 2}};
+  for (const auto& sizes : nets)
+    for (Activation hidden : kActivations)
+      for (Activation output : {Activation::none, Activation::tanh}) {
+        CAPTURE(sizes.size());
+        CAPTURE(static_cast<int>(hidden));
+        CAPTURE(static_cast<int>(output));
+        std::vector<Tensor<double>> inputs = random_layers(gen, sizes);
+        inputs.insert(inputs.begin(), gen.normal<double>(Shape{7, sizes[0]}));
+        CHECK_GRADCHECK(
+            gradcheck([=](Tape<double>&,
+                          Args v) { return weighted_sum(mlp(v[0], v.subspan(1), hidden, output)); },
+                      inputs));
+      }
+}
+
+TEST_CASE("gradcheck: mlp over several row blocks with a short last one") {
+  Generator gen(22);
+  std::vector<Tensor<double>> inputs = random_layers(gen, {2, 5, 4, 1});
+  inputs.insert(inputs.begin(), gen.normal<double>(Shape{300, 2}));
+  CHECK_GRADCHECK(gradcheck(
+      [](Tape<double>&, Args v) {
+        return weighted_sum(mlp(v[0], v.subspan(1), Activation::tanh, Activation::tanh));
+      },
+      inputs));
+}
+
+TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
+  Generator gen(23);
+  const std::vector<std::vector<Index>> nets = {{2, 64, 64, 1}, {1, 17, 17, 2}, {4, 9, 3}, {5, 2}};
+  for (const auto& sizes : nets)
+    for (Index batch : {1, 7, 130, 1100})
+      for (Activation hidden : {Activation::relu, Activation::tanh, Activation::softplus})
+        for (const bool x_grad : {true, false}) {
+          CAPTURE(sizes.size());
+          CAPTURE(sizes[1]);
+          CAPTURE(batch);
+          CAPTURE(static_cast<int>(hidden));
+          CAPTURE(x_grad);
+          const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+          const Tensor<double> x = gen.normal<double>(Shape{batch, sizes[0]});
+          Tape<double> t1, t2;
+          std::vector<V> p1, p2;
+          for (const auto& p : layers) {
+            p1.push_back(t1.constant(p, true));
+            p2.push_back(t2.constant(p, true));
+          }
+          const V x1 = t1.constant(x, x_grad), x2 = t2.constant(x, x_grad);
+          const V fused = mlp(x1, Args(p1), hidden, Activation::tanh);
+          const V plain = chain(x2, Args(p2), hidden, Activation::tanh);
+          REQUIRE(fused.shape() == plain.shape());
+          for (Index i = 0; i < fused.value().numel(); ++i)
+            CHECK(fused.value()[i] == doctest::Approx(plain.value()[i]).epsilon(1e-12));
+          t1.backward(weighted_sum(fused));
+          t2.backward(weighted_sum(plain));
+          if (x_grad)
+            for (Index i = 0; i < x1.grad().numel(); ++i)
+              CHECK(x1.grad()[i] == doctest::Approx(x2.grad()[i]).epsilon(1e-10));
+          for (std::size_t k = 0; k < p1.size(); ++k)
+            for (Index i = 0; i < p1[k].grad().numel(); ++i)
+              CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
+        }
+}
+
+TEST_CASE("mlp without gradients computes the same values from its scratch blocks") {
+  Generator gen(24);
+  const std::vector<Tensor<double>> layers = random_layers(gen, {2, 33, 33, 2});
+  const Tensor<double> x = gen.normal<double>(Shape{1000, 2});
+  Tape<double> t;
+  std::vector<V> p;
+  for (const auto& l : layers) p.push_back(t.constant(l, true));
+  const V with_grad = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
+  Tensor<double> without;
+  {
+    NoGradGuard<double> guard(t);
+    const V y = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
+    CHECK_FALSE(y.requires_grad());
+    without = y.value();
+  }
+  for (Index i = 0; i < x.rows() * 2; ++i) CHECK(without[i] == with_grad.value()[i]);
+}
+
+TEST_CASE("mlp rejects layers that do not fit together, naming the layer") {
+  Generator gen(25);
+  Tape<double> t;
+  const V x = t.constant(gen.normal<double>(Shape{4, 3}));
+  auto c = [&](Shape s) { return t.constant(Tensor<double>(s)); };
+  const std::array<V, 4> wrong_width = {c(Shape{5, 3}), c(Shape{5}), c(Shape{2, 4}), c(Shape{2})};
+  CHECK_THROWS_WITH_AS(mlp(x, Args(wrong_width), Activation::relu, Activation::none),
+                       doctest::Contains("mlp: layer 1's weight [2, 4] does not take 5 inputs"),
+                       std::invalid_argument);
+  const std::array<V, 2> wrong_input = {c(Shape{5, 2}), c(Shape{5})};
+  CHECK_THROWS_WITH_AS(mlp(x, Args(wrong_input), Activation::relu, Activation::none),
+                       doctest::Contains("input [4, 3]"), std::invalid_argument);
+  const std::array<V, 2> wrong_bias = {c(Shape{5, 3}), c(Shape{4})};
+  CHECK_THROWS_WITH_AS(mlp(x, Args(wrong_bias), Activation::relu, Activation::none),
+                       doctest::Contains("layer 0's bias [4]"), std::invalid_argument);
+  const std::array<V, 3> odd = {c(Shape{5, 3}), c(Shape{5}), c(Shape{2, 5})};
+  CHECK_THROWS_WITH_AS(mlp(x, Args(odd), Activation::relu, Activation::none),
+                       doctest::Contains("a weight and a bias"), std::invalid_argument);
+  std::vector<V> four_layers;
+  for (int l = 0; l < 4; ++l) {
+    four_layers.push_back(c(Shape{3, 3}));
+    four_layers.push_back(c(Shape{3}));
+  }
+  CHECK_THROWS_AS(mlp(x, Args(four_layers), Activation::relu, Activation::none),
+                  std::invalid_argument);
+}
+
+TEST_CASE("MLP modules deeper than mlp_max_layers still chain linear nodes") {
+  Generator gen(26);
+  MLP<double> deep({2, 4, 4, 4, 1}, Activation::tanh, gen);
+  const auto x = gen.normal<double>(Shape{5, 2});
+  CHECK_GRADCHECK(gradcheck(
+      [&](Tape<double>& t) { return weighted_sum(deep(t.constant(x, true))); }, deep.parameters()));
+}
