@@ -139,6 +139,21 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
       return;
     }
     std::fill(col_sums, col_sums + cols, T(0));
+    if (simd::rows_tile<T>(cols)) {
+      // Rows narrower than a batch (a layer of 1 or 2 outputs): one flat pass, in which lane k
+      // of every batch belongs to column k % cols; the zero-padded tail adds nothing.
+      B<T> acc(T(0));
+      simd::zip(
+          rows * cols, gz,
+          [&](B<T> v, B<T> g) {
+            const B<T> z = z_of(v, g);
+            acc += z;
+            return z;
+          },
+          y, gy);
+      simd::fold_into(acc, cols, col_sums);
+      return;
+    }
     for (Index i = 0; i < rows; ++i) {
       T* zr = gz + i * cols;
       const T* yr = y + i * cols;
