@@ -103,6 +103,29 @@ void check(const char* op, const Shape& y, const Shape& other, const char* what)
                                 " does not match the output " + y.str());
 }
 
+// z = z_of(y, g) on NB batches of columns of every row (rows `ld` apart), and the column sums
+// of z, kept in registers across the rows and then added to sums.
+constexpr Index kSweep = 8;
+template <int NB, class T, class Z>
+void sweep_columns(const T* y, const T* g, T* z, Index rows, Index ld, Z z_of, T* sums) {
+  constexpr Index w = simd::width<T>;
+  B<T> acc[NB];
+#pragma GCC unroll 8
+  for (int q = 0; q < NB; ++q) acc[q] = B<T>(T(0));
+  for (Index i = 0; i < rows; ++i) {
+    const Index o = i * ld;
+#pragma GCC unroll 8
+    for (int q = 0; q < NB; ++q) {
+      const B<T> v = z_of(B<T>::load_unaligned(y + o + q * w), B<T>::load_unaligned(g + o + q * w));
+      v.store_unaligned(z + o + q * w);
+      acc[q] += v;
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < NB; ++q)
+    (B<T>::load_unaligned(sums + q * w) + acc[q]).store_unaligned(sums + q * w);
+}
+
 }  // namespace
 
 namespace detail {
@@ -154,22 +177,50 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
       simd::fold_into(acc, cols, col_sums);
       return;
     }
+    // Whole batches of columns, up to kSweep at a time with their sums in registers across the
+    // rows (summed through memory, each row's sums waited on the previous row's stores).
+    constexpr Index w = simd::width<T>;
+    const Index full = cols / w;
+    for (Index q0 = 0; q0 < full; q0 += kSweep) {
+      const T* yq = y + q0 * w;
+      const T* gq = gy + q0 * w;
+      T* zq = gz + q0 * w;
+      T* sq = col_sums + q0 * w;
+      switch (std::min(kSweep, full - q0)) {
+        case 8:
+          sweep_columns<8>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 7:
+          sweep_columns<7>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 6:
+          sweep_columns<6>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 5:
+          sweep_columns<5>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 4:
+          sweep_columns<4>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 3:
+          sweep_columns<3>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        case 2:
+          sweep_columns<2>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+        default:
+          sweep_columns<1>(yq, gq, zq, rows, cols, z_of, sq);
+          break;
+      }
+    }
+    // The last cols % w columns, row by row through zip's padding.
+    const Index j = full * w;
+    if (j == cols) return;
     for (Index i = 0; i < rows; ++i) {
-      T* zr = gz + i * cols;
-      const T* yr = y + i * cols;
-      const T* gr = gy + i * cols;
-      // One sweep per row for z and its column sums; the tail goes through zip's padding.
-      Index j = 0;
-      for (; j + simd::width<T> <= cols; j += simd::width<T>) {
-        const B<T> z = z_of(B<T>::load_unaligned(yr + j), B<T>::load_unaligned(gr + j));
-        z.store_unaligned(zr + j);
-        (B<T>::load_unaligned(col_sums + j) + z).store_unaligned(col_sums + j);
-      }
-      if (j < cols) {
-        simd::zip(cols - j, zr + j, z_of, yr + j, gr + j);
-        simd::zip(
-            cols - j, col_sums + j, [](B<T> p, B<T> q) { return p + q; }, col_sums + j, zr + j);
-      }
+      const Index o = i * cols + j;
+      simd::zip(cols - j, gz + o, z_of, y + o, gy + o);
+      simd::zip(
+          cols - j, col_sums + j, [](B<T> p, B<T> q) { return p + q; }, col_sums + j, gz + o);
     }
   });
 }
