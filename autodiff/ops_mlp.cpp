@@ -146,24 +146,22 @@ struct MlpOp {
 
     const int nt = static_cast<int>(
         std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
-    simd::parallel_for(nt, blocks, 1, [&](Index b0, Index b1) {
-      for (Index b = b0; b < b1; ++b) {
-        const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
-        const Index wo = width[layers];
-        detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo,
-                                          dz[layers - 1] + r * wo, rows, wo, net.act[layers - 1],
-                                          net.slope, sums_of(layers - 1, b));
-        for (int l = layers - 1; l >= 1; --l) {
-          const Index ko = width[l + 1], ki = width[l];
-          T* d = dz[l - 1] + r * ki;
-          gemm(rows, ki, ko, dz[l] + r * ko, ko, net.w[l], ki, d, ki, {false, false, false});
-          detail::activation_backward_block(h[l] + r * ki, d, d, rows, ki, net.act[l - 1],
-                                            net.slope, sums_of(l - 1, b));
-        }
-        if (gx)
-          gemm(rows, width[0], width[1], dz[0] + r * width[1], width[1], net.w[0], width[0],
-               gx->data() + r * width[0], width[0], {false, false, !overwrite});
+    simd::parallel_for_each(nt, blocks, [&](Index b) {
+      const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
+      const Index wo = width[layers];
+      detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo,
+                                        dz[layers - 1] + r * wo, rows, wo, net.act[layers - 1],
+                                        net.slope, sums_of(layers - 1, b));
+      for (int l = layers - 1; l >= 1; --l) {
+        const Index ko = width[l + 1], ki = width[l];
+        T* d = dz[l - 1] + r * ki;
+        gemm(rows, ki, ko, dz[l] + r * ko, ko, net.w[l], ki, d, ki, {false, false, false});
+        detail::activation_backward_block(h[l] + r * ki, d, d, rows, ki, net.act[l - 1], net.slope,
+                                          sums_of(l - 1, b));
       }
+      if (gx)
+        gemm(rows, width[0], width[1], dz[0] + r * width[1], width[1], net.w[0], width[0],
+             gx->data() + r * width[0], width[0], {false, false, !overwrite});
     });
 
     for (int l = 0; l < layers; ++l) {
@@ -230,8 +228,9 @@ Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, A
   const int nt =
       static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
   const T* xp = t.value(x.index()).data();
-  simd::parallel_for(nt, m, rows_per_block, [&](Index i0, Index i1) {
-    forward_rows(net, xp, i0, i1, rows_per_block, kept);
+  simd::parallel_for_each(nt, blocks, [&](Index b) {
+    const Index r = b * rows_per_block;
+    forward_rows(net, xp, r, std::min(m, r + rows_per_block), rows_per_block, kept);
   });
   return out;
 }

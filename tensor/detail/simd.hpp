@@ -173,6 +173,20 @@ void parallel_for(int nt, Index n, Index align, F&& body) {
       &job);
 }
 
+// body(i) for every i in [0, count), each one a chunk that whichever of nt threads is free claims
+// next: when one thread starts late (a helper waking up), the others take more of the items. For
+// items that cost about the same and are fixed by the data alone (an MLP's blocks of rows), so
+// that which thread runs an item does not matter.
+template <class F>
+void parallel_for_each(int nt, Index count, F&& body) {
+  if (nt <= 1 || count <= 1) {
+    for (Index i = 0; i < count; ++i) body(i);
+    return;
+  }
+  detail::run_chunks(
+      nt, static_cast<int>(count), [](void* p, int c) { (*static_cast<F*>(p))(Index(c)); }, &body);
+}
+
 // A reduction over [0, n): part(begin, end) reduces each of nt chunks and combine() folds the
 // partial results in chunk order, so the result does not depend on thread timing (it does on the
 // thread count: the rounding of a sum changes with where the chunks start). nt == 1 returns
