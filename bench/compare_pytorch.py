@@ -129,7 +129,10 @@ def run_torch(threads, repeats, configs):
         payload = json.dumps(configs)
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker", "--threads", str(omp),
                               "--repeats", str(repeats), "--configs", payload],
-                             env=env, check=True, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"compare_pytorch: the PyTorch side failed ({label}); its error output:\n{out.stderr}"
+                     "(PyTorch comes from Debian: bash scripts/setup.sh --torch, and run with /usr/bin/python3)")
         for name, ms in json.loads(out.stdout).items():
             if name not in best or ms < best[name][0]:
                 best[name] = (ms, label)
@@ -177,6 +180,12 @@ def main():
         return
     if not args.binary:
         ap.error("the path of bench_flows is required")
+    if not os.access(args.binary, os.X_OK):
+        sys.exit(f"compare_pytorch: {args.binary} is not an executable (build it: bash scripts/setup.sh)")
+    # Before the long flowgrad run: is there a PyTorch to compare with?
+    if subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode != 0:
+        sys.exit(f"compare_pytorch: {sys.executable} cannot import torch (PyTorch comes from Debian: "
+                 "bash scripts/setup.sh --torch, and run with /usr/bin/python3)")
 
     rows = []
     thread_counts = [int(t) for t in args.threads.split(",")]
