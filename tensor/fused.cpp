@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tensor/detail/fused_block.hpp"
@@ -105,7 +106,7 @@ void check(const char* op, const Shape& y, const Shape& other, const char* what)
 
 // z = z_of(y, g) on NB batches of columns of every row (rows `ld` apart), and the column sums
 // of z, kept in registers across the rows and then added to sums.
-constexpr Index kSweep = 8;
+constexpr int kSweep = 8;
 template <int NB, class T, class Z>
 void sweep_columns(const T* y, const T* g, T* z, Index rows, Index ld, Z z_of, T* sums) {
   constexpr Index w = simd::width<T>;
@@ -124,6 +125,13 @@ void sweep_columns(const T* y, const T* g, T* z, Index rows, Index ld, Z z_of, T
 #pragma GCC unroll 8
   for (int q = 0; q < NB; ++q)
     (B<T>::load_unaligned(sums + q * w) + acc[q]).store_unaligned(sums + q * w);
+}
+
+// sweep_columns<nb> for a run-time nb in [1, kSweep]: one instantiation per count.
+template <class T, class Z, int... I>
+void sweep_columns_n(Index nb, std::integer_sequence<int, I...>, const T* y, const T* g, T* z,
+                     Index rows, Index ld, Z z_of, T* sums) {
+  (void)((nb == I + 1 && (sweep_columns<I + 1>(y, g, z, rows, ld, z_of, sums), true)) || ...);
 }
 
 }  // namespace
@@ -186,32 +194,8 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
       const T* gq = gy + q0 * w;
       T* zq = gz + q0 * w;
       T* sq = col_sums + q0 * w;
-      switch (std::min(kSweep, full - q0)) {
-        case 8:
-          sweep_columns<8>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 7:
-          sweep_columns<7>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 6:
-          sweep_columns<6>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 5:
-          sweep_columns<5>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 4:
-          sweep_columns<4>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 3:
-          sweep_columns<3>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        case 2:
-          sweep_columns<2>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-        default:
-          sweep_columns<1>(yq, gq, zq, rows, cols, z_of, sq);
-          break;
-      }
+      sweep_columns_n(std::min<Index>(kSweep, full - q0), std::make_integer_sequence<int, kSweep>{},
+                      yq, gq, zq, rows, cols, z_of, sq);
     }
     // The last cols % w columns, row by row through zip's padding.
     const Index j = full * w;
