@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include "tensor/detail/pool.hpp"
@@ -184,7 +185,8 @@ void parallel_for_each(int nt, Index count, F&& body) {
     return;
   }
   detail::run_chunks(
-      nt, static_cast<int>(count), [](void* p, int c) { (*static_cast<F*>(p))(Index(c)); }, &body);
+      nt, static_cast<int>(count),
+      [](void* p, int c) { (*static_cast<std::remove_reference_t<F>*>(p))(Index(c)); }, &body);
 }
 
 // A reduction over [0, n): part(begin, end) reduces each of nt chunks and combine() folds the
