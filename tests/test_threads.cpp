@@ -296,10 +296,10 @@ TEST_CASE_TEMPLATE("linear_forward at 2 threads is bit-identical", T, float, dou
 TEST_CASE_TEMPLATE("the fused MLP node at 2 threads is bit-identical, values and gradients", T,
                    float, double) {
   Generator gen(19);
-  // Batches of several row blocks, one ending mid-block; H = 64 and a width that is no multiple
-  // of a SIMD batch.
+  // Batches of several row blocks, one ending mid-block; H = 64, a width that is no multiple of a
+  // SIMD batch, and one wide enough that its weight gradient is one product over the batch.
   for (const Index batch : {1000, 4096})
-    for (const Index hidden : {64, 37}) {
+    for (const Index hidden : {64, 37, 160}) {
       const std::vector<Index> sizes = {2, hidden, hidden, 1};
       std::vector<Tensor<T>> layers;
       for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
