@@ -1,6 +1,7 @@
 // mlp(): a whole MLP as one node, run a block of rows at a time through every layer.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -112,6 +113,39 @@ void forward_rows(const Net<T>& net, const T* x, Index r0, Index r1, Index block
   }
 }
 
+// Adds the blocks' partial sums in a fixed pairwise tree as the blocks finish: whichever thread
+// finishes the second child of a node adds the right child's partials into the left one's. The
+// tree depends on the block count alone, so the total's rounding does not depend on which thread
+// ran what, and the additions run on the region's threads rather than after it.
+template <class T>
+class PairwiseSums {
+ public:
+  PairwiseSums(T* partials, Index count, Index blocks)
+      : partials_(partials), count_(count), blocks_(blocks) {}
+
+  // Block b's partials are written. True for the one call after which block 0's partials hold
+  // the total.
+  bool finish(Index b) {
+    Index i = b;
+    for (int level = 0; (Index(1) << level) < blocks_; ++level, i /= 2) {
+      if (((i | 1) << level) >= blocks_) continue;  // no right sibling: nothing to wait for
+      if (arrivals_[level][i / 2].fetch_add(1, std::memory_order_acq_rel) == 0) return false;
+      T* left = at((i & ~Index(1)) << level);
+      const T* right = at((i | 1) << level);
+      for (Index j = 0; j < count_; ++j) left[j] += right[j];
+    }
+    return true;
+  }
+
+ private:
+  T* at(Index b) const { return partials_ + b * count_; }
+
+  static_assert(kMaxBlocks <= 8, "arrivals_ holds a tree over at most 8 blocks");
+  T* partials_;
+  Index count_, blocks_;
+  std::atomic<int> arrivals_[3][4] = {};
+};
+
 // A layer's weight gradient is summed per block of rows, in partials added in block order
 // afterwards, while all blocks' partials fit in this many bytes (about half an L2): the block's
 // dz_l is then used while in cache and never stored whole. Wider layers (H = 256: 256 KB per
@@ -167,6 +201,15 @@ struct MlpOp {
       return at >= 0 ? partials + b * per_block + at : nullptr;
     };
 
+    // With every block's partials summed into block 0's, the gradients take them.
+    PairwiseSums<T> sums(partials, per_block, blocks);
+    auto add_total = [&] {
+      for (int l = 0; l < layers; ++l) {
+        if (weight_at[l] >= 0) add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]);
+        if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l]);
+      }
+    };
+
     const int nt = static_cast<int>(
         std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
     simd::parallel_for_each(nt, blocks, [&](Index b) {
@@ -197,31 +240,18 @@ struct MlpOp {
       if (gx)
         gemm(rows, width[0], width[1], dz, width[1], net.w[0], width[0], gx->data() + r * width[0],
              width[0], {false, false, !overwrite});
+      if (sums.finish(b)) add_total();
     });
 
-    // The blocks' partials added in block order, a tile at a time in L1, then added to the
-    // gradient.
-    auto add_partials = [&](Index at, Index count, Tensor<T>* grad) {
-      constexpr Index kTile = 256;
-      T total[kTile];
-      T* g = grad->data();
-      for (Index j0 = 0; j0 < count; j0 += kTile) {
-        const Index len = std::min(kTile, count - j0);
-        std::copy_n(part(at, 0) + j0, len, total);
-        for (Index b = 1; b < blocks; ++b) {
-          const T* p = part(at, b) + j0;
-          for (Index j = 0; j < len; ++j) total[j] += p[j];
-        }
-        for (Index j = 0; j < len; ++j) g[j0 + j] += total[j];
-      }
-    };
-    for (int l = 0; l < layers; ++l) {
-      const Index ko = width[l + 1], ki = width[l];
-      if (weight_at[l] >= 0) add_partials(weight_at[l], ko * ki, gw[l]);
+    for (int l = 0; l < layers; ++l)
       if (whole_dz[l])
-        gemm(ko, ki, m, whole_dz[l], ko, h[l], ki, gw[l]->data(), ki, {true, false, true});
-      if (gb[l]) add_partials(bias_at[l], ko, gb[l]);
-    }
+        gemm(width[l + 1], width[l], m, whole_dz[l], width[l + 1], h[l], width[l], gw[l]->data(),
+             width[l], {true, false, true});
+  }
+
+  static void add(const T* total, Index count, Tensor<T>* grad) {
+    T* g = grad->data();
+    for (Index j = 0; j < count; ++j) g[j] += total[j];
   }
 };
 

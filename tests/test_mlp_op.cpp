@@ -68,12 +68,13 @@ TEST_CASE("gradcheck: mlp over several row blocks with a short last one") {
 
 TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
   Generator gen(23);
-  // {3, 96, 96, 2} at batch 1100 sums its middle layer's weight gradient over the whole batch
-  // rather than per block of rows (too many partials); at 130, per block.
+  // Batches of 1 to 8 row blocks (600: 5, 850: 7). {3, 96, 96, 2} at batch 1100 sums its middle
+  // layer's weight gradient over the whole batch rather than per block of rows (too many
+  // partials); at 130, per block.
   const std::vector<std::vector<Index>> nets = {
       {2, 64, 64, 1}, {1, 17, 17, 2}, {4, 9, 3}, {5, 2}, {3, 96, 96, 2}};
   for (const auto& sizes : nets)
-    for (Index batch : {1, 7, 130, 1100})
+    for (Index batch : {1, 7, 130, 600, 850, 1100})
       for (Activation hidden : {Activation::relu, Activation::tanh, Activation::softplus})
         for (const bool x_grad : {true, false}) {
           CAPTURE(sizes.size());
