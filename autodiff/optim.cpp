@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "tensor/detail/adam_update.hpp"
+#include "tensor/detail/simd.hpp"
 
 namespace flowgrad {
 
@@ -62,11 +63,24 @@ void Adam<T>::step() {
   const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
   const AdamCoefficients c{opt_.beta1,        opt_.beta2,   opt_.eps,
                            opt_.weight_decay, opt_.lr / c1, 1.0 / std::sqrt(c2)};
-  for (std::size_t k = 0; k < this->params_.size(); ++k) {
-    Parameter<T>& p = *this->params_[k];
-    check_grad(p);
-    adam_update(p.value, p.grad, m_[k], v_[k], c);
+  const auto& params = this->params_;
+  Index total = 0;
+  for (const Parameter<T>* p : params) {
+    check_grad(*p);
+    total += p->value.numel();
   }
+  // One parallel region for all parameters: a small flow's are many tensors, each too small to
+  // split on its own. Chunk c updates the parameters that start in its share of the elements.
+  const int nt = simd::threads_for(total, simd::kGrainCheap / 4);
+  simd::parallel_for_each(nt, nt, [&](Index chunk) {
+    Index start = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const Index n = params[k]->value.numel();
+      if (start * nt >= chunk * total && start * nt < (chunk + 1) * total)
+        adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
+      start += n;
+    }
+  });
 }
 
 template <Scalar T>
