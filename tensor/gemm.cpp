@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 #include "tensor/detail/fused_block.hpp"
 #include "tensor/detail/gemm_kernels.hpp"
@@ -113,12 +115,14 @@ void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
 // B is always packed; A is read in place when row-major (MR contiguous rows stream well), and
 // packed when transposed and swept by enough NR panels to repay the copy (measured: H = 256
 // steps at batch 4096 ~7% faster, H = 64 ones, with 4 panels, ~5% slower).
+// prepacked, when given, is op(B) packed whole (a single KC x NC block; see PackedB).
 template <class T, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
-             bool accumulate, const GemmEpilogue<T>& ep) {
+             bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked) {
   using BK = Blocking<T>;
-  T* packed =
-      scratch<T>(0, std::min(k, BK::kc) * ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
+  T* packed = prepacked ? nullptr
+                        : scratch<T>(0, std::min(k, BK::kc) *
+                                            ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
   constexpr Index kPackAPanels = 8;
   T* packed_a = ColMajorA && n >= kPackAPanels * BK::nr
                     ? scratch<T>(1, BK::mc * std::min(k, BK::kc))
@@ -128,12 +132,14 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
     for (Index pc = 0; pc < k; pc += BK::kc) {
       const Index kc = std::min(BK::kc, k - pc);
       const bool load_c = accumulate || pc > 0;
-      gemm_detail::pack_b_block<T, BK::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
+      if (!prepacked)
+        gemm_detail::pack_b_block<T, BK::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
+      const T* bpack = prepacked ? prepacked : packed;
       for (Index ic = 0; ic < m; ic += BK::mc) {
         const Index mc = std::min(BK::mc, m - ic);
         if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);
         for (Index jr = 0; jr < nc; jr += BK::nr) {
-          const T* bp = packed + jr * kc;
+          const T* bp = bpack + jr * kc;
           const Index nr = std::min(BK::nr, nc - jr);
           for (Index ir = 0; ir < mc; ir += BK::mr) {
             const Index mr = std::min<Index>(BK::mr, mc - ir);
@@ -259,32 +265,31 @@ void small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, b
 // its own B panels into its own scratch.
 template <class T, bool ColMajorA>
 void blocked_mt(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
-                bool accumulate, const GemmEpilogue<T>& ep, int nt) {
+                bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked, int nt) {
   using BK = Blocking<T>;
-  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep);
+  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep, prepacked);
   auto evenness = [nt](Index tiles) {
     return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
   };
   if (evenness((m + BK::mr - 1) / BK::mr) + 0.05 >= evenness((n + BK::nr - 1) / BK::nr)) {
     simd::parallel_for(nt, m, BK::mr, [&](Index i0, Index i1) {
       blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate,
-                            ep);
+                            ep, prepacked);
     });
   } else {
     simd::parallel_for(nt, n, BK::nr, [&](Index j0, Index j1) {
       GemmEpilogue<T> part = ep;
       if (part.bias) part.bias += j0;
+      // Panel jr of a packed op(B) starts at jr * k.
       blocked<T, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0, ldc,
-                            accumulate, part);
+                            accumulate, part, prepacked ? prepacked + j0 * k : nullptr);
     });
   }
 }
 
-}  // namespace
-
 template <class T>
-void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
-          GemmOptions opt, const GemmEpilogue<T>& ep) {
+void gemm_impl(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c,
+               Index ldc, GemmOptions opt, const GemmEpilogue<T>& ep, const T* prepacked) {
   if (m <= 0 || n <= 0) return;
   // The thin paths below write C in one go; the epilogue then takes one pass over it, which for
   // their few rows or columns costs little.
@@ -312,14 +317,62 @@ void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ld
   }
   if (k <= kSmallK) return small_k(m, n, k, va, vb, c, ldc, opt.accumulate, ep, nt_thin);
   if (opt.trans_a)
-    blocked_mt<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, nt);
+    blocked_mt<T, true>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, prepacked, nt);
   else
-    blocked_mt<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, nt);
+    blocked_mt<T, false>(m, n, k, va, lda, vb, c, ldc, opt.accumulate, ep, prepacked, nt);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
+          GemmOptions opt, const GemmEpilogue<T>& ep) {
+  gemm_impl(m, n, k, a, lda, b, ldb, c, ldc, opt, ep, static_cast<const T*>(nullptr));
+}
+
+template <class T>
+void PackedB<T>::pack(Index k, Index n, const T* b, Index ldb, bool trans_b) {
+  using BK = Blocking<T>;
+  b_ = b;
+  k_ = k;
+  n_ = n;
+  ldb_ = ldb;
+  trans_b_ = trans_b;
+  // Only the blocked path reads panels, and only a single cache block is kept.
+  has_panels_ = k > kSmallK && n > kSmallN && k <= BK::kc && n <= BK::nc;
+  if (!has_panels_) return;
+  panels_.resize(Shape{k * ((n + BK::nr - 1) / BK::nr * BK::nr)});
+  const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
+  // Whole panels per thread (panel jr starts at jr * k): an H = 256 layer's is 64K values, which
+  // the caller alone would pack while the other threads wait.
+  T* out = panels_.data();
+  simd::parallel_for(simd::threads_for(k * n, simd::kGrainCheap), n, BK::nr,
+                     [&](Index j0, Index j1) {
+                       gemm_detail::pack_b_block<T, BK::nb>(
+                           k, j1 - j0, View<T>{vb.at(0, j0), vb.rs, vb.cs}, out + j0 * k);
+                     });
+}
+
+template <class T>
+void gemm(Index m, Index n, Index k, const T* a, Index lda, const PackedB<T>& b, T* c, Index ldc,
+          GemmOptions opt, const GemmEpilogue<T>& ep) {
+  if (n != b.n() || k != b.k() || opt.trans_b != b.trans_b())
+    throw std::invalid_argument("gemm: B was packed as " + std::to_string(b.k()) + " x " +
+                                std::to_string(b.n()) + (b.trans_b() ? " transposed" : "") +
+                                ", the product needs " + std::to_string(k) + " x " +
+                                std::to_string(n) + (opt.trans_b ? " transposed" : ""));
+  gemm_impl(m, n, k, a, lda, b.b(), b.ldb(), c, ldc, opt, ep, b.panels());
 }
 
 template void gemm(Index, Index, Index, const float*, Index, const float*, Index, float*, Index,
                    GemmOptions, const GemmEpilogue<float>&);
 template void gemm(Index, Index, Index, const double*, Index, const double*, Index, double*, Index,
                    GemmOptions, const GemmEpilogue<double>&);
+template class PackedB<float>;
+template class PackedB<double>;
+template void gemm(Index, Index, Index, const float*, Index, const PackedB<float>&, float*, Index,
+                   GemmOptions, const GemmEpilogue<float>&);
+template void gemm(Index, Index, Index, const double*, Index, const PackedB<double>&, double*,
+                   Index, GemmOptions, const GemmEpilogue<double>&);
 
 }  // namespace flowgrad

@@ -26,4 +26,33 @@ template <class T>
 void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
           GemmOptions opt, const GemmEpilogue<T>& epilogue = {});
 
+// op(B) packed once for several products that share it (the MLP node multiplies every block of
+// rows by the same weights), so that gemm() does not pack it again for each. The panels are kept
+// when op(B) fits in one of gemm's cache blocks (k <= 256, n <= 2048 in float); otherwise, and for
+// the thin shapes that read B in place, gemm() works from B itself. B must outlive the packing and
+// stay unchanged while it is used.
+template <class T>
+class PackedB {
+ public:
+  void pack(Index k, Index n, const T* b, Index ldb, bool trans_b);
+
+  Index k() const { return k_; }
+  Index n() const { return n_; }
+  const T* b() const { return b_; }
+  Index ldb() const { return ldb_; }
+  bool trans_b() const { return trans_b_; }
+  const T* panels() const { return has_panels_ ? panels_.data() : nullptr; }
+
+ private:
+  const T* b_ = nullptr;
+  Index k_ = 0, n_ = 0, ldb_ = 0;
+  bool trans_b_ = false, has_panels_ = false;
+  Tensor<T> panels_;  // grows only: re-packing allocates nothing
+};
+
+// gemm() with op(B) = b as packed; opt.trans_b is b's.
+template <class T>
+void gemm(Index m, Index n, Index k, const T* a, Index lda, const PackedB<T>& b, T* c, Index ldc,
+          GemmOptions opt, const GemmEpilogue<T>& epilogue = {});
+
 }  // namespace flowgrad

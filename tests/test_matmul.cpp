@@ -285,3 +285,48 @@ TEST_CASE_TEMPLATE("linear_forward equals matmul then bias_activation, on every 
                                                 Activation::relu, T(0), y),
                        doctest::Contains("inner dimensions differ"), std::invalid_argument);
 }
+
+// A product with a pre-packed op(B) runs the same kernels on the same values as gemm() packing B
+// itself: bit-identical on every path, whether the panels were kept (one cache block) or not
+// (k > 256, thin shapes), transposed or not, accumulating, with an epilogue, and re-packed.
+TEST_CASE_TEMPLATE("gemm with a pre-packed B equals gemm packing it, on every path", T, float,
+                   double) {
+  using flowgrad::Activation;
+  struct Case {
+    Index m, n, k;
+  };
+  Generator gen(32);
+  flowgrad::PackedB<T> packed;  // re-packed for each case: its buffer is reused
+  for (const Case s : {Case{128, 64, 64}, Case{37, 256, 256}, Case{300, 33, 300}, Case{3, 64, 64},
+                       Case{300, 64, 1}, Case{300, 2, 64}, Case{8, 17, 5}}) {
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true})
+        for (const bool acc : {false, true}) {
+          const Index lda = (ta ? s.m : s.k) + 1, ldb = (tb ? s.k : s.n) + 2, ldc = s.n + 3;
+          const Tensor<T> a = gen.normal<T>(Shape{ta ? s.k : s.m, lda});
+          const Tensor<T> b = gen.normal<T>(Shape{tb ? s.n : s.k, ldb});
+          const Tensor<T> bias = gen.normal<T>(Shape{s.n});
+          const Tensor<T> c0 = gen.normal<T>(Shape{s.m, ldc});
+          const flowgrad::GemmEpilogue<T> ep{acc ? nullptr : bias.data(), Activation::tanh};
+          Tensor<T> want = c0, got = c0;
+          flowgrad::gemm(s.m, s.n, s.k, a.data(), lda, b.data(), ldb, want.data(), ldc,
+                         {ta, tb, acc}, ep);
+          packed.pack(s.k, s.n, b.data(), ldb, tb);
+          flowgrad::gemm(s.m, s.n, s.k, a.data(), lda, packed, got.data(), ldc, {ta, tb, acc}, ep);
+          Index bad = 0;
+          for (Index i = 0; i < got.numel(); ++i) bad += got[i] != want[i];
+          INFO("m ", s.m, " n ", s.n, " k ", s.k, " ta ", ta, " tb ", tb, " acc ", acc);
+          CHECK(bad == 0);
+        }
+  }
+  const Tensor<T> a(Shape{8, 16}), b(Shape{16, 32});
+  Tensor<T> c(Shape{8, 32});
+  packed.pack(16, 32, b.data(), 32, false);
+  CHECK_THROWS_WITH_AS(
+      flowgrad::gemm(8, 32, 16, a.data(), 16, packed, c.data(), 32, {false, true, false}),
+      doctest::Contains("B was packed as 16 x 32, the product needs 16 x 32 transposed"),
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      flowgrad::gemm(8, 24, 16, a.data(), 16, packed, c.data(), 32, {false, false, false}),
+      doctest::Contains("the product needs 16 x 24"), std::invalid_argument);
+}

@@ -481,3 +481,21 @@ TEST_CASE_TEMPLATE("Adam over many parameters at 2 threads updates each one, bit
     CHECK_MESSAGE(moved == sizes[k], "parameter " << k << " of " << sizes[k] << " values");
   }
 }
+
+TEST_CASE_TEMPLATE("a B packed at 2 threads gives the products of one packed at 1", T, float,
+                   double) {
+  // 256 x 256: enough values for the packing itself to be split between threads.
+  Generator gen(21);
+  const Index m = 300, n = 256, k = 256;
+  const Tensor<T> a = gen.normal<T>(Shape{m, k});
+  for (const bool tb : {false, true}) {
+    const Tensor<T> b = gen.normal<T>(Shape{tb ? n : k, tb ? k : n});
+    check_bitwise<T>(tb ? "packed B^T" : "packed B", [&] {
+      flowgrad::PackedB<T> packed;
+      packed.pack(k, n, b.data(), tb ? k : n, tb);
+      Tensor<T> c(Shape{m, n});
+      flowgrad::gemm(m, n, k, a.data(), k, packed, c.data(), n, {false, tb, false});
+      return c;
+    });
+  }
+}
