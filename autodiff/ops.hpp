@@ -104,6 +104,12 @@ Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx);
 // Keeps the columns where mask is 1 and zeroes the others; mask is a constant [1, n] of 0s and 1s.
 template <Scalar T>
 Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask);
+// An affine coupling's transform: x with each column idx[j] replaced by x * exp(s) + t, or by
+// (x - t) * exp(-s) when inverse, using column j of s and t ([rows, idx.size()]); the other
+// columns pass unchanged. Columns may not repeat; idx must outlive backward, as select_columns'.
+template <Scalar T>
+Var<T> affine_columns(const Var<T>& x, const Var<T>& s, const Var<T>& t,
+                      const std::vector<Index>& idx, bool inverse = false);
 
 template <Scalar T>
 Var<T> operator+(const Var<T>& a, const Var<T>& b) {

@@ -1,6 +1,8 @@
-// Column ops: cat, narrow and masks.
+// Column ops: cat, narrow, masks, and the affine transform of some columns (a coupling layer's).
 #include <algorithm>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "autodiff/detail/op_support.hpp"
 
@@ -68,6 +70,53 @@ struct SelectColumnsOp {
   }
 };
 
+// y = x but for columns idx[j]: x * e + t forward, (x - t) * e inverse, with e = exp(+-s) kept in
+// saved[0]. Forward: dy/dx = e, dy/ds = y - t, dy/dt = 1. Inverse: dy/dx = e, dy/ds = -y,
+// dy/dt = -e. Inputs: x, s, t; aux: 1 for the inverse.
+template <Scalar T>
+struct AffineColumnsOp {
+  static void backward(Tape<T>& t, const Node<T>& n) {
+    const auto& idx = *static_cast<const std::vector<Index>*>(n.ctx);
+    const bool inverse = n.aux != 0;
+    Tensor<T>* gx = t.grad_for(n.in[0]);
+    Tensor<T>* gs = t.grad_for(n.in[1]);
+    Tensor<T>* gt = t.grad_for(n.in[2]);
+    const T* e = n.saved[0].data();
+    const T* shift = t.value(n.in[2]).data();
+    const T* y = n.value.data();
+    const T* g = n.grad.data();
+    const Index m = n.value.rows(), d = n.value.cols(), k = static_cast<Index>(idx.size());
+    if (gx) {
+      // Every column passes its gradient through; the transformed ones are then scaled by e.
+      T* gxp = gx->data();
+      for (Index i = 0; i < m * d; ++i) gxp[i] += g[i];
+    }
+    // One column at a time, rows d apart: a 2-D flow transforms a single column.
+    for (Index j = 0; j < k; ++j) {
+      const Index c = idx[static_cast<std::size_t>(j)];
+      if (gx) {
+        T* gxp = gx->data() + c;
+        for (Index i = 0; i < m; ++i) gxp[i * d] += g[i * d + c] * e[i * k + j] - g[i * d + c];
+      }
+      if (gs) {
+        T* gsp = gs->data() + j;
+        if (inverse)
+          for (Index i = 0; i < m; ++i) gsp[i * k] -= g[i * d + c] * y[i * d + c];
+        else
+          for (Index i = 0; i < m; ++i)
+            gsp[i * k] += g[i * d + c] * (y[i * d + c] - shift[i * k + j]);
+      }
+      if (gt) {
+        T* gtp = gt->data() + j;
+        if (inverse)
+          for (Index i = 0; i < m; ++i) gtp[i * k] -= g[i * d + c] * e[i * k + j];
+        else
+          for (Index i = 0; i < m; ++i) gtp[i * k] += g[i * d + c];
+      }
+    }
+  }
+};
+
 }  // namespace
 
 template <Scalar T>
@@ -86,6 +135,57 @@ Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx) {
   for (Index i = 0; i < m; ++i)
     for (Index j = 0; j < w; ++j)
       n.value[i * w + j] = v[i * v.cols() + idx[static_cast<std::size_t>(j)]];
+  return out;
+}
+
+template <Scalar T>
+Var<T> affine_columns(const Var<T>& x, const Var<T>& s, const Var<T>& t,
+                      const std::vector<Index>& idx, bool inverse) {
+  const Shape xs = x.shape();
+  const Shape want{xs.rows(), static_cast<Index>(idx.size())};
+  if (xs.rank() > 2 || !(s.shape() == want) || !(t.shape() == want))
+    throw std::invalid_argument("affine_columns: input " + xs.str() + " with " +
+                                std::to_string(idx.size()) +
+                                " columns to transform needs s and t " + want.str() + ", got " +
+                                s.shape().str() + " and " + t.shape().str());
+  std::vector<bool> seen(static_cast<std::size_t>(xs.cols()), false);
+  for (Index c : idx) {
+    if (c < 0 || c >= xs.cols())
+      throw std::invalid_argument("affine_columns: column " + std::to_string(c) + " is outside " +
+                                  xs.str());
+    if (seen[static_cast<std::size_t>(c)])
+      throw std::invalid_argument("affine_columns: column " + std::to_string(c) + " repeats");
+    seen[static_cast<std::size_t>(c)] = true;
+  }
+  Var<T> out;
+  Node<T>& n = push<AffineColumnsOp<T>>("affine_columns", &out, {x, s, t});
+  n.ctx = &idx;
+  n.aux = inverse ? 1 : 0;
+  // Inputs are read only after push(): a push may move the tape's nodes.
+  Tape<T>& tape = x.tape();
+  const Tensor<T>& xv = tape.value(x.index());
+  const Tensor<T>& sv = tape.value(s.index());
+  const Tensor<T>& tv = tape.value(t.index());
+  n.saved.resize(1);
+  Tensor<T>& e = n.saved[0];
+  if (inverse) {
+    unary(Unary::neg, sv, e);
+    unary(Unary::exp, e, e);
+  } else {
+    unary(Unary::exp, sv, e);
+  }
+  n.value = xv;
+  const Index m = xv.rows(), d = xv.cols(), k = static_cast<Index>(idx.size());
+  for (Index j = 0; j < k; ++j) {
+    const Index c = idx[static_cast<std::size_t>(j)];
+    T* y = n.value.data() + c;
+    const T* ep = e.data() + j;
+    const T* tp = tv.data() + j;
+    if (inverse)
+      for (Index i = 0; i < m; ++i) y[i * d] = (y[i * d] - tp[i * k]) * ep[i * k];
+    else
+      for (Index i = 0; i < m; ++i) y[i * d] = y[i * d] * ep[i * k] + tp[i * k];
+  }
   return out;
 }
 
@@ -158,11 +258,13 @@ Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
   return mul(x, x.tape().constant(mask));
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                             \
-  template Var<T> cat(std::initializer_list<Var<T>>);                       \
-  template Var<T> narrow(const Var<T>&, Index, Index);                      \
-  template Var<T> select_columns(const Var<T>&, const std::vector<Index>&); \
-  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);            \
+#define FLOWGRAD_INSTANTIATE(T)                                               \
+  template Var<T> cat(std::initializer_list<Var<T>>);                         \
+  template Var<T> narrow(const Var<T>&, Index, Index);                        \
+  template Var<T> select_columns(const Var<T>&, const std::vector<Index>&);   \
+  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);              \
+  template Var<T> affine_columns(const Var<T>&, const Var<T>&, const Var<T>&, \
+                                 const std::vector<Index>&, bool);            \
   template std::vector<Var<T>> split(const Var<T>&, const std::vector<Index>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE

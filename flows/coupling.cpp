@@ -30,11 +30,6 @@ AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& c
   if (config.hidden <= 0 || config.hidden_layers < 1)
     throw std::invalid_argument(
         "affine_coupling: needs hidden width >= 1 and at least one hidden layer");
-  unsort_.resize(mask_.size());
-  for (std::size_t k = 0; k < fixed_.size(); ++k)
-    unsort_[static_cast<std::size_t>(fixed_[k])] = static_cast<Index>(k);
-  for (std::size_t k = 0; k < changed_.size(); ++k)
-    unsort_[static_cast<std::size_t>(changed_[k])] = static_cast<Index>(fixed_.size() + k);
   std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
   for (int l = 0; l < config.hidden_layers; ++l) sizes.push_back(config.hidden);
   sizes.push_back(static_cast<Index>(changed_.size()));
@@ -49,22 +44,19 @@ void AffineCoupling<T>::named_parameters(const std::string& prefix,
   t_->named_parameters(prefix + "t.", out);
 }
 
+// y2 = x2 * exp(s(x1)) + t(x1) with x1 passed through, as one affine_columns node.
 template <Scalar T>
 FlowResult<T> AffineCoupling<T>::forward_impl(const Var<T>& x) {
   const Var<T> x1 = select_columns(x, fixed_);
-  const Var<T> x2 = select_columns(x, changed_);
   const Var<T> s = (*s_)(x1);
-  const Var<T> y2 = x2 * exp(s) + (*t_)(x1);
-  return {select_columns(cat({x1, y2}), unsort_), sum(s, 1)};
+  return {affine_columns(x, s, (*t_)(x1), changed_), sum(s, 1)};
 }
 
 template <Scalar T>
 FlowResult<T> AffineCoupling<T>::inverse_impl(const Var<T>& y) {
   const Var<T> y1 = select_columns(y, fixed_);
-  const Var<T> y2 = select_columns(y, changed_);
   const Var<T> s = (*s_)(y1);
-  const Var<T> x2 = (y2 - (*t_)(y1)) * exp(-s);
-  return {select_columns(cat({y1, x2}), unsort_), -sum(s, 1)};
+  return {affine_columns(y, s, (*t_)(y1), changed_, true), -sum(s, 1)};
 }
 
 template class AffineCoupling<float>;

@@ -35,7 +35,6 @@ class AffineCoupling : public Bijector<T> {
  private:
   std::vector<int> mask_;
   std::vector<Index> fixed_, changed_;  // column indices of x1 and x2
-  std::vector<Index> unsort_;           // cat(x1, x2) column order back to the input's
   std::unique_ptr<MLP<T>> s_, t_;
 };
 
