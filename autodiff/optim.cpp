@@ -64,21 +64,30 @@ void Adam<T>::step() {
   const AdamCoefficients c{opt_.beta1,        opt_.beta2,   opt_.eps,
                            opt_.weight_decay, opt_.lr / c1, 1.0 / std::sqrt(c2)};
   const auto& params = this->params_;
-  Index total = 0;
-  for (const Parameter<T>* p : params) {
-    check_grad(*p);
-    total += p->value.numel();
+  for (const Parameter<T>* p : params) check_grad(*p);
+  // A parameter large enough for adam_update to split between threads is updated on its own; the
+  // small ones (a 2-D flow's are all small) share one parallel region, chunk c updating those that
+  // start in its share of their elements. Each element gets the same arithmetic either way.
+  // Decided here, not inside the region, where threads_for() is always 1.
+  const bool can_split = simd::threads_for(2 * adam_grain, adam_grain) > 1;
+  auto splits_itself = [can_split](const Parameter<T>* p) {
+    return can_split && p->value.numel() >= 2 * adam_grain;
+  };
+  Index small_total = 0;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (splits_itself(params[k]))
+      adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
+    else
+      small_total += params[k]->value.numel();
   }
-  // One parallel region for all parameters: a small flow's are many tensors, each too small to
-  // split on its own. Chunk c updates the parameters that start in its share of the elements.
-  const int nt = simd::threads_for(total, simd::kGrainCheap / 4);
+  const int nt = simd::threads_for(small_total, adam_grain);
   simd::parallel_for_each(nt, nt, [&](Index chunk) {
     Index start = 0;
     for (std::size_t k = 0; k < params.size(); ++k) {
-      const Index n = params[k]->value.numel();
-      if (start * nt >= chunk * total && start * nt < (chunk + 1) * total)
+      if (splits_itself(params[k])) continue;
+      if (start * nt >= chunk * small_total && start * nt < (chunk + 1) * small_total)
         adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
-      start += n;
+      start += params[k]->value.numel();
     }
   });
 }

@@ -35,7 +35,7 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
   T* mp = m.data();
   T* vp = v.data();
   // Chunks of whole batches: each element is updated by the same code at any thread count.
-  simd::parallel_for(simd::threads_for(n, simd::kGrainCheap / 4), n, width, [&](Index b, Index e) {
+  simd::parallel_for(simd::threads_for(n, adam_grain), n, width, [&](Index b, Index e) {
     Index i = b;
     for (; i + width <= e; i += width) {
       B mi = B::load_unaligned(mp + i), vi = B::load_unaligned(vp + i);

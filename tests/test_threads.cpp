@@ -445,9 +445,10 @@ TEST_CASE_TEMPLATE("reductions at 2 threads", T, float, double) {
 
 TEST_CASE_TEMPLATE("Adam over many parameters at 2 threads updates each one, bit-identically", T,
                    float, double) {
-  // Enough elements for one parallel region over all parameters, in tensors of mixed sizes.
+  // Small tensors with enough elements between them for one parallel region, and one large
+  // enough to be split on its own.
   Generator gen(20);
-  const std::vector<Index> sizes = {5000, 3, 4096, 1, 9000, 17, 64};
+  const std::vector<Index> sizes = {5000, 3, 4096, 40000, 1, 9000, 17, 64};
   std::vector<Tensor<T>> start, grads;
   for (const Index n : sizes) {
     start.push_back(gen.normal<T>(Shape{n}));

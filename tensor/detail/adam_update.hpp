@@ -14,6 +14,9 @@ struct AdamCoefficients {
 // With g' = g + weight_decay * w: m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
 // w -= step * m / (sqrt(v) * inv_sqrt_c2 + eps). All four tensors have the same number of
 // elements (std::invalid_argument otherwise).
+// Elements per thread before adam_update splits a parameter between threads.
+inline constexpr Index adam_grain = Index(1) << 13;
+
 template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                  const AdamCoefficients& c);
