@@ -50,7 +50,8 @@ class PackedB {
   Tensor<T> panels_;  // grows only: re-packing allocates nothing
 };
 
-// gemm() with op(B) = b as packed; opt.trans_b is b's.
+// gemm() with op(B) = b as packed. n, k and opt.trans_b must be those b was packed with
+// (std::invalid_argument otherwise).
 template <class T>
 void gemm(Index m, Index n, Index k, const T* a, Index lda, const PackedB<T>& b, T* c, Index ldc,
           GemmOptions opt, const GemmEpilogue<T>& epilogue = {});
