@@ -148,7 +148,9 @@ Var<T> affine_columns(const Var<T>& x, const Var<T>& s, const Var<T>& t,
                                 std::to_string(idx.size()) +
                                 " columns to transform needs s and t " + want.str() + ", got " +
                                 s.shape().str() + " and " + t.shape().str());
-  std::vector<bool> seen(static_cast<std::size_t>(xs.cols()), false);
+  // Per-thread flags that only grow: a training step allocates nothing.
+  thread_local std::vector<unsigned char> seen;
+  seen.assign(static_cast<std::size_t>(std::max<Index>(xs.cols(), seen.size())), 0);
   for (Index c : idx) {
     if (c < 0 || c >= xs.cols())
       throw std::invalid_argument("affine_columns: column " + std::to_string(c) + " is outside " +
