@@ -73,24 +73,53 @@ T* scratch(int slot, Index count) {
 
 // --- Blocked path --------------------------------------------------------------------------------
 
-template <class T, bool ColMajorA>
+template <class T, bool ColMajorA, class Epi>
 void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
-              bool load_c) {
+              bool load_c, const Epi& epi) {
   using BK = Blocking<T>;
   static_assert(BK::mr == 6, "the dispatch below lists every edge height up to mr");
   switch (mr) {
     case 6:
-      return gemm_detail::micro_kernel<T, 6, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 6, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
     case 5:
-      return gemm_detail::micro_kernel<T, 5, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 5, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
     case 4:
-      return gemm_detail::micro_kernel<T, 4, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 4, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
     case 3:
-      return gemm_detail::micro_kernel<T, 3, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 3, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
     case 2:
-      return gemm_detail::micro_kernel<T, 2, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 2, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
     default:
-      return gemm_detail::micro_kernel<T, 1, BK::nb, ColMajorA>(kc, a, lda, bp, c, ldc, nr, load_c);
+      return gemm_detail::micro_kernel<T, 1, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
+                                                                     load_c, epi);
+  }
+}
+
+// Calls body(epi) with the epilogue as a BiasActivation, to be applied in the kernels' registers,
+// and returns true, for the piecewise-linear activations; returns false for the transcendental
+// ones, which keep the pass over each finished block: their cost dwarfs that pass, and their code
+// would be copied into every kernel. bias is the tile's first column.
+template <class T, class Body>
+bool in_registers(const GemmEpilogue<T>& ep, const T* bias, Body&& body) {
+  using gemm_detail::BiasActivation;
+  const simd::batch<T> slope(ep.slope);
+  switch (ep.act) {
+    case Activation::none:
+      body(BiasActivation<T, Activation::none>{bias, slope});
+      return true;
+    case Activation::relu:
+      body(BiasActivation<T, Activation::relu>{bias, slope});
+      return true;
+    case Activation::leaky_relu:
+      body(BiasActivation<T, Activation::leaky_relu>{bias, slope});
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -141,17 +170,28 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
         for (Index jr = 0; jr < nc; jr += BK::nr) {
           const T* bp = bpack + jr * kc;
           const Index nr = std::min(BK::nr, nc - jr);
-          for (Index ir = 0; ir < mc; ir += BK::mr) {
-            const Index mr = std::min<Index>(BK::mr, mc - ir);
-            if (packed_a)
-              run_tile<T, true>(mr, kc, packed_a + ir * kc, BK::mr, bp,
-                                c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
-            else
-              run_tile<T, ColMajorA>(mr, kc, a.at(ic + ir, pc), lda, bp,
-                                     c + (ic + ir) * ldc + jc + jr, ldc, nr, load_c);
-          }
-          // The MC x NR block of C is final after the last KC step, and still in L1.
-          if (ep.bias && pc + kc == k)
+          auto sweep = [&](const auto& epi) {
+            for (Index ir = 0; ir < mc; ir += BK::mr) {
+              const Index mr = std::min<Index>(BK::mr, mc - ir);
+              T* ct = c + (ic + ir) * ldc + jc + jr;
+              if constexpr (ColMajorA) {
+                if (packed_a) {
+                  run_tile<T, true>(mr, kc, packed_a + ir * kc, BK::mr, bp, ct, ldc, nr, load_c,
+                                    epi);
+                  continue;
+                }
+              }
+              run_tile<T, ColMajorA>(mr, kc, a.at(ic + ir, pc), lda, bp, ct, ldc, nr, load_c, epi);
+            }
+          };
+          // The MC x NR block of C is final after the last KC step: the epilogue goes on it in
+          // registers or, failing that, while the block is still in L1. (A transposed A is the
+          // backward pass's, which has no epilogue: not worth its kernels' copies.)
+          const bool finish = ep.bias && pc + kc == k;
+          if constexpr (!ColMajorA)
+            if (finish && nr == BK::nr && in_registers(ep, ep.bias + jc + jr, sweep)) continue;
+          sweep(gemm_detail::Plain{});
+          if (finish)
             detail::bias_activation_block(c + ic * ldc + jc + jr, ldc, mc, nr, ep.bias + jc + jr,
                                           ep.act, ep.slope);
         }
@@ -228,10 +268,20 @@ void small_k_fixed(Index m, Index n, View<T> a, const T* packed, Index ldp, T* c
   simd::parallel_for(nt, m, 4, [&](Index i0, Index i1) {
     for (Index r0 = i0; r0 < i1; r0 += step) {
       const Index rows = std::min(step, i1 - r0);
-      gemm_detail::small_k<T, K>(rows, n, rows_of(a, r0), packed, ldp, c + r0 * ldc, ldc,
-                                 accumulate);
-      if (ep.bias)
-        detail::bias_activation_block(c + r0 * ldc, ldc, rows, n, ep.bias, ep.act, ep.slope);
+      T* cr = c + r0 * ldc;
+      auto run = [&](const auto& epi) {
+        gemm_detail::small_k<T, K>(rows, n, rows_of(a, r0), packed, ldp, cr, ldc, accumulate, epi);
+      };
+      // In registers, the epilogue covers whole batches of columns; a last partial one gets the
+      // pass.
+      Index done = 0;
+      if (ep.bias && in_registers(ep, ep.bias, run))
+        done = n / simd::width<T> * simd::width<T>;
+      else
+        run(gemm_detail::Plain{});
+      if (ep.bias && done < n)
+        detail::bias_activation_block(cr + done, ldc, rows, n - done, ep.bias + done, ep.act,
+                                      ep.slope);
     }
   });
 }

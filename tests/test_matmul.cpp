@@ -258,9 +258,9 @@ TEST_CASE_TEMPLATE("linear_forward equals matmul then bias_activation, on every 
     Index m, n, k;
   };
   Generator gen(31);
-  for (const Case s :
-       {Case{1, 7, 5}, Case{3, 64, 64}, Case{300, 64, 1}, Case{300, 64, 3}, Case{300, 2, 64},
-        Case{300, 1, 2}, Case{300, 33, 300}, Case{5, 20, 3}, Case{200, 2, 0}}) {
+  for (const Case s : {Case{1, 7, 5}, Case{3, 64, 64}, Case{300, 64, 1}, Case{300, 64, 3},
+                       Case{300, 2, 64}, Case{300, 1, 2}, Case{300, 33, 300}, Case{5, 20, 3},
+                       Case{200, 2, 0}, Case{520, 64, 64}, Case{150, 48, 2}}) {
     const Tensor<T> x = gen.normal<T>(Shape{s.m, s.k});
     const Tensor<T> w = gen.normal<T>(Shape{s.n, s.k});
     const Tensor<T> bias = gen.normal<T>(Shape{1, s.n});

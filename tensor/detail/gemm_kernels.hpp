@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "tensor/detail/activation.hpp"
 #include "tensor/detail/simd.hpp"
 
 namespace flowgrad::gemm_detail {
@@ -39,14 +40,39 @@ inline V<T> load_once(const T* p) {
   return V<T>(r);
 }
 
+// --- Epilogues: what a kernel does to a finished batch of C (at column j of its tile) ----------
+struct Plain {
+  template <class T>
+  V<T> operator()(V<T> v, Index) const {
+    return v;
+  }
+};
+
+// act(v + bias[j..]) in registers, in the operations and order of bias_activation_block's pass
+// over memory, so with the same bits; it saves that pass's load and store of every value.
+template <class T, Activation A>
+struct BiasActivation {
+  const T* bias;  // the tile's first column
+  V<T> slope;
+  V<T> operator()(V<T> v, Index j) const {
+    // Opaque to the compiler, which under -ffp-contract=fast (g++'s default outside ISO mode)
+    // would contract a product in v with the bias add into one FMA, rounding once where the pass
+    // over memory rounds twice.
+    typename V<T>::register_type r = v;
+    asm("" : "+x"(r));
+    return detail::activate<A>(V<T>(r) + V<T>::load_unaligned(bias + j), slope);
+  }
+};
+
 // --- Micro-kernel ------------------------------------------------------------------------------
 // C[MR x NR] (+)= A[MR x kc] * Bpanel[kc x NR] with the MR*NB accumulators held in registers. A is
 // read in place (rows contiguous along k, or columns contiguous when A is transposed); only B is
 // packed, because B's panel is the operand streamed with vector loads. MR is the number of live
-// rows: edge tiles instantiate a smaller MR rather than read past A.
-template <class T, int MR, int NB, bool ColMajorA>
+// rows: edge tiles instantiate a smaller MR rather than read past A. epi is applied to full-width
+// tiles only (a right-edge tile must be given Plain).
+template <class T, int MR, int NB, bool ColMajorA, class Epi = Plain>
 void micro_kernel(Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
-                  bool load_c) {
+                  bool load_c, const Epi& epi = {}) {
   constexpr Index w = simd::width<T>;
   constexpr Index nr_full = NB * w;
   V<T> acc[MR][NB];
@@ -86,7 +112,7 @@ void micro_kernel(Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc,
         T* cp = c + r * ldc + q * w;
         V<T> v = acc[r][q];
         if (load_c) v += V<T>::load_unaligned(cp);
-        v.store_unaligned(cp);
+        epi(v, q * w).store_unaligned(cp);
       }
     return;
   }
@@ -385,10 +411,11 @@ void small_n_axpy(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumul
 
 // k <= 4: each row of C is a combination of K rows of op(B), given packed in bp[K x ldp] and
 // zero-padded to a whole number of batches. No k loop and no packing of A: the cost is writing C,
-// so RB rows share each load of B and the loop does little but store.
-template <class T, int K, int RB>
+// so RB rows share each load of B and the loop does little but store. epi is applied to the
+// whole batches of each row, not to a last partial one.
+template <class T, int K, int RB, class Epi = Plain>
 void small_k_rows(Index i0, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ldc,
-                  bool accumulate) {
+                  bool accumulate, const Epi& epi = {}) {
   constexpr Index w = simd::width<T>;
   V<T> ai[RB][K];
 #pragma GCC unroll 4
@@ -415,7 +442,7 @@ void small_k_rows(Index i0, Index n, View<T> a, const T* bp, Index ldp, T* c, In
 #pragma GCC unroll 4
     for (int r = 0; r < RB; ++r) {
       if (accumulate) v[r] += V<T>::load_unaligned(c0 + r * ldc + j);
-      v[r].store_unaligned(c0 + r * ldc + j);
+      epi(v[r], j).store_unaligned(c0 + r * ldc + j);
     }
   }
   if (j < n) {
@@ -429,13 +456,13 @@ void small_k_rows(Index i0, Index n, View<T> a, const T* bp, Index ldp, T* c, In
   }
 }
 
-template <class T, int K>
-void small_k(Index m, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ldc,
-             bool accumulate) {
+template <class T, int K, class Epi = Plain>
+void small_k(Index m, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ldc, bool accumulate,
+             const Epi& epi = {}) {
   constexpr int rb = K <= 2 ? 4 : 2;
   Index i = 0;
-  for (; i + rb <= m; i += rb) small_k_rows<T, K, rb>(i, n, a, bp, ldp, c, ldc, accumulate);
-  for (; i < m; ++i) small_k_rows<T, K, 1>(i, n, a, bp, ldp, c, ldc, accumulate);
+  for (; i + rb <= m; i += rb) small_k_rows<T, K, rb>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
+  for (; i < m; ++i) small_k_rows<T, K, 1>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
 }
 
 }  // namespace flowgrad::gemm_detail
