@@ -39,7 +39,11 @@ V chain(const V& x, Args p, Activation hidden, Activation output) {
 
 TEST_CASE("gradcheck: mlp with 1 to 3 layers and each activation") {
   Generator gen(21);
-  const std::vector<std::vector<Index>> nets = {{3, 2}, {2, 5, 1}, {3, 6, 5, 2}};
+  // Also nets fed one column, as a 2-D flow's coupling networks are, with first layers of whole
+  // SIMD batches and a tail ({1, 6, 3}), a tail only ({1, 3}), rows narrower than a batch
+  // ({1, 2, 1}).
+  const std::vector<std::vector<Index>> nets = {{3, 2},    {2, 5, 1}, {3, 6, 5, 2},
+                                                {1, 6, 3}, {1, 3},    {1, 2, 1}};
   for (const auto& sizes : nets)
     for (Activation hidden : kActivations)
       for (Activation output : {Activation::none, Activation::tanh}) {
@@ -71,8 +75,8 @@ TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
   // Batches of 1 to 8 row blocks (600: 5, 850: 7). {3, 96, 96, 2} at batch 1100 sums its middle
   // layer's weight gradient over the whole batch rather than per block of rows (too many
   // partials); at 130, per block.
-  const std::vector<std::vector<Index>> nets = {
-      {2, 64, 64, 1}, {1, 17, 17, 2}, {4, 9, 3}, {5, 2}, {3, 96, 96, 2}};
+  const std::vector<std::vector<Index>> nets = {{2, 64, 64, 1}, {1, 64, 64, 1}, {1, 17, 17, 2},
+                                                {4, 9, 3},      {5, 2},         {3, 96, 96, 2}};
   for (const auto& sizes : nets)
     for (Index batch : {1, 7, 130, 600, 850, 1100})
       for (Activation hidden : {Activation::relu, Activation::tanh, Activation::softplus})
@@ -110,32 +114,34 @@ TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
 TEST_CASE("mlp with some parameters frozen, and parameters shared by two calls") {
   // Gradients are added to what a parameter already holds, and only where one is wanted.
   Generator gen(25);
-  const std::vector<Index> sizes = {2, 24, 16, 1};
-  for (int frozen = 0; frozen < 6; ++frozen) {
-    CAPTURE(frozen);
-    const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
-    const Tensor<double> xa = gen.normal<double>(Shape{700, 2});
-    const Tensor<double> xb = gen.normal<double>(Shape{300, 2});
-    Tape<double> t1, t2;
-    std::vector<V> p1, p2;
-    for (std::size_t k = 0; k < layers.size(); ++k) {
-      p1.push_back(t1.constant(layers[k], static_cast<int>(k) != frozen));
-      p2.push_back(t2.constant(layers[k], static_cast<int>(k) != frozen));
+  for (const Index in : {2, 1})
+    for (int frozen = 0; frozen < 6; ++frozen) {
+      CAPTURE(in);
+      CAPTURE(frozen);
+      const std::vector<Index> sizes = {in, 24, 16, 1};
+      const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+      const Tensor<double> xa = gen.normal<double>(Shape{700, in});
+      const Tensor<double> xb = gen.normal<double>(Shape{300, in});
+      Tape<double> t1, t2;
+      std::vector<V> p1, p2;
+      for (std::size_t k = 0; k < layers.size(); ++k) {
+        p1.push_back(t1.constant(layers[k], static_cast<int>(k) != frozen));
+        p2.push_back(t2.constant(layers[k], static_cast<int>(k) != frozen));
+      }
+      const V fused = sum(mlp(t1.constant(xa), Args(p1), Activation::relu, Activation::none)) +
+                      sum(mlp(t1.constant(xb), Args(p1), Activation::relu, Activation::none));
+      const V plain = sum(chain(t2.constant(xa), Args(p2), Activation::relu, Activation::none)) +
+                      sum(chain(t2.constant(xb), Args(p2), Activation::relu, Activation::none));
+      t1.backward(fused);
+      t2.backward(plain);
+      for (std::size_t k = 0; k < p1.size(); ++k) {
+        CAPTURE(k);
+        REQUIRE(p1[k].requires_grad() == (static_cast<int>(k) != frozen));
+        if (!p1[k].requires_grad()) continue;
+        for (Index i = 0; i < p1[k].grad().numel(); ++i)
+          CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
+      }
     }
-    const V fused = sum(mlp(t1.constant(xa), Args(p1), Activation::relu, Activation::none)) +
-                    sum(mlp(t1.constant(xb), Args(p1), Activation::relu, Activation::none));
-    const V plain = sum(chain(t2.constant(xa), Args(p2), Activation::relu, Activation::none)) +
-                    sum(chain(t2.constant(xb), Args(p2), Activation::relu, Activation::none));
-    t1.backward(fused);
-    t2.backward(plain);
-    for (std::size_t k = 0; k < p1.size(); ++k) {
-      CAPTURE(k);
-      REQUIRE(p1[k].requires_grad() == (static_cast<int>(k) != frozen));
-      if (!p1[k].requires_grad()) continue;
-      for (Index i = 0; i < p1[k].grad().numel(); ++i)
-        CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
-    }
-  }
 }
 
 TEST_CASE("mlp without gradients computes the same values from its scratch blocks") {
