@@ -3,19 +3,23 @@
 
     /usr/bin/python3 bench/compare_pytorch.py build/bench/bench_flows [--threads 1,2] [--repeats 5]
 
-It runs flowgrad's Google Benchmark (bench/bench_flows.cpp: medians of --repeats repetitions, all
-configurations and thread counts in one run, interleaved at random, with the measured FMA peak),
-then the same models and steps in PyTorch (Debian's python3-torch, models from
-bench/reference_pytorch.py, warmed up, median of --repeats timed runs) with the same numbers of
-threads, and prints: configuration, flowgrad ms, PyTorch ms, the ratio PyTorch / flowgrad (how
-many times faster flowgrad is), GFLOP/s and its share of one core's peak; with several thread
-counts, also each configuration's speed-up over one thread. Run by hand, not in CI.
+It measures in --repeats rounds. A round runs flowgrad's Google Benchmark once (bench/bench_flows.cpp:
+all configurations and thread counts, in random order, and the measured FMA peak), and the same
+models and steps in PyTorch (Debian's python3-torch, models from bench/reference_pytorch.py, warmed
+up) with the same numbers of threads; rounds alternate which side goes first. Each side's time is the
+median over rounds, and the ratio PyTorch / flowgrad (how many times faster flowgrad is) the median
+of the rounds' ratios, with their range: a shared machine's speed drifts by tens of percent within
+minutes, and a ratio of two runs a minute apart is only as good as that drift, so each round's two
+runs are taken close together and the spread is shown. It prints configuration, flowgrad ms, PyTorch
+ms, the ratio and its range, GFLOP/s and its share of one core's peak; with several thread counts,
+also each configuration's speed-up over one thread (median and range of the rounds' speed-ups). Run
+by hand, not in CI.
 
 Debian's torch runs its GEMMs in OpenBLAS, which ignores torch.set_num_threads: the PyTorch side
 runs in a child process with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS pinned before torch loads.
 With more than one thread, torch's OpenMP pool and OpenBLAS's pool spin on the same cores (on a
 2-core machine the pinned 2-thread step measured 2-2.7x slower than 1 thread), so PyTorch runs
-under each of TORCH_SETTINGS and every row takes its fastest; the table names the winner.
+under each of TORCH_SETTINGS and every row takes the one with the fastest median; the table names it.
 """
 import argparse
 import datetime
@@ -121,54 +125,77 @@ def torch_settings(n):
             (f"omp1 blas{n}", 1, n, {})]
 
 
-def run_torch(threads, repeats, configs):
-    """{benchmark: (ms, setting)}: each configuration's fastest over torch_settings(threads)."""
-    best = {}
+def run_torch(threads, configs):
+    """{setting: {benchmark: ms}}: one timed run of each configuration under each of
+    torch_settings(threads)."""
+    by_setting = {}
     for label, omp, blas, extra in torch_settings(threads):
         env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), **extra)
         payload = json.dumps(configs)
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker", "--threads", str(omp),
-                              "--repeats", str(repeats), "--configs", payload],
+                              "--repeats", "1", "--configs", payload],
                              env=env, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"compare_pytorch: the PyTorch side failed ({label}); its error output:\n{out.stderr}"
                      "(PyTorch comes from Debian: bash scripts/setup.sh --torch, and run with /usr/bin/python3)")
-        for name, ms in json.loads(out.stdout).items():
-            if name not in best or ms < best[name][0]:
-                best[name] = (ms, label)
-    return best
+        by_setting[label] = json.loads(out.stdout)
+    return by_setting
 
 
 # ---------------------------------------------------------------------------------------------
 # flowgrad side.
 # ---------------------------------------------------------------------------------------------
-def run_ours(binary, names, repeats):
+def run_ours(binary, names):
+    """{benchmark: {ms, gflops}}: one run of each, in random order."""
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
-    # Repetitions of all the configurations in random order: a slow phase of a shared machine then
-    # lands on every configuration and thread count alike instead of on one of them.
-    out = subprocess.run([binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repeats}",
-                          "--benchmark_enable_random_interleaving=true",
-                          "--benchmark_report_aggregates_only=true", "--benchmark_format=json"],
+    out = subprocess.run([binary, f"--benchmark_filter={pattern}", "--benchmark_enable_random_interleaving=true",
+                          "--benchmark_format=json"],
                          check=True, capture_output=True, text=True)
-    data = json.loads(out.stdout)
     results = {}
-    # With one repetition Google Benchmark reports the run itself, with no aggregates.
-    wanted = "median" if repeats > 1 else None
-    for b in data["benchmarks"]:
-        if b.get("aggregate_name") != wanted:
-            continue
-        name = b["run_name"]
+    for b in json.loads(out.stdout)["benchmarks"]:
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-        results[name] = {"ms": b["real_time"] * scale, "gflops": b.get("GFLOP/s"),
-                         "samples_per_s": b.get("samples/s", 0)}
+        results[b["run_name"]] = {"ms": b["real_time"] * scale, "gflops": b.get("GFLOP/s")}
     return results
+
+
+def median_and_range(values):
+    values = [v for v in values if v is not None]
+    return (statistics.median(values), min(values), max(values)) if values else (None, None, None)
+
+
+def measure(binary, per_threads, rounds):
+    """Per round, flowgrad's run and PyTorch's, in alternating order. Returns
+    ({benchmark: [flowgrad run per round]}, {benchmark: {setting: [ms per round]}})."""
+    names = [c[0] for cs in per_threads.values() for c in cs] + ["BM_FmaPeak"]
+    ours, torch = {}, {}
+
+    def flowgrad_side():
+        for name, r in run_ours(binary, names).items():
+            ours.setdefault(name, []).append(r)
+
+    def torch_side():
+        for threads, cfgs in per_threads.items():
+            for label, times in run_torch(threads, [[c[0], c[3]] for c in cfgs]).items():
+                for name, ms in times.items():
+                    torch.setdefault(name, {}).setdefault(label, []).append(ms)
+
+    for r in range(rounds):
+        sides = [flowgrad_side, torch_side] if r % 2 == 0 else [torch_side, flowgrad_side]
+        for side in sides:
+            side()
+        print(f"round {r + 1} of {rounds} done", file=sys.stderr, flush=True)
+    return ours, torch
+
+
+def fmt_range(lo, hi):
+    return f"{lo:.2f}-{hi:.2f}x" if lo is not None else "-"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary", nargs="?", help="build/bench/bench_flows")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of both sides")
     ap.add_argument("--filter", default="", help="only configurations whose name contains this")
     ap.add_argument("--json", help="also write the table as JSON")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
@@ -192,20 +219,22 @@ def main():
     per_threads = {threads: [(bench_name(base, cfg, threads), base, cfg, spec)
                              for base, cfg, spec in configurations() if args.filter in f"{base}/{cfg}"]
                    for threads in thread_counts}
-    # flowgrad: every configuration at every thread count, and the FMA peak, in one interleaved run.
-    ours = run_ours(args.binary, [c[0] for cs in per_threads.values() for c in cs] + ["BM_FmaPeak"],
-                    args.repeats)
-    peak = ours.get("BM_FmaPeak", {}).get("gflops")
+    ours, torch = measure(args.binary, per_threads, args.repeats)
+    peak = median_and_range([r["gflops"] for r in ours.get("BM_FmaPeak", [])])[0]
     for threads in thread_counts:
-        cfgs = per_threads[threads]
-        torch_ms = run_torch(threads, args.repeats, [[c[0], c[3]] for c in cfgs])
-        for name, base, cfg, spec in cfgs:
-            o = ours.get(name)
-            t, setting = torch_ms.get(name, (None, None))
-            rows.append({"benchmark": name, "threads": threads, "flowgrad_ms": o["ms"] if o else None,
-                         "pytorch_ms": t, "pytorch_setting": setting,
-                         "ratio": (t / o["ms"]) if (o and t) else None,
-                         "flowgrad_gflops": o["gflops"] if o else None})
+        for name, base, cfg, spec in per_threads[threads]:
+            runs = ours.get(name, [])
+            settings = torch.get(name, {})
+            # PyTorch's setting: the one with the fastest median.
+            setting = min(settings, key=lambda k: statistics.median(settings[k])) if settings else None
+            torch_runs = settings.get(setting, [])
+            ms = median_and_range([o["ms"] for o in runs])[0]
+            ratio, lo, hi = median_and_range([t / o["ms"] for t, o in zip(torch_runs, runs)])
+            rows.append({"benchmark": name, "threads": threads, "flowgrad_ms": ms,
+                         "pytorch_ms": median_and_range(torch_runs)[0], "pytorch_setting": setting,
+                         "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
+                         "flowgrad_gflops": median_and_range([o["gflops"] for o in runs])[0],
+                         "flowgrad_runs_ms": [o["ms"] for o in runs], "pytorch_runs_ms": torch_runs})
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -213,38 +242,42 @@ def main():
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores; medians of {args.repeats}")
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores; "
+          f"{args.repeats} rounds: medians, and the range of the rounds' ratios")
     print(f"command: {' '.join(sys.argv)}")
     print()
     f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
     if peak:
         print(f"measured float32 FMA peak of one core (BM_FmaPeak): {peak:.1f} GFLOP/s")
         print()
-    print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | flowgrad GFLOP/s | "
-          "% of one core's peak | PyTorch threads |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | over rounds | "
+          "flowgrad GFLOP/s | % of one core's peak | PyTorch threads |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         share = 100 * r["flowgrad_gflops"] / peak if (peak and r["flowgrad_gflops"]) else None
         r["percent_of_peak"] = share
         print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | {f(r['pytorch_ms'], '{:.2f}')} | "
-              f"{f(r['ratio'], '{:.2f}x')} | {f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} | "
-              f"{r['pytorch_setting'] or '-'} |")
+              f"{f(r['ratio'], '{:.2f}x')} | {fmt_range(r['ratio_min'], r['ratio_max'])} | "
+              f"{f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} | {r['pytorch_setting'] or '-'} |")
     # Scaling: every configuration run at 1 and at more threads.
-    one = {r["benchmark"]: r["flowgrad_ms"] for r in rows if r["threads"] == 1}
+    one = {r["benchmark"]: r for r in rows if r["threads"] == 1}
     more = [r for r in rows if r["threads"] > 1]
     if one and more:
         print()
-        print("| configuration | threads | flowgrad ms | 1-thread ms | speed-up |")
-        print("|---|---:|---:|---:|---:|")
+        print("| configuration | threads | flowgrad ms | 1-thread ms | speed-up | over rounds |")
+        print("|---|---:|---:|---:|---:|---:|")
         for r in more:
             base = one.get(r["benchmark"].rsplit("/threads:", 1)[0])
-            up = base / r["flowgrad_ms"] if (base and r["flowgrad_ms"]) else None
-            r["speedup_vs_1_thread"] = up
-            print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | {f(base, '{:.2f}')} | "
-                  f"{f(up, '{:.2f}x')} |")
+            # The rounds' own speed-ups: each round's 1- and n-thread runs are minutes closer
+            # together than the first and last rounds.
+            up, lo, hi = median_and_range([a / b for a, b in zip(base["flowgrad_runs_ms"], r["flowgrad_runs_ms"])]
+                                          if base else [])
+            r.update(speedup_vs_1_thread=up, speedup_min=lo, speedup_max=hi)
+            print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | "
+                  f"{f(base['flowgrad_ms'] if base else None, '{:.2f}')} | {f(up, '{:.2f}x')} | {fmt_range(lo, hi)} |")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"fma_peak_gflops": peak, "rows": rows}, fh, indent=2)
+            json.dump({"fma_peak_gflops": peak, "rounds": args.repeats, "rows": rows}, fh, indent=2)
 
 
 if __name__ == "__main__":
