@@ -215,10 +215,26 @@ def main():
                  "bash scripts/setup.sh --torch, and run with /usr/bin/python3)")
 
     rows = []
-    thread_counts = [int(t) for t in args.threads.split(",")]
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        thread_counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        ap.error(f"--threads takes comma-separated counts such as 1,2, got {args.threads!r}")
+    if any(t < 1 for t in thread_counts):
+        ap.error(f"--threads: every count must be at least 1, got {args.threads!r}")
     per_threads = {threads: [(bench_name(base, cfg, threads), base, cfg, spec)
                              for base, cfg, spec in configurations() if args.filter in f"{base}/{cfg}"]
                    for threads in thread_counts}
+    if not any(per_threads.values()):
+        ap.error(f"--filter {args.filter!r} matches no configuration (they are named like "
+                 f"{bench_name(*configurations()[0][:2], 1)})")
+    listed = set(subprocess.run([args.binary, "--benchmark_list_tests"], check=True, capture_output=True,
+                                text=True).stdout.split())
+    missing = [c[0] for cs in per_threads.values() for c in cs if c[0] not in listed]
+    if missing:
+        sys.exit(f"compare_pytorch: {args.binary} has no benchmark {missing[0]}"
+                 + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
     ours, torch = measure(args.binary, per_threads, args.repeats)
     peak = median_and_range([r["gflops"] for r in ours.get("BM_FmaPeak", [])])[0]
     for threads in thread_counts:
