@@ -86,18 +86,21 @@ struct AffineColumnsOp {
     const T* y = n.value.data();
     const T* g = n.grad.data();
     const Index m = n.value.rows(), d = n.value.cols(), k = static_cast<Index>(idx.size());
-    if (gx) {
-      // Every column passes its gradient through; the transformed ones are then scaled by e.
-      T* gxp = gx->data();
-      for (Index i = 0; i < m * d; ++i) gxp[i] += g[i];
-    }
-    // One column at a time, rows d apart: a 2-D flow transforms a single column.
+    // One column at a time, rows d apart: a 2-D flow has two columns and transforms one.
+    if (gx)
+      for (Index c = 0; c < d; ++c) {
+        T* gxp = gx->data() + c;
+        const T* gc = g + c;
+        const auto it = std::find(idx.begin(), idx.end(), c);
+        if (it == idx.end()) {
+          for (Index i = 0; i < m; ++i) gxp[i * d] += gc[i * d];
+        } else {
+          const T* ej = e + (it - idx.begin());
+          for (Index i = 0; i < m; ++i) gxp[i * d] += gc[i * d] * ej[i * k];
+        }
+      }
     for (Index j = 0; j < k; ++j) {
       const Index c = idx[static_cast<std::size_t>(j)];
-      if (gx) {
-        T* gxp = gx->data() + c;
-        for (Index i = 0; i < m; ++i) gxp[i * d] += g[i * d + c] * e[i * k + j] - g[i * d + c];
-      }
       if (gs) {
         T* gsp = gs->data() + j;
         if (inverse)
