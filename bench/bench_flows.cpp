@@ -7,10 +7,10 @@
 #include <fstream>
 #include <string>
 
-#include "autodiff/optim.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "energies.hpp"
-#include "flows/models.hpp"
-#include "tensor/threads.hpp"
+#include "flowgrad/flows/models.hpp"
+#include "flowgrad/tensor/threads.hpp"
 
 using namespace flowgrad;
 

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "gemm_shapes.hpp"
-#include "tensor/gemm.hpp"
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
+#include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 namespace {
 

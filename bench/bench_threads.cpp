@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "gemm_shapes.hpp"
-#include "tensor/gemm.hpp"
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
-#include "tensor/threads.hpp"
+#include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
+#include "flowgrad/tensor/threads.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/shape.hpp"
+#include "flowgrad/tensor/shape.hpp"
 
 namespace bench {
 

@@ -5,10 +5,12 @@ include(CMakePackageConfigHelpers)
 install(TARGETS flowgrad EXPORT flowgradTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(DIRECTORY tensor autodiff flows
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/flowgrad
+# Every public header under include/flowgrad/, so a consumer writes #include <flowgrad/...> and no
+# top-level name of ours (tensor/, flows/) can shadow one of its own files. detail/ holds kernels
+# and stays private.
+install(DIRECTORY flowgrad
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.hpp" PATTERN "detail" EXCLUDE)
-install(FILES flowgrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/flowgrad)
 install(EXPORT flowgradTargets NAMESPACE flowgrad:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/flowgrad)
 
 configure_package_config_file(cmake/flowgradConfig.cmake.in

@@ -4,7 +4,7 @@
 #include <utility>
 #include <vector>
 
-#include "flows/bijector.hpp"
+#include "flowgrad/flows/bijector.hpp"
 
 namespace flowgrad::testing {
 

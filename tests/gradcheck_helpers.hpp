@@ -2,9 +2,9 @@
 // Shared by the gradient-check suites.
 #include <doctest/doctest.h>
 
-#include "autodiff/gradcheck.hpp"
-#include "autodiff/ops.hpp"
-#include "tensor/random.hpp"
+#include "flowgrad/autodiff/gradcheck.hpp"
+#include "flowgrad/autodiff/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 namespace flowgrad::testing {
 

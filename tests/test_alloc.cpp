@@ -6,10 +6,10 @@
 #include <cstdlib>
 #include <new>
 
-#include "autodiff/module.hpp"
-#include "autodiff/ops.hpp"
-#include "autodiff/optim.hpp"
-#include "flows/models.hpp"
+#include "flowgrad/autodiff/module.hpp"
+#include "flowgrad/autodiff/ops.hpp"
+#include "flowgrad/autodiff/optim.hpp"
+#include "flowgrad/flows/models.hpp"
 
 namespace {
 std::atomic<long> allocations{0};

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gradcheck_helpers.hpp"
-#include "tensor/ops.hpp"
+#include "flowgrad/tensor/ops.hpp"
 
 using namespace flowgrad;
 using namespace flowgrad::testing;

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "flows/models.hpp"
+#include "flowgrad/flows/models.hpp"
 
 using namespace flowgrad;
 

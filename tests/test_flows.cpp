@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "flow_helpers.hpp"
-#include "flows/batch_norm.hpp"
-#include "flows/models.hpp"
-#include "flows/planar.hpp"
-#include "flows/radial.hpp"
+#include "flowgrad/flows/batch_norm.hpp"
+#include "flowgrad/flows/models.hpp"
+#include "flowgrad/flows/planar.hpp"
+#include "flowgrad/flows/radial.hpp"
 #include "gradcheck_helpers.hpp"
 
 using namespace flowgrad;

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 using namespace flowgrad;
 

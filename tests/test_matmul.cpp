@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "tensor/fused.hpp"
-#include "tensor/gemm.hpp"
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
+#include "flowgrad/tensor/detail/fused.hpp"
+#include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 using flowgrad::GemmOptions;
 using flowgrad::Generator;

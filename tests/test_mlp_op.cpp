@@ -5,7 +5,7 @@
 #include <array>
 #include <vector>
 
-#include "autodiff/module.hpp"
+#include "flowgrad/autodiff/module.hpp"
 #include "gradcheck_helpers.hpp"
 
 using namespace flowgrad;

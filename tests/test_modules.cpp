@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "autodiff/module.hpp"
-#include "autodiff/optim.hpp"
+#include "flowgrad/autodiff/module.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "gradcheck_helpers.hpp"
 
 using namespace flowgrad;

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "tensor/random.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 using namespace flowgrad;
 

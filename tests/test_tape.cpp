@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "autodiff/ops.hpp"
-#include "tensor/random.hpp"
+#include "flowgrad/autodiff/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 using namespace flowgrad;
 using V = Var<float>;

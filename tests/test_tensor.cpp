@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "tensor/tensor.hpp"
+#include "flowgrad/tensor/tensor.hpp"
 
 using namespace flowgrad;
 

@@ -19,12 +19,13 @@
 #include <thread>
 #include <vector>
 
-#include "flowgrad.hpp"
-#include "tensor/detail/pool.hpp"
-#include "tensor/gemm.hpp"
-#include "tensor/ops.hpp"
-#include "tensor/random.hpp"
-#include "tensor/threads.hpp"
+#include "flowgrad/flowgrad.hpp"
+#include "flowgrad/tensor/detail/pool.hpp"
+#include "flowgrad/tensor/detail/fused.hpp"
+#include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
+#include "flowgrad/tensor/threads.hpp"
 
 using flowgrad::Binary;
 using flowgrad::GemmOptions;

@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "autodiff/optim.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
 #include "commands.hpp"
 #include "density_training.hpp"

@@ -1,7 +1,7 @@
 // Fit a RealNVP to points in a tensor, then evaluate and sample it.
 #include <cmath>
 #include <cstdio>
-#include <flowgrad.hpp>
+#include <flowgrad/flowgrad.hpp>
 
 using namespace flowgrad;
 

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "autodiff/module.hpp"
+#include "flowgrad/autodiff/module.hpp"
 
 namespace train2d {
 

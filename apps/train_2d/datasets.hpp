@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/random.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 namespace train2d {
 

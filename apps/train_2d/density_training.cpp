@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "atomic_file.hpp"
-#include "autodiff/optim.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
 
 namespace train2d {

@@ -3,7 +3,7 @@
 // written with the tape's ops so that their gradients come from the tape.
 #include <string>
 
-#include "autodiff/ops.hpp"
+#include "flowgrad/autodiff/ops.hpp"
 
 namespace train2d {
 

@@ -9,7 +9,7 @@
 
 #include "commands.hpp"
 #include "datasets.hpp"
-#include "tensor/threads.hpp"
+#include "flowgrad/tensor/threads.hpp"
 
 using namespace train2d;
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "checkpoint.hpp"
-#include "flows/models.hpp"
+#include "flowgrad/flows/models.hpp"
 
 namespace train2d {
 

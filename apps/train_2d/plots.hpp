@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/tensor.hpp"
+#include "flowgrad/tensor/tensor.hpp"
 
 namespace train2d {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "autodiff/optim.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
 #include "energies.hpp"
 

@@ -42,6 +42,22 @@ foreach(header IN LISTS installed_headers)
   endif()
 endforeach()
 
+# Every header sits under include/flowgrad/, and every header it includes with quotes is installed
+# too: a public header that reached into detail/ (kernels) or a top-level name would fail here.
+foreach(header IN LISTS installed_headers)
+  file(RELATIVE_PATH rel "${prefix}/include" "${header}")
+  if(NOT rel MATCHES "^flowgrad/")
+    message(FATAL_ERROR "install test: ${rel} is installed outside include/flowgrad/")
+  endif()
+  file(STRINGS "${header}" include_lines REGEX "^#include \"")
+  foreach(line IN LISTS include_lines)
+    string(REGEX REPLACE "^#include \"([^\"]+)\".*" "\\1" included "${line}")
+    if(NOT EXISTS "${prefix}/include/${included}")
+      message(FATAL_ERROR "install test: ${rel} includes ${included}, which is not installed")
+    endif()
+  endforeach()
+endforeach()
+
 # A sanitized static libflowgrad needs the sanitizer runtimes at the consumer's link.
 set(flag_args)
 if(SANITIZE)

@@ -1,6 +1,6 @@
 // Links the installed library: a matmul, an elementwise op with a reduction, and the generator,
 // each checked against a value known in advance. Exits non-zero on any mismatch.
-#include <flowgrad.hpp>
+#include <flowgrad/flowgrad.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -1,0 +1,115 @@
+#include "flowgrad/autodiff/optim.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "flowgrad/tensor/detail/adam_update.hpp"
+#include "flowgrad/tensor/detail/simd.hpp"
+
+namespace flowgrad {
+
+namespace {
+template <Scalar T>
+std::vector<Tensor<T>> zeros_like(const std::vector<Parameter<T>*>& params) {
+  std::vector<Tensor<T>> out;
+  out.reserve(params.size());
+  for (auto* p : params) out.emplace_back(p->value.shape());
+  return out;
+}
+
+template <Scalar T>
+void check_grad(const Parameter<T>& p) {
+  if (!(p.grad.shape() == p.value.shape()))
+    throw std::logic_error("optimizer: a parameter's gradient has shape " + p.grad.shape().str() +
+                           ", its value " + p.value.shape().str() + " (was zero_grad() called?)");
+}
+}  // namespace
+
+template <Scalar T>
+SGD<T>::SGD(std::vector<Parameter<T>*> params, T lr, T momentum)
+    : Optimizer<T>(std::move(params)),
+      lr_(lr),
+      momentum_(momentum),
+      velocity_(zeros_like(this->params_)) {}
+
+template <Scalar T>
+void SGD<T>::step() {
+  for (std::size_t k = 0; k < this->params_.size(); ++k) {
+    Parameter<T>& p = *this->params_[k];
+    check_grad(p);
+    Tensor<T>& v = velocity_[k];
+    for (Index i = 0; i < p.value.numel(); ++i) {
+      v[i] = momentum_ * v[i] + p.grad[i];
+      p.value[i] -= lr_ * v[i];
+    }
+  }
+}
+
+template <Scalar T>
+Adam<T>::Adam(std::vector<Parameter<T>*> params, AdamOptions opt)
+    : Optimizer<T>(std::move(params)),
+      opt_(opt),
+      m_(zeros_like(this->params_)),
+      v_(zeros_like(this->params_)) {
+  if (!(opt.lr >= 0) || !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) ||
+      !(opt.eps > 0))
+    throw std::invalid_argument("Adam: need lr >= 0, betas in [0, 1), eps > 0");
+}
+
+template <Scalar T>
+void Adam<T>::step() {
+  ++t_;
+  const double c1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
+  const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
+  const AdamCoefficients c{opt_.beta1,        opt_.beta2,   opt_.eps,
+                           opt_.weight_decay, opt_.lr / c1, 1.0 / std::sqrt(c2)};
+  const auto& params = this->params_;
+  for (const Parameter<T>* p : params) check_grad(*p);
+  // A parameter large enough for adam_update to split between threads is updated on its own; the
+  // small ones (a 2-D flow's are all small) share one parallel region, chunk c updating those that
+  // start in its share of their elements. Each element gets the same arithmetic either way.
+  // Decided here, not inside the region, where threads_for() is always 1.
+  const bool can_split = simd::threads_for(2 * adam_grain, adam_grain) > 1;
+  auto splits_itself = [can_split](const Parameter<T>* p) {
+    return can_split && p->value.numel() >= 2 * adam_grain;
+  };
+  Index small_total = 0;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (splits_itself(params[k]))
+      adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
+    else
+      small_total += params[k]->value.numel();
+  }
+  const int nt = simd::threads_for(small_total, adam_grain);
+  simd::parallel_for_each(nt, nt, [&](Index chunk) {
+    Index start = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      if (splits_itself(params[k])) continue;
+      if (start * nt >= chunk * small_total && start * nt < (chunk + 1) * small_total)
+        adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
+      start += params[k]->value.numel();
+    }
+  });
+}
+
+template <Scalar T>
+T clip_grad_norm(const std::vector<Parameter<T>*>& params, T max_norm) {
+  double sq = 0;
+  for (auto* p : params)
+    for (Index i = 0; i < p->grad.numel(); ++i) sq += static_cast<double>(p->grad[i]) * p->grad[i];
+  const double norm = std::sqrt(sq);
+  const double scale = static_cast<double>(max_norm) / (norm + 1e-6);
+  if (scale < 1)
+    for (auto* p : params)
+      for (Index i = 0; i < p->grad.numel(); ++i) p->grad[i] = static_cast<T>(p->grad[i] * scale);
+  return static_cast<T>(norm);
+}
+
+template class SGD<float>;
+template class SGD<double>;
+template class Adam<float>;
+template class Adam<double>;
+template float clip_grad_norm(const std::vector<Parameter<float>*>&, float);
+template double clip_grad_norm(const std::vector<Parameter<double>*>&, double);
+
+}  // namespace flowgrad

@@ -1,0 +1,70 @@
+#pragma once
+// Optimizers over a module's parameters, with torch.optim's update rules and defaults.
+#include <vector>
+
+#include "flowgrad/autodiff/parameter.hpp"
+
+namespace flowgrad {
+
+template <Scalar T>
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<Parameter<T>*> params) : params_(std::move(params)) {}
+  virtual ~Optimizer() = default;
+  virtual void step() = 0;
+  void zero_grad() {
+    for (auto* p : params_) p->zero_grad();
+  }
+  const std::vector<Parameter<T>*>& params() const { return params_; }
+
+ protected:
+  std::vector<Parameter<T>*> params_;
+};
+
+// v = momentum v + g; p -= lr v (torch.optim.SGD without dampening or Nesterov).
+template <Scalar T>
+class SGD : public Optimizer<T> {
+ public:
+  SGD(std::vector<Parameter<T>*> params, T lr, T momentum = T(0));
+  void step() override;
+
+ private:
+  T lr_, momentum_;
+  std::vector<Tensor<T>> velocity_;
+};
+
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0;  // L2 added to the gradient, as torch.optim.Adam
+};
+
+// Adam with bias correction (Kingma & Ba), in torch.optim.Adam's form:
+// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+template <Scalar T>
+class Adam : public Optimizer<T> {
+ public:
+  explicit Adam(std::vector<Parameter<T>*> params, AdamOptions opt = {});
+  void step() override;
+  void set_lr(double lr) { opt_.lr = lr; }
+  long steps() const { return t_; }
+
+ private:
+  AdamOptions opt_;
+  long t_ = 0;
+  std::vector<Tensor<T>> m_, v_;
+};
+
+// Scales all gradients together so that their global L2 norm is at most max_norm; returns the norm
+// before clipping (torch.nn.utils.clip_grad_norm_).
+template <Scalar T>
+T clip_grad_norm(const std::vector<Parameter<T>*>& params, T max_norm);
+
+extern template class SGD<float>;
+extern template class SGD<double>;
+extern template class Adam<float>;
+extern template class Adam<double>;
+
+}  // namespace flowgrad

@@ -1,0 +1,45 @@
+#include "flowgrad/flows/bijector.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "flowgrad/tensor/ops.hpp"
+
+namespace flowgrad {
+
+template <Scalar T>
+void Bijector<T>::check_input(const char* direction, const Var<T>& v) const {
+  const Tensor<T>& x = v.value();
+  if (x.shape().rank() != 2 || x.cols() != dim_)
+    throw std::invalid_argument(label() + " " + direction + ": input of shape " + x.shape().str() +
+                                ", expected [batch, " + std::to_string(dim_) + "]");
+  if (!checks_values() || all_finite(x)) return;
+  for (Index i = 0; i < x.numel(); ++i)
+    if (!std::isfinite(x[i]))
+      throw std::domain_error(label() + " " + direction + ": input has " +
+                              (std::isnan(x[i]) ? "NaN" : "inf") + " at row " +
+                              std::to_string(i / dim_) + ", column " + std::to_string(i % dim_));
+}
+
+template <Scalar T>
+FlowResult<T> Bijector<T>::forward(const Var<T>& x) {
+  check_input("forward", x);
+  return forward_impl(x);
+}
+
+template <Scalar T>
+FlowResult<T> Bijector<T>::inverse(const Var<T>& y) {
+  check_input("inverse", y);
+  return inverse_impl(y);
+}
+
+template <Scalar T>
+Var<T> Bijector<T>::per_sample(const Var<T>& log_det_row, Index batch) {
+  Tape<T>& t = log_det_row.tape();
+  return add(t.full(Shape{batch, 1}, T(0)), log_det_row);
+}
+
+template class Bijector<float>;
+template class Bijector<double>;
+
+}  // namespace flowgrad

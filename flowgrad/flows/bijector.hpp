@@ -1,0 +1,50 @@
+#pragma once
+// The bijector interface. Direction convention (fixed, design.md §4): forward(x) returns y and
+// log|det dy/dx| per sample; inverse(y) returns x and log|det dx/dy|. Both differentiable through
+// the tape unless a layer says otherwise.
+#include <string>
+
+#include "flowgrad/autodiff/module.hpp"
+#include "flowgrad/autodiff/ops.hpp"
+
+namespace flowgrad {
+
+template <Scalar T>
+struct FlowResult {
+  Var<T> out;      // [batch, dim]
+  Var<T> log_det;  // [batch, 1]
+};
+
+template <Scalar T>
+class Bijector : public Module<T> {
+ public:
+  explicit Bijector(Index dim) : dim_(dim) {}
+
+  // Check the input (width, finite values) and name this layer in any error.
+  FlowResult<T> forward(const Var<T>& x);
+  FlowResult<T> inverse(const Var<T>& y);
+
+  Index dim() const { return dim_; }
+  virtual std::string kind() const = 0;  // "planar", "affine_coupling", ...
+  // How errors name this layer; a composition sets "layers.3 (planar)".
+  std::string label() const { return label_.empty() ? kind() : label_; }
+  void set_label(std::string label) { label_ = std::move(label); }
+
+ protected:
+  virtual FlowResult<T> forward_impl(const Var<T>& x) = 0;
+  virtual FlowResult<T> inverse_impl(const Var<T>& y) = 0;
+  // A chain leaves the NaN/inf check to its first layer, so the error names a real layer.
+  virtual bool checks_values() const { return true; }
+  // log_det of a layer whose determinant is the same for every sample, as a [batch, 1] column.
+  static Var<T> per_sample(const Var<T>& log_det_row, Index batch);
+
+ private:
+  void check_input(const char* direction, const Var<T>& v) const;
+  Index dim_;
+  std::string label_;
+};
+
+extern template class Bijector<float>;
+extern template class Bijector<double>;
+
+}  // namespace flowgrad

@@ -1,0 +1,65 @@
+#include "flowgrad/flows/coupling.hpp"
+
+#include <stdexcept>
+
+namespace flowgrad {
+
+template <Scalar T>
+std::vector<int> AffineCoupling<T>::half_mask(Index dim, int parity) {
+  if (dim < 2)
+    throw std::invalid_argument("affine_coupling: needs dimension >= 2, got " +
+                                std::to_string(dim));
+  std::vector<int> mask(static_cast<std::size_t>(dim));
+  for (Index j = 0; j < dim; ++j)
+    mask[static_cast<std::size_t>(j)] = ((j < dim / 2) == (parity % 2 == 0)) ? 1 : 0;
+  return mask;
+}
+
+template <Scalar T>
+AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& config,
+                                  Generator& gen)
+    : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)) {
+  for (std::size_t j = 0; j < mask_.size(); ++j) {
+    if (mask_[j] != 0 && mask_[j] != 1)
+      throw std::invalid_argument("affine_coupling: mask entries must be 0 or 1");
+    (mask_[j] ? fixed_ : changed_).push_back(static_cast<Index>(j));
+  }
+  if (fixed_.empty() || changed_.empty())
+    throw std::invalid_argument(
+        "affine_coupling: the mask must fix some columns and change others");
+  if (config.hidden <= 0 || config.hidden_layers < 1)
+    throw std::invalid_argument(
+        "affine_coupling: needs hidden width >= 1 and at least one hidden layer");
+  std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
+  for (int l = 0; l < config.hidden_layers; ++l) sizes.push_back(config.hidden);
+  sizes.push_back(static_cast<Index>(changed_.size()));
+  s_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::tanh);
+  t_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::none);
+}
+
+template <Scalar T>
+void AffineCoupling<T>::named_parameters(const std::string& prefix,
+                                         std::vector<NamedParameter<T>>& out) {
+  s_->named_parameters(prefix + "s.", out);
+  t_->named_parameters(prefix + "t.", out);
+}
+
+// y2 = x2 * exp(s(x1)) + t(x1) with x1 passed through, as one affine_columns node.
+template <Scalar T>
+FlowResult<T> AffineCoupling<T>::forward_impl(const Var<T>& x) {
+  const Var<T> x1 = select_columns(x, fixed_);
+  const Var<T> s = (*s_)(x1);
+  return {affine_columns(x, s, (*t_)(x1), changed_), sum(s, 1)};
+}
+
+template <Scalar T>
+FlowResult<T> AffineCoupling<T>::inverse_impl(const Var<T>& y) {
+  const Var<T> y1 = select_columns(y, fixed_);
+  const Var<T> s = (*s_)(y1);
+  return {affine_columns(y, s, (*t_)(y1), changed_, true), -sum(s, 1)};
+}
+
+template class AffineCoupling<float>;
+template class AffineCoupling<double>;
+
+}  // namespace flowgrad

@@ -1,0 +1,44 @@
+#pragma once
+// Affine coupling (Dinh et al. 2017). A binary mask picks the columns x1 that pass through
+// unchanged; the others become y2 = x2 exp(s(x1)) + t(x1), so log|det| = sum s(x1). s and t are
+// MLPs; s ends in tanh, which bounds the scale and keeps exp(s) from blowing up.
+#include <memory>
+#include <vector>
+
+#include "flowgrad/flows/bijector.hpp"
+
+namespace flowgrad {
+
+struct CouplingConfig {
+  Index hidden = 64;      // width of each hidden layer of s and t
+  int hidden_layers = 2;  // d1 -> H -> ... -> H -> d2
+  Activation activation = Activation::relu;
+};
+
+template <Scalar T>
+class AffineCoupling : public Bijector<T> {
+ public:
+  // mask[j] = 1 keeps column j fixed; at least one column of each kind.
+  AffineCoupling(std::vector<int> mask, const CouplingConfig& config, Generator& gen);
+  // The default masks: parity 0 fixes the first floor(dim / 2) columns, parity 1 the rest.
+  static std::vector<int> half_mask(Index dim, int parity);
+
+  std::string kind() const override { return "affine_coupling"; }
+  void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
+  using Module<T>::named_parameters;
+  const std::vector<int>& mask() const { return mask_; }
+
+ protected:
+  FlowResult<T> forward_impl(const Var<T>& x) override;
+  FlowResult<T> inverse_impl(const Var<T>& y) override;
+
+ private:
+  std::vector<int> mask_;
+  std::vector<Index> fixed_, changed_;  // column indices of x1 and x2
+  std::unique_ptr<MLP<T>> s_, t_;
+};
+
+extern template class AffineCoupling<float>;
+extern template class AffineCoupling<double>;
+
+}  // namespace flowgrad

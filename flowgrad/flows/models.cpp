@@ -1,0 +1,112 @@
+#include "flowgrad/flows/models.hpp"
+
+#include <stdexcept>
+
+#include "flowgrad/flows/batch_norm.hpp"
+#include "flowgrad/flows/planar.hpp"
+#include "flowgrad/flows/radial.hpp"
+
+namespace flowgrad {
+
+template <Scalar T>
+Var<T> DensityFlow<T>::log_prob(const Var<T>& x) {
+  const FlowResult<T> r = transform_->forward(x);
+  return base_.log_prob(r.out) + r.log_det;
+}
+
+template <Scalar T>
+Tensor<T> DensityFlow<T>::log_prob(const Tensor<T>& x) {
+  Tape<T>& tape = this->eval_tape();
+  NoGradGuard<T> guard(tape);
+  return log_prob(tape.constant(x)).value();
+}
+
+template <Scalar T>
+std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(Index n, Generator& gen) {
+  Tape<T>& tape = this->eval_tape();
+  NoGradGuard<T> guard(tape);
+  const Var<T> z = tape.constant(base_.sample(n, gen));
+  const FlowResult<T> r = transform_->inverse(z);
+  // log p(x) = log N(z) - log|det dz/dx|... and the inverse's log-det is log|det dx/dz|.
+  return {r.out.value(), (base_.log_prob(z) - r.log_det).value()};
+}
+
+template <Scalar T>
+Tensor<T> DensityFlow<T>::sample(Index n, Generator& gen) {
+  return sample_and_log_prob(n, gen).first;
+}
+
+template <Scalar T>
+void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
+  const bool was_training = this->training();
+  this->train(false);
+  Tape<T>& tape = this->eval_tape();
+  NoGradGuard<T> guard(tape);
+  Var<T> h = tape.constant(data);
+  for (std::size_t i = 0; i < transform_->size(); ++i) {
+    Bijector<T>& layer = (*transform_)[i];
+    if (auto* bn = dynamic_cast<BatchNorm<T>*>(&layer)) bn->set_statistics(h.value());
+    h = layer.forward(h).out;
+  }
+  this->train(was_training);
+}
+
+template <Scalar T>
+VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n,
+                                                             Generator& gen) {
+  const Var<T> z0 = tape.constant(base_.sample(n, gen));
+  const FlowResult<T> r = transform_->forward(z0);
+  return {r.out, base_.log_prob(z0) - r.log_det};
+}
+
+template <Scalar T>
+Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
+  Tape<T>& tape = this->eval_tape();
+  NoGradGuard<T> guard(tape);
+  const FlowResult<T> r = transform_->inverse(tape.constant(x));
+  // z0 = f^-1(x); log q(x) = log N(z0) + log|det dz0/dx|.
+  return (base_.log_prob(r.out) + r.log_det).value();
+}
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig& config, Generator& gen) {
+  if (config.couplings < 1) throw std::invalid_argument("realnvp: needs at least one coupling");
+  auto flow = std::make_unique<Composition<T>>(config.dim);
+  for (int i = 0; i < config.couplings; ++i) {
+    flow->add(std::make_unique<AffineCoupling<T>>(AffineCoupling<T>::half_mask(config.dim, i % 2),
+                                                  config.coupling, gen));
+    if (config.batch_norm && i + 1 < config.couplings)
+      flow->add(std::make_unique<BatchNorm<T>>(config.dim));
+  }
+  return flow;
+}
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen) {
+  if (layers < 1) throw std::invalid_argument("planar stack: needs at least one layer");
+  auto flow = std::make_unique<Composition<T>>(dim);
+  for (int i = 0; i < layers; ++i) flow->add(std::make_unique<Planar<T>>(dim, gen));
+  return flow;
+}
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_radial_stack(Index dim, int layers, Generator& gen) {
+  if (layers < 1) throw std::invalid_argument("radial stack: needs at least one layer");
+  auto flow = std::make_unique<Composition<T>>(dim);
+  for (int i = 0; i < layers; ++i) flow->add(std::make_unique<Radial<T>>(dim, gen));
+  return flow;
+}
+
+template class DensityFlow<float>;
+template class DensityFlow<double>;
+template class VariationalFlow<float>;
+template class VariationalFlow<double>;
+#define FLOWGRAD_INSTANTIATE(T)                                                            \
+  template std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig&, Generator&); \
+  template std::unique_ptr<Composition<T>> make_planar_stack(Index, int, Generator&);      \
+  template std::unique_ptr<Composition<T>> make_radial_stack(Index, int, Generator&);
+FLOWGRAD_INSTANTIATE(float)
+FLOWGRAD_INSTANTIATE(double)
+#undef FLOWGRAD_INSTANTIATE
+
+}  // namespace flowgrad

@@ -1,0 +1,117 @@
+#pragma once
+// Flow models (design.md §4) and builders.
+//
+// DensityFlow maps data to latent: log p(x) = log N(f(x)) + sum of the layers' forward log-dets;
+// samples come from inverting the layers in reverse order.
+// VariationalFlow maps base samples to the target: x = f(z0), log q(x) = log N(z0) - sum of forward
+// log-dets, differentiable for reverse-KL fitting.
+#include <memory>
+#include <utility>
+
+#include "flowgrad/flows/composition.hpp"
+#include "flowgrad/flows/coupling.hpp"
+#include "flowgrad/flows/normal.hpp"
+
+namespace flowgrad {
+
+// What both models are: a chain of bijectors and a standard-normal base; the module's parameters,
+// buffers and mode are the chain's.
+template <Scalar T>
+class FlowModel : public Module<T> {
+ public:
+  explicit FlowModel(std::unique_ptr<Composition<T>> transform)
+      : transform_(std::move(transform)), base_(transform_->dim()) {}
+  Index dim() const { return transform_->dim(); }
+  Composition<T>& transform() { return *transform_; }
+
+  void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override {
+    transform_->named_parameters(prefix, out);
+  }
+  void named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) override {
+    transform_->named_buffers(prefix, out);
+  }
+  using Module<T>::named_parameters;
+  using Module<T>::named_buffers;
+  void train(bool on = true) override {
+    Module<T>::train(on);
+    transform_->train(on);
+  }
+
+ protected:
+  // The values-only methods (log_prob of a tensor, sampling) run on this tape, emptied per call:
+  // it keeps its buffers, so repeated calls do not allocate (and page-fault) fresh ones.
+  Tape<T>& eval_tape() {
+    eval_tape_->reset();
+    return *eval_tape_;
+  }
+
+  std::unique_ptr<Composition<T>> transform_;
+  StandardNormal<T> base_;
+
+ private:
+  std::unique_ptr<Tape<T>> eval_tape_ = std::make_unique<Tape<T>>();  // a Tape does not move
+};
+
+template <Scalar T>
+class DensityFlow : public FlowModel<T> {
+ public:
+  using FlowModel<T>::FlowModel;
+
+  // log p(x) per sample, [batch, 1], on x's tape; differentiable.
+  Var<T> log_prob(const Var<T>& x);
+  // The same, values only, for a plain tensor (in whichever mode the model is).
+  Tensor<T> log_prob(const Tensor<T>& x);
+  // n samples, by inverting the layers (eval-mode batch norm needs statistics).
+  Tensor<T> sample(Index n, Generator& gen);
+  // Samples and their log-density, values only.
+  std::pair<Tensor<T>, Tensor<T>> sample_and_log_prob(Index n, Generator& gen);
+  // Sets every batch-norm layer's running statistics from one pass of `data` through the flow, in
+  // order, each layer seeing what the layers before it (with their new statistics) produce.
+  void set_batch_norm_statistics(const Tensor<T>& data);
+
+ private:
+  using FlowModel<T>::transform_;
+  using FlowModel<T>::base_;
+};
+
+template <Scalar T>
+struct VariationalSample {
+  Var<T> x;      // [n, dim]
+  Var<T> log_q;  // [n, 1]
+};
+
+template <Scalar T>
+class VariationalFlow : public FlowModel<T> {
+ public:
+  using FlowModel<T>::FlowModel;
+
+  // Draws n base samples and pushes them through the flow on `tape`; differentiable.
+  VariationalSample<T> sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen);
+  // log q(x) for given points, by inverting the flow (values only).
+  Tensor<T> log_prob(const Tensor<T>& x);
+
+ private:
+  using FlowModel<T>::transform_;
+  using FlowModel<T>::base_;
+};
+
+struct RealNVPConfig {
+  Index dim = 2;
+  int couplings = 8;
+  CouplingConfig coupling;  // s and t networks
+  bool batch_norm = true;   // after every coupling but the last
+};
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig& config, Generator& gen);
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen);
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_radial_stack(Index dim, int layers, Generator& gen);
+
+extern template class DensityFlow<float>;
+extern template class DensityFlow<double>;
+extern template class VariationalFlow<float>;
+extern template class VariationalFlow<double>;
+
+}  // namespace flowgrad

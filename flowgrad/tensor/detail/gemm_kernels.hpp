@@ -1,0 +1,468 @@
+#pragma once
+// Register-blocked pieces of gemm(): the micro-kernel of the blocked path, B packing, and the
+// dedicated loops for thin shapes. Included only from tensor/gemm.cpp.
+#include <algorithm>
+#include <cstddef>
+
+#include "flowgrad/tensor/detail/activation.hpp"
+#include "flowgrad/tensor/detail/simd.hpp"
+
+namespace flowgrad::gemm_detail {
+
+template <class T>
+using V = simd::batch<T>;
+
+// An operand read in place: element (i, j) of op(X) is p[i * rs + j * cs]. A transpose only swaps
+// the strides, which is how every transpose form is read without copying the matrix.
+template <class T>
+struct View {
+  const T* p;
+  Index rs, cs;
+  T operator()(Index i, Index j) const { return p[i * rs + j * cs]; }
+  const T* at(Index i, Index j) const { return p + i * rs + j * cs; }
+};
+
+// An output with arbitrary strides, so the small-m path can write C^T into C.
+template <class T>
+struct Out {
+  T* p;
+  Index rs, cs;
+  T& operator()(Index i, Index j) const { return p[i * rs + j * cs]; }
+};
+
+// Loads a batch into a register the compiler must keep: without this, g++ folds the load into
+// every FMA that uses the value, turning one load into NN loads in the thin loops, where loads and
+// not FMAs are the bottleneck.
+template <class T>
+inline V<T> load_once(const T* p) {
+  typename V<T>::register_type r = V<T>::load_unaligned(p);
+  asm("" : "+x"(r));
+  return V<T>(r);
+}
+
+// --- Epilogues: what a kernel does to a finished batch of C (at column j of its tile) ----------
+struct Plain {
+  template <class T>
+  V<T> operator()(V<T> v, Index) const {
+    return v;
+  }
+};
+
+// act(v + bias[j..]) in registers, in the operations and order of bias_activation_block's pass
+// over memory, so with the same bits; it saves that pass's load and store of every value.
+template <class T, Activation A>
+struct BiasActivation {
+  const T* bias;  // the tile's first column
+  V<T> slope;
+  V<T> operator()(V<T> v, Index j) const {
+    // Opaque to the compiler, which under -ffp-contract=fast (g++'s default outside ISO mode)
+    // would contract a product in v with the bias add into one FMA, rounding once where the pass
+    // over memory rounds twice.
+    typename V<T>::register_type r = v;
+    asm("" : "+x"(r));
+    return detail::activate<A>(V<T>(r) + V<T>::load_unaligned(bias + j), slope);
+  }
+};
+
+// --- Micro-kernel ------------------------------------------------------------------------------
+// C[MR x NR] (+)= A[MR x kc] * Bpanel[kc x NR] with the MR*NB accumulators held in registers. A is
+// read in place (rows contiguous along k, or columns contiguous when A is transposed); only B is
+// packed, because B's panel is the operand streamed with vector loads. MR is the number of live
+// rows: edge tiles instantiate a smaller MR rather than read past A. epi is applied to full-width
+// tiles only (a right-edge tile must be given Plain).
+template <class T, int MR, int NB, bool ColMajorA, class Epi = Plain>
+void micro_kernel(Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
+                  bool load_c, const Epi& epi = {}) {
+  constexpr Index w = simd::width<T>;
+  constexpr Index nr_full = NB * w;
+  V<T> acc[MR][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) acc[r][q] = V<T>(T(0));
+
+  auto step = [&](const T* b, auto a_of) {
+    V<T> bv[NB];
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) bv[q] = V<T>::load_aligned(b + q * w);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const V<T> av(a_of(r));
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q) acc[r][q] = xsimd::fma(av, bv[q], acc[r][q]);
+    }
+  };
+
+  if constexpr (ColMajorA) {
+    // op(A)(r, p) = a[p * lda + r]: the MR values of one k-step sit side by side.
+    for (Index p = 0; p < kc; ++p, a += lda, bp += nr_full) step(bp, [a](int r) { return a[r]; });
+  } else {
+    const T* rows[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) rows[r] = a + r * lda;
+    for (Index p = 0; p < kc; ++p, bp += nr_full)
+      step(bp, [&rows, p](int r) { return rows[r][p]; });
+  }
+
+  if (nr == nr_full) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q) {
+        T* cp = c + r * ldc + q * w;
+        V<T> v = acc[r][q];
+        if (load_c) v += V<T>::load_unaligned(cp);
+        epi(v, q * w).store_unaligned(cp);
+      }
+    return;
+  }
+  // Right edge: the panel was zero-padded, so compute full width and keep the first nr columns.
+  alignas(64) T tile[MR * nr_full];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) acc[r][q].store_aligned(tile + r * nr_full + q * w);
+  for (int r = 0; r < MR; ++r) {
+    T* cr = c + r * ldc;
+    const T* tr = tile + r * nr_full;
+    if (load_c)
+      for (Index j = 0; j < nr; ++j) cr[j] += tr[j];
+    else
+      for (Index j = 0; j < nr; ++j) cr[j] = tr[j];
+  }
+}
+
+// Copies op(B)[kc x nr] into a panel laid out k-step by k-step, nr_full values each, zero-padded
+// on the right so the micro-kernel never needs a column tail.
+template <class T, int NB>
+void pack_b_panel(Index kc, Index nr, View<T> b, T* dst) {
+  constexpr Index w = simd::width<T>;
+  constexpr Index nr_full = NB * w;
+  if (b.cs == 1 && nr == nr_full) {
+    for (Index p = 0; p < kc; ++p) {
+      const T* src = b.at(p, 0);
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q) V<T>::load_unaligned(src + q * w).store_aligned(dst + q * w);
+      dst += nr_full;
+    }
+    return;
+  }
+  if (nr < nr_full)
+    for (Index p = 0; p < kc; ++p) std::fill(dst + p * nr_full + nr, dst + (p + 1) * nr_full, T(0));
+  if (b.cs == 1) {
+    for (Index p = 0; p < kc; ++p) std::copy(b.at(p, 0), b.at(p, 0) + nr, dst + p * nr_full);
+  } else {
+    // Transposed B: walk each source row (a column of op(B)) contiguously.
+    for (Index j = 0; j < nr; ++j) {
+      const T* src = b.at(0, j);
+      for (Index p = 0; p < kc; ++p) dst[p * nr_full + j] = src[p * b.rs];
+    }
+  }
+}
+
+// Packs op(B)[kc x nc] as consecutive panels (panel jr at dst + jr * kc). A row-major B is read
+// row by row, all its full panels at once: panel by panel, every k-step would start a new row, and
+// rows a power-of-two stride apart land in a few L1 sets (a 64-wide B: 16 of 64), so each panel
+// would be fetched again from L2.
+template <class T, int NB>
+void pack_b_block(Index kc, Index nc, View<T> b, T* dst) {
+  constexpr Index w = simd::width<T>;
+  constexpr Index nr_full = NB * w;
+  const Index full = b.cs == 1 ? nc / nr_full * nr_full : 0;
+  for (Index p = 0; p < kc; ++p) {
+    const T* src = b.at(p, 0);
+    for (Index jr = 0; jr < full; jr += nr_full) {
+      T* out = dst + jr * kc + p * nr_full;
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q)
+        V<T>::load_unaligned(src + jr + q * w).store_aligned(out + q * w);
+    }
+  }
+  for (Index jr = full; jr < nc; jr += nr_full)
+    pack_b_panel<T, NB>(kc, std::min(nr_full, nc - jr), View<T>{b.at(0, jr), b.rs, b.cs},
+                        dst + jr * kc);
+}
+
+// --- Thin shapes ---------------------------------------------------------------------------------
+
+// Writes (or adds) a value into C.
+template <class T>
+inline void put(T& dst, T value, bool accumulate) {
+  dst = accumulate ? dst + value : value;
+}
+
+// n <= 4 with op(A) rows contiguous along k (A not transposed): each output is a dot product of a
+// row of A with a column of op(B); the columns are given contiguous in bcol[j]. R rows at a time
+// keep R*NN independent accumulator chains in flight, and R*NN is a multiple of the batch width
+// (padded with idle zeros otherwise) so that one transposing reduction (haddp) per width of
+// accumulators replaces that many separate horizontal sums.
+//
+// The R rows are read side by side, a pattern the hardware prefetchers follow late, so each row is
+// also prefetched kDotPrefetchBlocks blocks ahead (measured: +5-15% on 4096 x 64 activations).
+// Not, though, for an A that fits in L2 (a layer's activations, just written) and has rows of at
+// least kDotLongRowBytes: the hardware prefetchers then keep up, and the prefetches only take load
+// slots (measured on Zen 3 without them: 1.2x at 256 x 256, 1.45x at 64 x 256, but 0.9x at
+// 1024 x 64, whose short rows the hardware does not follow).
+constexpr Index kDotPrefetchBlocks = 2;
+constexpr Index kDotL2Bytes = 256 * 1024;
+constexpr Index kDotLongRowBytes = 1024;
+template <class T, int NN, int R, bool Prefetch>
+void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool accumulate) {
+  constexpr int w = static_cast<int>(simd::width<T>);
+  constexpr int groups = (NN * R + w - 1) / w;
+  V<T> acc[groups * w];  // acc[r * NN + j]: row-major like a dense block of C
+#pragma GCC unroll 16
+  for (int t = 0; t < groups * w; ++t) acc[t] = V<T>(T(0));
+  const T* rows[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) rows[r] = a.at(i0 + r, 0);
+  const Index kv = k / w * w;
+  for (Index p = 0; p < kv; p += w) {
+    V<T> bv[NN];
+#pragma GCC unroll 4
+    for (int j = 0; j < NN; ++j) bv[j] = V<T>::load_unaligned(bcol[j] + p);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      if (Prefetch && p % (64 / sizeof(T)) == 0)
+        __builtin_prefetch(rows[r] + p + kDotPrefetchBlocks * R * a.rs);
+      const V<T> av = NN > 1 ? load_once(rows[r] + p) : V<T>::load_unaligned(rows[r] + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < NN; ++j) acc[r * NN + j] = xsimd::fma(av, bv[j], acc[r * NN + j]);
+    }
+  }
+  alignas(64) T sums[groups * w];
+#pragma GCC unroll 4
+  for (int g = 0; g < groups; ++g) {
+    if constexpr (w <= 8) {
+      xsimd::haddp(acc + g * w).store_aligned(sums + g * w);
+    } else {
+      // xsimd 8.1's AVX-512 haddp returns the sums in the wrong lanes (found by test_matmul in a
+      // -march=native build); reduce one accumulator at a time there.
+      for (int t = 0; t < w; ++t) sums[g * w + t] = xsimd::hadd(acc[g * w + t]);
+    }
+  }
+  if (kv < k) {
+    for (int j = 0; j < NN; ++j)
+      for (int r = 0; r < R; ++r)
+        for (Index p = kv; p < k; ++p) sums[r * NN + j] += rows[r][p] * bcol[j][p];
+  }
+  if (NN * R == groups * w && c.rs == NN && (NN == 1 || c.cs == 1)) {
+    // The R x NN block of C is contiguous (ldc = n): whole batches instead of R * NN scalar
+    // stores, which cost about a fifth of the time at n = 2, k = 64.
+#pragma GCC unroll 4
+    for (int g = 0; g < groups; ++g) {
+      V<T> v = V<T>::load_aligned(sums + g * w);
+      if (accumulate) v += V<T>::load_unaligned(&c(i0, 0) + g * w);
+      v.store_unaligned(&c(i0, 0) + g * w);
+    }
+    return;
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NN; ++j) put(c(i0 + r, j), sums[r * NN + j], accumulate);
+}
+
+template <class T, int NN, bool Prefetch>
+void dot_all_rows(Index m, Index k, View<T> a, const T* const* bcol, Out<T> c, bool accumulate) {
+  constexpr int rows = NN == 1 ? static_cast<int>(simd::width<T>) : (NN == 2 ? 4 : 2);
+  Index i = 0;
+  for (; i + rows <= m; i += rows) dot_rows<T, NN, rows, Prefetch>(i, k, a, bcol, c, accumulate);
+  for (; i < m; ++i) dot_rows<T, NN, 1, Prefetch>(i, k, a, bcol, c, accumulate);
+}
+
+template <class T, int NN>
+void small_n_dot(Index m, Index k, View<T> a, const T* const* bcol, Out<T> c, bool accumulate) {
+  const Index row_bytes = k * static_cast<Index>(sizeof(T));
+  if (row_bytes < kDotLongRowBytes || m * row_bytes > kDotL2Bytes)
+    dot_all_rows<T, NN, true>(m, k, a, bcol, c, accumulate);
+  else
+    dot_all_rows<T, NN, false>(m, k, a, bcol, c, accumulate);
+}
+
+// acc[j][0..IB) over the rows [p0, p1) of column-major op(A) (A stored k x m, so a run of rows
+// i..i+w is contiguous at every k-step): sum_p op(A)(i, p) * op(B)(p, j). The IB batches of the
+// row kAxpyPrefetchRows k-steps ahead are prefetched: with several row blocks each walking its own
+// strided column of A, the hardware prefetchers alone leave the loads waiting on L2/L3.
+constexpr Index kAxpyPrefetchRows = 8;
+template <class T, int NN, int IB>
+void axpy_block(Index i0, Index p0, Index p1, View<T> a, View<T> b, T* tmp, Index m, bool first) {
+  constexpr Index w = simd::width<T>;
+  V<T> acc[NN][IB];
+#pragma GCC unroll 4
+  for (int j = 0; j < NN; ++j)
+#pragma GCC unroll 8
+    for (int q = 0; q < IB; ++q)
+      acc[j][q] = first ? V<T>(T(0)) : V<T>::load_unaligned(tmp + j * m + i0 + q * w);
+  for (Index p = p0; p < p1; ++p) {
+    const T* ap = a.at(i0, p);
+#pragma GCC unroll 8
+    for (int q = 0; q < IB * int(sizeof(V<T>)) / 64; ++q)
+      __builtin_prefetch(reinterpret_cast<const char*>(ap + kAxpyPrefetchRows * a.cs) + q * 64);
+    V<T> av[IB];
+#pragma GCC unroll 8
+    for (int q = 0; q < IB; ++q)
+      av[q] = NN > 1 ? load_once(ap + q * w) : V<T>::load_unaligned(ap + q * w);
+#pragma GCC unroll 4
+    for (int j = 0; j < NN; ++j) {
+      const V<T> bj(b(p, j));
+#pragma GCC unroll 8
+      for (int q = 0; q < IB; ++q) acc[j][q] = xsimd::fma(av[q], bj, acc[j][q]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < NN; ++j)
+#pragma GCC unroll 8
+    for (int q = 0; q < IB; ++q) acc[j][q].store_unaligned(tmp + j * m + i0 + q * w);
+}
+
+// tmp[j][0..m) += sum over the P k-steps p..p+P of op(A)(i, p) * op(B)(p, j), for column-major
+// op(A): P whole rows of the stored A (contiguous, and adjacent when A is dense) are read front to
+// back while the sums for each batch of C make one round trip through tmp (in L1), shared by P
+// FMAs. Each element takes its k-steps in order, one FMA each, as in axpy_block. The rows of the
+// next pass are prefetched: the P rows are P streams, which the hardware prefetchers pick up late.
+template <class T, int NN, int P>
+void axpy_rows(Index m, Index p, View<T> a, View<T> b, T* tmp) {
+  constexpr Index w = simd::width<T>;
+  V<T> bv[P][NN];
+  const T* rows[P];
+#pragma GCC unroll 8
+  for (int s = 0; s < P; ++s) {
+    rows[s] = a.at(0, p + s);
+#pragma GCC unroll 4
+    for (int j = 0; j < NN; ++j) bv[s][j] = V<T>(b(p + s, j));
+  }
+  const Index mv = m / w * w;
+  for (Index i = 0; i < mv; i += w) {
+    V<T> acc[NN];
+#pragma GCC unroll 4
+    for (int j = 0; j < NN; ++j) acc[j] = V<T>::load_unaligned(tmp + j * m + i);
+#pragma GCC unroll 8
+    for (int s = 0; s < P; ++s) {
+      if (i % (64 / sizeof(T)) == 0) __builtin_prefetch(rows[s] + i + P * a.cs);
+      const V<T> av = NN > 1 ? load_once(rows[s] + i) : V<T>::load_unaligned(rows[s] + i);
+#pragma GCC unroll 4
+      for (int j = 0; j < NN; ++j) acc[j] = xsimd::fma(av, bv[s][j], acc[j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NN; ++j) acc[j].store_unaligned(tmp + j * m + i);
+  }
+  // The last m % w rows, while their stretch of these rows of A is in L1.
+  for (Index i = mv; i < m; ++i)
+    for (int j = 0; j < NN; ++j)
+      for (int s = 0; s < P; ++s) tmp[j * m + i] += rows[s][i] * b(p + s, j);
+}
+
+// small_n_axpy for an m wider than one register block, which would have to walk A in strided
+// column slabs: every k-step reads its whole row of A in order instead, P rows per pass.
+template <class T, int NN>
+void axpy_stream(Index m, Index k, View<T> a, View<T> b, T* tmp) {
+  constexpr int P = NN == 1 ? 8 : (NN == 2 ? 4 : 2);
+  std::fill(tmp, tmp + NN * m, T(0));
+  Index p = 0;
+  for (; p + P <= k; p += P) axpy_rows<T, NN, P>(m, p, a, b, tmp);
+  for (; p < k; ++p) axpy_rows<T, NN, 1>(m, p, a, b, tmp);
+}
+
+// small_n_axpy in register blocks of IB batches, the last m % w rows one at a time. k is walked in
+// chunks whose slab of A (48 KB) is still in L1/L2 when the next block or the single rows pass
+// over it, so a tall A^T is read from memory once.
+template <class T, int NN, int IB>
+void axpy_slabs(Index m, Index k, View<T> a, View<T> b, T* tmp) {
+  constexpr Index w = simd::width<T>;
+  constexpr Index slab_bytes = 48 * 1024;
+  const Index chunk =
+      std::max<Index>(16, slab_bytes / (std::max<Index>(m, 1) * static_cast<Index>(sizeof(T))));
+  const Index mv = m / w * w;
+  for (Index p0 = 0; p0 < k; p0 += chunk) {
+    const Index p1 = std::min(k, p0 + chunk);
+    const bool first = p0 == 0;
+    Index i = 0;
+    for (; i + IB * w <= mv; i += IB * w) axpy_block<T, NN, IB>(i, p0, p1, a, b, tmp, m, first);
+    for (; i < mv; i += w) axpy_block<T, NN, 1>(i, p0, p1, a, b, tmp, m, first);
+    for (; i < m; ++i)
+      for (int j = 0; j < NN; ++j) {
+        T s = first ? T(0) : tmp[j * m + i];
+        for (Index p = p0; p < p1; ++p) s += a(i, p) * b(p, j);
+        tmp[j * m + i] = s;
+      }
+  }
+}
+
+// n <= 4 with op(A) columns contiguous (A transposed): vectorise over rows of C, summing into
+// tmp[m x NN] (column-major). When one register block (as many batches as fit next to their
+// operands) covers m, its sums stay in registers for the whole of k; a wider m streams A row by
+// row instead. For n >= 3 only a few k-steps share each round trip of the sums through tmp, which
+// pays off only for a wide m (measured on Zen 3: 0.8x at m = 64, 1.1x at m = 128 and 256).
+// Either way each element takes its k-steps in order and the rows m % w past the last whole batch
+// (the same rows whichever thread has them) go their own way, so where a thread's rows start does
+// not change the result.
+template <class T, int NN>
+void small_n_axpy(Index m, Index k, View<T> a, View<T> b, Out<T> c, bool accumulate, T* tmp) {
+  constexpr Index w = simd::width<T>;
+  constexpr int ib = NN == 1 ? 8 : (NN == 2 ? 4 : (NN == 3 ? 3 : 2));
+  const Index mv = m / w * w;
+  const bool one_block = mv == ib * w || mv <= w;
+  if (!one_block && (NN <= 2 || mv >= 16 * w))
+    axpy_stream<T, NN>(m, k, a, b, tmp);
+  else
+    axpy_slabs<T, NN, ib>(m, k, a, b, tmp);
+  for (int j = 0; j < NN; ++j)
+    for (Index i = 0; i < m; ++i) put(c(i, j), tmp[j * m + i], accumulate);
+}
+
+// k <= 4: each row of C is a combination of K rows of op(B), given packed in bp[K x ldp] and
+// zero-padded to a whole number of batches. No k loop and no packing of A: the cost is writing C,
+// so RB rows share each load of B and the loop does little but store. epi is applied to the
+// whole batches of each row, not to a last partial one.
+template <class T, int K, int RB, class Epi = Plain>
+void small_k_rows(Index i0, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ldc,
+                  bool accumulate, const Epi& epi = {}) {
+  constexpr Index w = simd::width<T>;
+  V<T> ai[RB][K];
+#pragma GCC unroll 4
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int p = 0; p < K; ++p) ai[r][p] = V<T>(a(i0 + r, p));
+  auto rows_at = [&](Index j, V<T>* out) {
+    V<T> bv[K];
+#pragma GCC unroll 4
+    for (int p = 0; p < K; ++p) bv[p] = V<T>::load_aligned(bp + p * ldp + j);
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r) {
+      out[r] = ai[r][0] * bv[0];
+#pragma GCC unroll 4
+      for (int p = 1; p < K; ++p) out[r] = xsimd::fma(ai[r][p], bv[p], out[r]);
+    }
+  };
+  T* c0 = c + i0 * ldc;
+  const Index nv = n / w * w;
+  Index j = 0;
+  for (; j < nv; j += w) {
+    V<T> v[RB];
+    rows_at(j, v);
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r) {
+      if (accumulate) v[r] += V<T>::load_unaligned(c0 + r * ldc + j);
+      epi(v[r], j).store_unaligned(c0 + r * ldc + j);
+    }
+  }
+  if (j < n) {
+    V<T> v[RB];
+    rows_at(j, v);
+    for (int r = 0; r < RB; ++r) {
+      alignas(64) T buf[w];
+      v[r].store_aligned(buf);
+      for (Index t = 0; j + t < n; ++t) put(c0[r * ldc + j + t], buf[t], accumulate);
+    }
+  }
+}
+
+template <class T, int K, class Epi = Plain>
+void small_k(Index m, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ldc, bool accumulate,
+             const Epi& epi = {}) {
+  constexpr int rb = K <= 2 ? 4 : 2;
+  Index i = 0;
+  for (; i + rb <= m; i += rb) small_k_rows<T, K, rb>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
+  for (; i < m; ++i) small_k_rows<T, K, 1>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
+}
+
+}  // namespace flowgrad::gemm_detail

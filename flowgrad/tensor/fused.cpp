@@ -1,0 +1,248 @@
+// The fused bias + activation kernels; each activation's derivative is written from its output.
+#include "flowgrad/tensor/detail/fused.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "flowgrad/tensor/detail/activation.hpp"
+#include "flowgrad/tensor/detail/fused_block.hpp"
+#include "flowgrad/tensor/detail/simd.hpp"
+
+namespace flowgrad {
+
+namespace {
+
+template <class T>
+using B = simd::batch<T>;
+
+using detail::activate;
+using detail::derivative_from_output;
+using detail::with_activation;
+
+// Elements per thread before a pass is split: the transcendental activations cost far more per
+// element than the piecewise-linear ones (see simd.hpp).
+Index grain(Activation act) {
+  return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu
+             ? simd::kGrainCheap
+             : simd::kGrainMath;
+}
+
+// Scratch for activation_backward's per-block bias partials; it only grows, so steady-state
+// training steps allocate nothing.
+template <class T>
+T* bias_partials(Index count) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<Index>(buffer.size()) < count) buffer.resize(static_cast<std::size_t>(count));
+  return buffer.data();
+}
+
+void check(const char* op, const Shape& y, const Shape& other, const char* what) {
+  if (y.rank() > 2 || other.rows() != y.rows() || other.cols() != y.cols())
+    throw std::invalid_argument(std::string(op) + ": " + what + " " + other.str() +
+                                " does not match the output " + y.str());
+}
+
+// z = z_of(y, g) on NB batches of columns of every row (rows `ld` apart), and the column sums
+// of z, kept in registers across the rows and then added to sums.
+constexpr int kSweep = 8;
+template <int NB, class T, class Z>
+void sweep_columns(const T* y, const T* g, T* z, Index rows, Index ld, Z z_of, T* sums) {
+  constexpr Index w = simd::width<T>;
+  B<T> acc[NB];
+#pragma GCC unroll 8
+  for (int q = 0; q < NB; ++q) acc[q] = B<T>(T(0));
+  for (Index i = 0; i < rows; ++i) {
+    const Index o = i * ld;
+#pragma GCC unroll 8
+    for (int q = 0; q < NB; ++q) {
+      const B<T> v = z_of(B<T>::load_unaligned(y + o + q * w), B<T>::load_unaligned(g + o + q * w));
+      v.store_unaligned(z + o + q * w);
+      acc[q] += v;
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < NB; ++q)
+    (B<T>::load_unaligned(sums + q * w) + acc[q]).store_unaligned(sums + q * w);
+}
+
+// sweep_columns<nb> for a run-time nb in [1, kSweep]: one instantiation per count.
+template <class T, class Z, int... I>
+void sweep_columns_n(Index nb, std::integer_sequence<int, I...>, const T* y, const T* g, T* z,
+                     Index rows, Index ld, Z z_of, T* sums) {
+  (void)((nb == I + 1 && (sweep_columns<I + 1>(y, g, z, rows, ld, z_of, sums), true)) || ...);
+}
+
+}  // namespace
+
+namespace detail {
+
+template <class T>
+void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bias, Activation act,
+                           T slope) {
+  const B<T> sl(slope);
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    if (ldy == cols && simd::rows_tile<T>(cols)) {
+      const B<T> b = simd::repeated(bias, cols);
+      simd::zip(
+          rows * cols, y, [&](B<T> v) { return activate<A>(v + b, sl); }, y);
+      return;
+    }
+    for (Index i = 0; i < rows; ++i) {
+      T* row = y + i * ldy;
+      simd::zip(
+          cols, row, [&](B<T> v, B<T> b) { return activate<A>(v + b, sl); }, row, bias);
+    }
+  });
+}
+
+template <class T>
+void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index cols,
+                               Activation act, T slope, T* col_sums) {
+  const B<T> sl(slope);
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    if (!col_sums) {
+      simd::zip(rows * cols, gz, z_of, y, gy);
+      return;
+    }
+    std::fill(col_sums, col_sums + cols, T(0));
+    if (simd::rows_tile<T>(cols)) {
+      // Rows narrower than a batch (a layer of 1 or 2 outputs): one flat pass, in which lane k
+      // of every batch belongs to column k % cols; the zero-padded tail adds nothing.
+      B<T> acc(T(0));
+      simd::zip(
+          rows * cols, gz,
+          [&](B<T> v, B<T> g) {
+            const B<T> z = z_of(v, g);
+            acc += z;
+            return z;
+          },
+          y, gy);
+      simd::fold_into(acc, cols, col_sums);
+      return;
+    }
+    // Whole batches of columns, up to kSweep at a time with their sums in registers across the
+    // rows (summed through memory, each row's sums waited on the previous row's stores).
+    constexpr Index w = simd::width<T>;
+    const Index full = cols / w;
+    for (Index q0 = 0; q0 < full; q0 += kSweep) {
+      const T* yq = y + q0 * w;
+      const T* gq = gy + q0 * w;
+      T* zq = gz + q0 * w;
+      T* sq = col_sums + q0 * w;
+      sweep_columns_n(std::min<Index>(kSweep, full - q0), std::make_integer_sequence<int, kSweep>{},
+                      yq, gq, zq, rows, cols, z_of, sq);
+    }
+    // The last cols % w columns, row by row through zip's padding.
+    const Index j = full * w;
+    if (j == cols) return;
+    for (Index i = 0; i < rows; ++i) {
+      const Index o = i * cols + j;
+      simd::zip(cols - j, gz + o, z_of, y + o, gy + o);
+      simd::zip(
+          cols - j, col_sums + j, [](B<T> p, B<T> q) { return p + q; }, col_sums + j, gz + o);
+    }
+  });
+}
+
+template void bias_activation_block(float*, Index, Index, Index, const float*, Activation, float);
+template void bias_activation_block(double*, Index, Index, Index, const double*, Activation,
+                                    double);
+template void activation_backward_block(const float*, const float*, float*, Index, Index,
+                                        Activation, float, float*);
+template void activation_backward_block(const double*, const double*, double*, Index, Index,
+                                        Activation, double, double*);
+
+}  // namespace detail
+
+template <Scalar T>
+void bias_activation(Tensor<T>& y, const Tensor<T>& bias, Activation act, T slope) {
+  if (bias.numel() != y.cols())
+    throw std::invalid_argument("bias_activation: bias " + bias.shape().str() + " for output " +
+                                y.shape().str());
+  const Index m = y.rows(), n = y.cols();
+  const int nt = simd::threads_for(m * n, grain(act));
+  if (simd::rows_tile<T>(n)) {
+    // Flat chunks of whole batches, each starting on a row boundary.
+    simd::parallel_for(nt, m * n, simd::width<T>, [&](Index e0, Index e1) {
+      detail::bias_activation_block(y.data() + e0, n, (e1 - e0) / n, n, bias.data(), act, slope);
+    });
+    return;
+  }
+  simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+    detail::bias_activation_block(y.data() + i0 * n, n, i1 - i0, n, bias.data(), act, slope);
+  });
+}
+
+template <Scalar T>
+void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act, T slope,
+                         Tensor<T>& gz, Tensor<T>* bias_grad) {
+  check("activation_backward", y.shape(), gy.shape(), "gradient");
+  if (bias_grad && bias_grad->numel() != y.cols())
+    throw std::invalid_argument("activation_backward: bias gradient " + bias_grad->shape().str() +
+                                " for output " + y.shape().str());
+  if (&gz != &gy) gz.resize(y.shape());
+  const Index m = y.rows(), n = y.cols();
+  const B<T> sl(slope);
+  const int nt = simd::threads_for(m * n, grain(act));
+  with_activation(act, [&](auto a) {
+    constexpr Activation A = decltype(a)::value;
+    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    if (simd::rows_tile<T>(n) && !bias_grad)
+      return simd::zip_mt(grain(act), m * n, gz.data(), z_of, y.data(), gy.data());
+    if (simd::rows_tile<T>(n)) {
+      // One thread, whatever the tensor: the bias gradient's lanes are summed in flat order.
+      // The zero-padded tail contributes g = 0, so nothing to the bias gradient.
+      B<T> acc(T(0));
+      simd::zip(
+          m * n, gz.data(),
+          [&](B<T> v, B<T> g) {
+            const B<T> z = z_of(v, g);
+            acc += z;
+            return z;
+          },
+          y.data(), gy.data());
+      if (bias_grad) simd::fold_into(acc, n, bias_grad->data());
+      return;
+    }
+    if (!bias_grad) {
+      simd::parallel_for(nt, m, 1, [&](Index i0, Index i1) {
+        for (Index i = i0; i < i1; ++i)
+          simd::zip(n, gz.data() + i * n, z_of, y.data() + i * n, gy.data() + i * n);
+      });
+      return;
+    }
+    // The bias gradient is summed in the same pass, per block of kBiasRows rows into that block's
+    // own partial row, and the partials are added in block order. The blocks do not depend on the
+    // thread count (threads take whole blocks), so neither does the result.
+    constexpr Index kBiasRows = 128;
+    const Index blocks = (m + kBiasRows - 1) / kBiasRows;
+    T* partial = bias_partials<T>(blocks * n);
+    simd::parallel_for(std::min<Index>(nt, blocks), blocks, 1, [&](Index b0, Index b1) {
+      for (Index b = b0; b < b1; ++b) {
+        const Index i = b * kBiasRows, rows = std::min(kBiasRows, m - i);
+        detail::activation_backward_block(y.data() + i * n, gy.data() + i * n, gz.data() + i * n,
+                                          rows, n, act, slope, partial + b * n);
+      }
+    });
+    for (Index b = 0; b < blocks; ++b)
+      simd::zip(
+          n, bias_grad->data(), [](B<T> p, B<T> q) { return p + q; }, bias_grad->data(),
+          partial + b * n);
+  });
+}
+
+template void bias_activation(Tensor<float>&, const Tensor<float>&, Activation, float);
+template void bias_activation(Tensor<double>&, const Tensor<double>&, Activation, double);
+template void activation_backward(const Tensor<float>&, const Tensor<float>&, Activation, float,
+                                  Tensor<float>&, Tensor<float>*);
+template void activation_backward(const Tensor<double>&, const Tensor<double>&, Activation, double,
+                                  Tensor<double>&, Tensor<double>*);
+
+}  // namespace flowgrad

@@ -1,0 +1,72 @@
+#include "flowgrad/tensor/tensor.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace flowgrad {
+
+template <Scalar T>
+Tensor<T>::Tensor(Shape shape, std::initializer_list<T> values) {
+  resize(shape);
+  if (static_cast<Index>(values.size()) != numel())
+    throw std::invalid_argument("Tensor: " + std::to_string(values.size()) +
+                                " values given for shape " + shape.str());
+  std::copy(values.begin(), values.end(), data());
+}
+
+template <Scalar T>
+Tensor<T>::Tensor(Shape shape, const std::vector<T>& values) {
+  resize(shape);
+  if (static_cast<Index>(values.size()) != numel())
+    throw std::invalid_argument("Tensor: " + std::to_string(values.size()) +
+                                " values given for shape " + shape.str());
+  std::copy(values.begin(), values.end(), data());
+}
+
+template <Scalar T>
+Tensor<T>& Tensor<T>::operator=(const Tensor& other) {
+  if (this == &other) return *this;
+  resize(other.shape_);
+  std::copy(other.data(), other.data() + other.numel(), data());
+  return *this;
+}
+
+template <Scalar T>
+T Tensor<T>::item() const {
+  if (numel() != 1)
+    throw std::invalid_argument("Tensor::item: tensor of shape " + shape_.str() +
+                                " has more than one element");
+  return data_[0];
+}
+
+template <Scalar T>
+void Tensor<T>::resize(Shape shape) {
+  const auto n = static_cast<std::size_t>(shape.numel());
+  if (n > capacity_) {
+    // Round up to whole cache lines so that SIMD loads of a row tail stay inside the allocation.
+    const std::size_t per_line = tensor_alignment / sizeof(T);
+    const std::size_t cap = (n + per_line - 1) / per_line * per_line;
+    data_.reset(
+        static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})));
+    capacity_ = cap;
+  }
+  shape_ = shape;
+}
+
+template <Scalar T>
+void Tensor<T>::reshape(Shape shape) {
+  if (shape.numel() != numel())
+    throw std::invalid_argument("Tensor::reshape: cannot view " + shape_.str() + " as " +
+                                shape.str());
+  shape_ = shape;
+}
+
+template <Scalar T>
+void Tensor<T>::fill(T value) {
+  std::fill(data(), data() + numel(), value);
+}
+
+template class Tensor<float>;
+template class Tensor<double>;
+
+}  // namespace flowgrad
