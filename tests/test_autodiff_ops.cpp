@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "flowgrad/autodiff/op_author.hpp"
 #include "gradcheck_helpers.hpp"
 #include "flowgrad/tensor/ops.hpp"
 
@@ -340,7 +341,7 @@ TEST_CASE("backward of a non-scalar with an explicit seed") {
 // A deliberately wrong backward rule (the sign of sin's derivative flipped): gradcheck must see it.
 namespace {
 struct WrongSinOp {
-  static void backward(Tape<double>& t, const Node<double>& n) {
+  static void backward(OpTape<double>& t, const Node<double>& n) {
     if (auto* gx = t.grad_for(n.in[0])) {
       const Tensor<double>& x = t.value(n.in[0]);
       for (Index i = 0; i < x.numel(); ++i) (*gx)[i] -= n.grad[i] * std::cos(x[i]);
@@ -349,20 +350,20 @@ struct WrongSinOp {
 };
 V wrong_sin(const V& x) {
   V out;
-  Node<double>& n = x.tape().push("wrong_sin", &WrongSinOp::backward, {x}, &out);
+  Node<double>& n = OpTape<double>(x.tape()).push("wrong_sin", &WrongSinOp::backward, {x}, &out);
   n.value = unary(Unary::sin, x.value());
   return out;
 }
 // A rule that forgets a term: d(x * x) taken as x instead of 2x.
 struct HalfSquareOp {
-  static void backward(Tape<double>& t, const Node<double>& n) {
+  static void backward(OpTape<double>& t, const Node<double>& n) {
     if (auto* gx = t.grad_for(n.in[0]))
       for (Index i = 0; i < n.grad.numel(); ++i) (*gx)[i] += n.grad[i] * t.value(n.in[0])[i];
   }
 };
 V half_square(const V& x) {
   V out;
-  Node<double>& n = x.tape().push("half_square", &HalfSquareOp::backward, {x}, &out);
+  Node<double>& n = OpTape<double>(x.tape()).push("half_square", &HalfSquareOp::backward, {x}, &out);
   n.value = unary(Unary::square, x.value());
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "flowgrad/autodiff/op_author.hpp"
 #include "flowgrad/autodiff/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
 
@@ -61,7 +62,7 @@ TEST_CASE("no-grad mode records values only and allocates no gradient") {
   CHECK(t.grad_enabled());
   CHECK(y.item() == doctest::Approx(4 * std::exp(0.5f)));
   CHECK_THROWS_AS(t.backward(y), std::logic_error);
-  for (std::int32_t i = 0; i < t.size(); ++i) CHECK(t.node(i).grad.capacity() == 0);
+  for (std::int32_t i = 0; i < t.size(); ++i) CHECK(OpTape<float>(t).node(i).grad.capacity() == 0);
 }
 
 TEST_CASE("parameters accumulate gradients across backward passes until zero_grad") {
@@ -85,4 +86,48 @@ TEST_CASE("gradients reach only what requires them") {
   t.backward(sum(a * b));
   CHECK(a.grad()[0] == doctest::Approx(3.f));
   CHECK_THROWS_AS(b.grad(), std::logic_error);
+}
+
+TEST_CASE("a node keeps its address while later nodes are pushed, across chunks and resets") {
+  Tape<float> t;
+  for (int pass = 0; pass < 2; ++pass) {
+    t.reset();
+    const V x = t.constant(TensorF(Shape{1, 3}, {1.f, 2.f, 3.f}), true);
+    const TensorF* first = &x.value();
+    const float* first_data = first->data();
+    V y = x;
+    // Far more nodes than one chunk holds, so the tape has to add chunks meanwhile.
+    for (int i = 0; i < 2000; ++i) y = y * 1.0f;
+    CHECK(&x.value() == first);
+    CHECK(x.value().data() == first_data);
+    CHECK(x.value()[2] == 3.f);
+    t.backward(sum(y));
+    CHECK(x.grad()[1] == doctest::Approx(1.f));
+  }
+}
+
+TEST_CASE("ops keep their own copy of index lists: the caller's vector may die before backward") {
+  Tape<double> t;
+  const Var<double> x = t.constant(Tensor<double>(Shape{2, 3}, {1, 2, 3, 4, 5, 6}), true);
+  const Var<double> s = t.constant(Tensor<double>(Shape{2, 1}, {0.5, -0.5}), true);
+  const Var<double> sh = t.constant(Tensor<double>(Shape{2, 1}, {1.0, 2.0}), true);
+  Var<double> picked, moved;
+  {
+    std::vector<Index> idx{2, 0, 2};
+    picked = select_columns(x, idx);
+    std::vector<Index> cols{1};
+    moved = affine_columns(x, s, sh, cols);
+    // Overwritten, then destroyed: what the nodes hold must not follow.
+    idx.assign({1, 1, 1});
+    cols.assign({0});
+  }
+  t.backward(add(sum(picked), sum(moved)));
+  // select_columns: column 0 once, column 2 twice; affine_columns: column 1 scaled by exp(s).
+  const double e0 = std::exp(0.5), e1 = std::exp(-0.5);
+  const double want[] = {2, e0, 3, 2, e1, 3};
+  for (int i = 0; i < 6; ++i) CHECK(x.grad()[i] == doctest::Approx(want[i]));
+  // d/ds of x1 * exp(s) + t is x1 * exp(s); d/dt is 1.
+  CHECK(s.grad()[0] == doctest::Approx(2 * e0));
+  CHECK(s.grad()[1] == doctest::Approx(5 * e1));
+  CHECK(sh.grad()[1] == doctest::Approx(1.0));
 }

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "flowgrad/autodiff/op_author.hpp"
+
 namespace flowgrad {
 
 namespace {
@@ -71,7 +73,7 @@ GradcheckResult gradcheck(const GradcheckFn& f, std::vector<Tensor<double>> inpu
   std::vector<Tensor<double>> analytic;
   for (auto& v : vars) {
     // An input the output does not depend on has a zero gradient, never reached by backward.
-    const Node<double>& n = tape.node(v.index());
+    const Node<double>& n = OpTape<double>(tape).node(v.index());
     analytic.push_back(n.has_grad ? n.grad : Tensor<double>(n.value.shape()));
   }
   std::vector<Tensor<double>*> xs;

@@ -97,8 +97,7 @@ Var<T> narrow(const Var<T>& x, Index start, Index length);
 // (torch.split along dim 1).
 template <Scalar T>
 std::vector<Var<T>> split(const Var<T>& x, const std::vector<Index>& widths);
-// Columns idx[0], idx[1], ... of x (torch.index_select along dim 1). The caller keeps idx alive
-// until backward has run: the tape refers to it rather than copying it.
+// Columns idx[0], idx[1], ... of x (torch.index_select along dim 1).
 template <Scalar T>
 Var<T> select_columns(const Var<T>& x, const std::vector<Index>& idx);
 // Keeps the columns where mask is 1 and zeroes the others; mask is a constant [1, n] of 0s and 1s.
@@ -106,7 +105,7 @@ template <Scalar T>
 Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask);
 // An affine coupling's transform: x with each column idx[j] replaced by x * exp(s) + t, or by
 // (x - t) * exp(-s) when inverse, using column j of s and t ([rows, idx.size()]); the other
-// columns pass unchanged. Columns may not repeat; idx must outlive backward, as select_columns'.
+// columns pass unchanged. Columns may not repeat.
 template <Scalar T>
 Var<T> affine_columns(const Var<T>& x, const Var<T>& s, const Var<T>& t,
                       const std::vector<Index>& idx, bool inverse = false);

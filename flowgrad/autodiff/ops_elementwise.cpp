@@ -13,7 +13,7 @@ namespace {
 // d(a + b) = da + db, each summed back to its input's shape.
 template <Scalar T>
 struct AddOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     if (auto* ga = t.grad_for(n.in[0])) accumulate(t, n.grad, *ga);
     if (auto* gb = t.grad_for(n.in[1])) accumulate(t, n.grad, *gb);
   }
@@ -21,7 +21,7 @@ struct AddOp {
 
 template <Scalar T>
 struct SubOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     if (auto* ga = t.grad_for(n.in[0])) accumulate(t, n.grad, *ga);
     if (auto* gb = t.grad_for(n.in[1])) accumulate(t, n.grad, *gb, T(-1));
   }
@@ -30,7 +30,7 @@ struct SubOp {
 // d(a b) = b da + a db.
 template <Scalar T>
 struct MulOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     Tensor<T>& s = t.scratch(detail::scratch_a);
     if (auto* ga = t.grad_for(n.in[0])) {
       binary(Binary::mul, n.grad, t.value(n.in[1]), s);
@@ -46,7 +46,7 @@ struct MulOp {
 // d(a / b) = da / b - (a / b^2) db = da / b - (y / b) db.
 template <Scalar T>
 struct DivOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     Tensor<T>& s = t.scratch(detail::scratch_a);
     const Tensor<T>& b = t.value(n.in[1]);
     if (auto* ga = t.grad_for(n.in[0])) {
@@ -64,9 +64,8 @@ struct DivOp {
 template <Scalar T>
 Var<T> binary_op(Binary f, BackwardFn<T> backward, const Var<T>& a, const Var<T>& b) {
   Var<T> out;
-  Tape<T>& t = a.tape();
-  Node<T>& n = t.push(name(f), backward, {a, b}, &out);
-  binary(f, t.value(a.index()), t.value(b.index()), n.value);
+  Node<T>& n = OpTape<T>(a.tape()).push(name(f), backward, {a, b}, &out);
+  binary(f, a.value(), b.value(), n.value);
   return out;
 }
 
@@ -74,9 +73,14 @@ Var<T> binary_op(Binary f, BackwardFn<T> backward, const Var<T>& a, const Var<T>
 // elementwise kernels (tensor/elementwise.cpp), so this rule only routes the gradient there.
 template <Scalar T>
 struct UnaryOpNode {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  struct State {
+    Unary f;
+    T param;  // leaky_relu's slope, pow's exponent
+  };
+  static void backward(OpTape<T>& t, const Node<T>& n) {
+    const State& s = state<State>(n);
     if (auto* gx = t.grad_for(n.in[0]))
-      unary_backward(static_cast<Unary>(n.aux), t.value(n.in[0]), n.value, n.grad, *gx, n.c0);
+      unary_backward(s.f, t.value(n.in[0]), n.value, n.grad, *gx, s.param);
   }
 };
 
@@ -84,17 +88,19 @@ template <Scalar T>
 Var<T> unary_op(Unary f, const Var<T>& x, T param = T(0)) {
   Var<T> out;
   Node<T>& n = push<UnaryOpNode<T>>(name(f), &out, {x});
-  n.aux = static_cast<int>(f);
-  n.c0 = param;
-  unary(f, x.tape().value(x.index()), n.value, param);
+  n.set_state(typename UnaryOpNode<T>::State{f, param});
+  unary(f, x.value(), n.value, param);
   return out;
 }
 
-// y = c0 x + c1.
+// y = scale x + shift.
 template <Scalar T>
 struct AffineOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
-    if (auto* gx = t.grad_for(n.in[0])) axpy(n.c0, n.grad, *gx);
+  struct State {
+    T scale;
+  };
+  static void backward(OpTape<T>& t, const Node<T>& n) {
+    if (auto* gx = t.grad_for(n.in[0])) axpy(state<State>(n).scale, n.grad, *gx);
   }
 };
 
@@ -125,9 +131,8 @@ template <Scalar T>
 Var<T> affine(const Var<T>& x, std::type_identity_t<T> scale, std::type_identity_t<T> shift) {
   Var<T> out;
   Node<T>& n = push<AffineOp<T>>("affine", &out, {x});
-  n.c0 = scale;
-  n.c1 = shift;
-  const Tensor<T>& v = x.tape().value(x.index());
+  n.set_state(typename AffineOp<T>::State{scale});
+  const Tensor<T>& v = x.value();
   n.value.resize(v.shape());
   for (Index i = 0; i < v.numel(); ++i) n.value[i] = v[i] * scale + shift;
   return out;

@@ -9,8 +9,6 @@ using detail::push;
 
 namespace {
 
-GemmOptions unpack(int aux) { return {(aux & 1) != 0, (aux & 2) != 0, false}; }
-
 // C = op(A) op(B). With G the gradient of C:
 //   C = A B     : dA += G B^T,     dB += A^T G
 //   C = A^T B   : dA += B G^T,     dB += A G
@@ -18,8 +16,8 @@ GemmOptions unpack(int aux) { return {(aux & 1) != 0, (aux & 2) != 0, false}; }
 //   C = A^T B^T : dA += B^T G^T,   dB += G^T A^T
 template <Scalar T>
 struct MatmulOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
-    const GemmOptions o = unpack(n.aux);
+  static void backward(OpTape<T>& t, const Node<T>& n) {
+    const GemmOptions& o = state<GemmOptions>(n);
     const Tensor<T>& a = t.value(n.in[0]);
     const Tensor<T>& b = t.value(n.in[1]);
     const Tensor<T>& g = n.grad;
@@ -41,13 +39,17 @@ struct MatmulOp {
 // y = act(x W^T + b). With Z = G act'(.) (from y): dx += Z W, dW += Z^T x, db += column sums of Z.
 template <Scalar T>
 struct LinearOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
-    const auto act = static_cast<Activation>(n.aux);
+  struct State {
+    Activation act;
+    T slope;  // leaky_relu's
+  };
+  static void backward(OpTape<T>& t, const Node<T>& n) {
+    const State& st = state<State>(n);
     Tensor<T>* gbias = t.grad_for(n.in[2]);
     const Tensor<T>* z = &n.grad;
-    if (act != Activation::none) {
+    if (st.act != Activation::none) {
       Tensor<T>& s = t.scratch(detail::scratch_a);
-      activation_backward(n.value, n.grad, act, n.c0, s, gbias);
+      activation_backward(n.value, n.grad, st.act, st.slope, s, gbias);
       z = &s;
     } else if (gbias) {
       detail::accumulate(t, n.grad, *gbias);
@@ -66,8 +68,8 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt) {
   if (opt.accumulate) throw std::invalid_argument("matmul: accumulate is not differentiable here");
   Var<T> out;
   Node<T>& n = push<MatmulOp<T>>("matmul", &out, {a, b});
-  n.aux = (opt.trans_a ? 1 : 0) | (opt.trans_b ? 2 : 0);
-  matmul(a.tape().value(a.index()), b.tape().value(b.index()), n.value, opt);
+  n.set_state(opt);
+  matmul(a.value(), b.value(), n.value, opt);
   return out;
 }
 
@@ -78,12 +80,9 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias, Activat
     throw std::invalid_argument("linear: bias " + bs.str() + " does not match weight " + ws.str());
   Var<T> out;
   Node<T>& n = push<LinearOp<T>>("linear", &out, {x, weight, bias});
-  n.aux = static_cast<int>(act);
-  n.c0 = T(0.01);  // leaky_relu's slope, as the leaky_relu op's default
-  // Inputs are read only after push(): a push may move the tape's nodes.
-  Tape<T>& t = x.tape();
-  linear_forward(t.value(x.index()), t.value(weight.index()), t.value(bias.index()), act, n.c0,
-                 n.value);
+  // leaky_relu's slope is the leaky_relu op's default.
+  const auto& st = n.set_state(typename LinearOp<T>::State{act, T(0.01)});
+  linear_forward(x.value(), weight.value(), bias.value(), act, st.slope, n.value);
   return out;
 }
 

@@ -19,15 +19,15 @@ namespace {
 
 // The batch is cut into at most kMaxBlocks blocks of rows, of at least kMinRows rows each and a
 // multiple of 8 rows (the thin kernels' row group). Blocks are fixed by the batch alone, and
-// threads take whole blocks, so the results do not depend on the thread count. (Measured with the
-// weights packed once per pass: 64-row blocks, or up to 16 blocks, no faster at 1 or 2 threads.)
+// threads take whole blocks, so the results do not depend on the thread count. The sizes are
+// those measured best (bench/results/mlp_node_tuning.md).
 constexpr Index kMinRows = 128;
 constexpr Index kMaxBlocks = 8;
 Index block_rows(Index m) {
   const Index blocks = std::clamp<Index>((m + kMinRows - 1) / kMinRows, 1, kMaxBlocks);
   return ((m + blocks - 1) / blocks + 7) / 8 * 8;
 }
-// Multiply-adds per thread before a pass is split, as gemm's own split (tensor/gemm.cpp).
+// Multiply-adds per thread before a pass is split, as gemm's own split.
 constexpr Index kGrain = Index(1) << 18;
 
 // The node's layers as raw pointers: input i of the node is x, then each layer's weight and bias.
@@ -53,14 +53,18 @@ struct Net {
   }
 };
 
-int encode(Activation hidden, Activation output) {
-  return static_cast<int>(hidden) | static_cast<int>(output) << 8;
-}
+// What the node keeps of its arguments; the layers themselves are its inputs.
+template <class T>
+struct MlpState {
+  Activation hidden, output;
+  T slope;  // leaky_relu's, as linear()'s
+};
 
 template <Scalar T>
-Net<T> net_of(const Tape<T>& t, const Node<T>& n) {
+Net<T> net_of(const OpTape<T>& t, const Node<T>& n) {
+  const auto& st = state<MlpState<T>>(n);
   Net<T> net;
-  net.slope = n.c0;
+  net.slope = st.slope;
   net.width[0] = t.value(n.in[0]).cols();
   while (net.layers < mlp_max_layers && n.in[1 + 2 * net.layers] >= 0) {
     const int l = net.layers++;
@@ -69,8 +73,7 @@ Net<T> net_of(const Tape<T>& t, const Node<T>& n) {
     net.b[l] = t.value(n.in[2 + 2 * l]).data();
     net.width[l + 1] = w.rows();
   }
-  for (int l = 0; l < net.layers; ++l)
-    net.act[l] = static_cast<Activation>(l + 1 < net.layers ? n.aux & 0xff : n.aux >> 8);
+  for (int l = 0; l < net.layers; ++l) net.act[l] = l + 1 < net.layers ? st.hidden : st.output;
   return net;
 }
 
@@ -85,7 +88,7 @@ T* thread_buffer(Index count) {
 }
 
 // Each layer's op(W) packed once per pass for all blocks (W^T forward, W backward), held by the
-// calling thread: a block re-packing them cost ~3% of an H = 64 training step.
+// calling thread, rather than by each block again.
 template <class T>
 std::array<PackedB<T>, mlp_max_layers>& packed_weights(const Net<T>& net, bool transposed) {
   thread_local std::array<PackedB<T>, mlp_max_layers> packed;
@@ -105,6 +108,16 @@ Index whole_lines(Index count) {
   constexpr auto line = static_cast<Index>(tensor_alignment / sizeof(T));
   return (count + line - 1) / line * line;
 }
+
+// The node's backward rule; its forward is mlp() below.
+template <Scalar T>
+struct MlpOp {
+  static void backward(OpTape<T>& t, const Node<T>& n);
+  static void add(const T* total, Index count, Tensor<T>* grad) {
+    T* g = grad->data();
+    for (Index j = 0; j < count; ++j) g[j] += total[j];
+  }
+};
 
 // Rows [r0, r1) through every layer. out[l] is row 0 of layer l's whole output, or null when
 // the layer's values are not kept (no gradient wanted): its blocks then go to this thread's
@@ -127,6 +140,64 @@ void forward_rows(const Net<T>& net, const PackedB<T>* wt, const T* x, Index r0,
     }
   }
 }
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("mlp: " + what); }
+
+}  // namespace
+
+template <Scalar T>
+Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, Activation output) {
+  if (params.empty() || params.size() % 2 != 0 || params.size() > 2 * mlp_max_layers)
+    fail("takes a weight and a bias for each of 1 to " + std::to_string(mlp_max_layers) +
+         " layers, got " + std::to_string(params.size()) + " tensors");
+  if (x.shape().rank() > 2) fail("input " + x.shape().str() + " is not a matrix");
+  Index in = x.cols();
+  for (std::size_t l = 0; l < params.size() / 2; ++l) {
+    const Shape ws = params[2 * l].shape(), bs = params[2 * l + 1].shape();
+    const std::string layer = "layer " + std::to_string(l);
+    if (ws.rank() != 2 || ws.cols() != in)
+      fail(layer + "'s weight " + ws.str() + " does not take " + std::to_string(in) +
+           (l == 0 ? " input columns (input " + x.shape().str() + ")" : " inputs"));
+    if (bs.rows() != 1 || bs.cols() != ws.rows())
+      fail(layer + "'s bias " + bs.str() + " does not match its weight " + ws.str());
+    in = ws.rows();
+  }
+
+  std::array<Var<T>, 1 + 2 * mlp_max_layers> inputs;  // on the stack: steps allocate nothing
+  inputs[0] = x;
+  std::copy(params.begin(), params.end(), inputs.begin() + 1);
+  Var<T> out;
+  OpTape<T> t(x.tape());
+  Node<T>& n = t.push("mlp", &MlpOp<T>::backward,
+                      std::span<const Var<T>>(inputs.data(), params.size() + 1), &out);
+  n.set_state(MlpState<T>{hidden, output, T(0.01)});
+  const Net<T> net = net_of(t, n);
+  const Index m = x.rows();
+  n.value.resize(Shape{m, net.width[net.layers]});
+  T* kept[mlp_max_layers] = {};
+  if (n.requires_grad) {
+    n.saved.resize(static_cast<std::size_t>(net.layers - 1));
+    for (int l = 0; l + 1 < net.layers; ++l) {
+      Tensor<T>& s = n.saved[static_cast<std::size_t>(l)];
+      s.resize(Shape{m, net.width[l + 1]});
+      kept[l] = s.data();
+    }
+  }
+  kept[net.layers - 1] = n.value.data();
+  const Index rows_per_block = block_rows(m);
+  const Index blocks = (m + rows_per_block - 1) / rows_per_block;
+  const int nt =
+      static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
+  const auto& wt = packed_weights(net, true);
+  const T* xp = x.value().data();
+  simd::parallel_for_each(nt, blocks, [&](Index b) {
+    const Index r = b * rows_per_block;
+    forward_rows(net, wt.data(), xp, r, std::min(m, r + rows_per_block), rows_per_block, kept);
+  });
+  return out;
+}
+
+namespace {
 
 // Adds the blocks' partial sums in a fixed pairwise tree as the blocks finish: whichever thread
 // finishes the second child of a node adds the right child's partials into the left one's. The
@@ -163,9 +234,10 @@ class PairwiseSums {
 
 // A layer's weight gradient is summed per block of rows, in partials that PairwiseSums adds up,
 // while all blocks' partials fit in this many bytes (about half an L2): the block's dz_l is then
-// used while in cache and never stored whole. Wider layers (H = 256: 256 KB per block) measured
-// 8-20% slower that way, so theirs is one product over the batch after the blocks.
+// used while in cache and never stored whole. Wider layers are faster as one product over the
+// batch after the blocks (bench/results/mlp_node_tuning.md).
 constexpr std::size_t kPartialBytes = std::size_t(1) << 18;
+
 
 // With h_l the output of layer l (h_-1 = x) and dz_l the gradient at its pre-activation:
 //   dz_last = G act'(.),  dz_(l-1) = (dz_l W_l) act'(.),  dx += dz_0 W_0,
@@ -174,160 +246,97 @@ constexpr std::size_t kPartialBytes = std::size_t(1) << 18;
 // and, for narrow layers, its share of dW_l go to the block's own partials; the dz_l of wide layers
 // are kept for the batch and multiplied after the blocks.
 template <Scalar T>
-struct MlpOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
-    const Net<T> net = net_of(t, n);
-    const int layers = net.layers;
-    const Index m = n.value.rows();
-    const Index* width = net.width;
-    const Index rows_per_block = block_rows(m);
-    const Index blocks = (m + rows_per_block - 1) / rows_per_block;
-
-    const T* h[mlp_max_layers + 1];  // h[l + 1] = layer l's output, h[0] = x
-    h[0] = t.value(n.in[0]).data();
-    for (int l = 0; l + 1 < layers; ++l) h[l + 1] = n.saved[static_cast<std::size_t>(l)].data();
-    h[layers] = n.value.data();
-
-    Tensor<T>* gw[mlp_max_layers];
-    Tensor<T>* gb[mlp_max_layers];
-    T* whole_dz[mlp_max_layers] = {};  // the batch's dz_l, for layers summed after the blocks
-    Index weight_at[mlp_max_layers], bias_at[mlp_max_layers];  // in a block's partials
-    Index per_block = 0;
-    for (int l = 0; l < layers; ++l) {
-      const Index ko = width[l + 1], ki = width[l];
-      gw[l] = t.grad_for(n.in[1 + 2 * l]);
-      gb[l] = t.grad_for(n.in[2 + 2 * l]);
-      const bool by_block = static_cast<std::size_t>(blocks * ko * ki) * sizeof(T) <= kPartialBytes;
-      weight_at[l] = gw[l] && by_block ? per_block : -1;
-      per_block += weight_at[l] >= 0 ? ko * ki : 0;
-      bias_at[l] = gb[l] ? per_block : -1;
-      per_block += gb[l] ? ko : 0;
-      if (gw[l] && !by_block) {
-        Tensor<T>& s = t.scratch(1 + l);  // slots 1..3: no other rule runs meanwhile
-        s.resize(Shape{m, ko});
-        whole_dz[l] = s.data();
-      }
-    }
-    bool overwrite = false;
-    Tensor<T>* gx = t.grad_for(n.in[0], &overwrite);
-
-    T* partials = thread_buffer<T, 2>(blocks * per_block);
-    auto part = [&](Index at, Index b) {
-      return at >= 0 ? partials + b * per_block + at : nullptr;
-    };
-
-    // With every block's partials summed into block 0's, the gradients take them.
-    PairwiseSums<T> sums(partials, per_block, blocks);
-    auto add_total = [&] {
-      for (int l = 0; l < layers; ++l) {
-        if (weight_at[l] >= 0) add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]);
-        if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l]);
-      }
-    };
-
-    const auto& w = packed_weights(net, false);
-    const int nt = static_cast<int>(
-        std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
-    simd::parallel_for_each(nt, blocks, [&](Index b) {
-      const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
-      // Where this block's dz_l goes: the batch's buffer, or a half of the thread's scratch.
-      const Index half = whole_lines<T>(rows_per_block * net.widest());
-      T* scratch = thread_buffer<T, 1>(2 * half);
-      auto dz_of = [&](int l) {
-        return whole_dz[l] ? whole_dz[l] + r * width[l + 1] : scratch + (l % 2) * half;
-      };
-      T* dz = dz_of(layers - 1);
-      const Index wo = width[layers];
-      detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo, dz, rows, wo,
-                                        net.act[layers - 1], net.slope,
-                                        part(bias_at[layers - 1], b));
-      for (int l = layers - 1; l >= 0; --l) {
-        const Index ko = width[l + 1], ki = width[l];
-        if (weight_at[l] >= 0)
-          gemm(ko, ki, rows, dz, ko, h[l] + r * ki, ki, part(weight_at[l], b), ki,
-               {true, false, false});
-        if (l == 0) break;
-        T* next = dz_of(l - 1);
-        gemm(rows, ki, ko, dz, ko, w[l], next, ki, {false, false, false});
-        detail::activation_backward_block(h[l] + r * ki, next, next, rows, ki, net.act[l - 1],
-                                          net.slope, part(bias_at[l - 1], b));
-        dz = next;
-      }
-      if (gx)
-        gemm(rows, width[0], width[1], dz, width[1], w[0], gx->data() + r * width[0], width[0],
-             {false, false, !overwrite});
-      if (sums.finish(b)) add_total();
-    });
-
-    for (int l = 0; l < layers; ++l)
-      if (whole_dz[l])
-        gemm(width[l + 1], width[l], m, whole_dz[l], width[l + 1], h[l], width[l], gw[l]->data(),
-             width[l], {true, false, true});
-  }
-
-  static void add(const T* total, Index count, Tensor<T>* grad) {
-    T* g = grad->data();
-    for (Index j = 0; j < count; ++j) g[j] += total[j];
-  }
-};
-
-[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("mlp: " + what); }
-
-}  // namespace
-
-template <Scalar T>
-Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, Activation output) {
-  if (params.empty() || params.size() % 2 != 0 || params.size() > 2 * mlp_max_layers)
-    fail("takes a weight and a bias for each of 1 to " + std::to_string(mlp_max_layers) +
-         " layers, got " + std::to_string(params.size()) + " tensors");
-  if (x.shape().rank() > 2) fail("input " + x.shape().str() + " is not a matrix");
-  Index in = x.cols();
-  for (std::size_t l = 0; l < params.size() / 2; ++l) {
-    const Shape ws = params[2 * l].shape(), bs = params[2 * l + 1].shape();
-    const std::string layer = "layer " + std::to_string(l);
-    if (ws.rank() != 2 || ws.cols() != in)
-      fail(layer + "'s weight " + ws.str() + " does not take " + std::to_string(in) +
-           (l == 0 ? " input columns (input " + x.shape().str() + ")" : " inputs"));
-    if (bs.rows() != 1 || bs.cols() != ws.rows())
-      fail(layer + "'s bias " + bs.str() + " does not match its weight " + ws.str());
-    in = ws.rows();
-  }
-
-  std::array<Var<T>, 1 + 2 * mlp_max_layers> inputs;  // on the stack: steps allocate nothing
-  inputs[0] = x;
-  std::copy(params.begin(), params.end(), inputs.begin() + 1);
-  Var<T> out;
-  Tape<T>& t = x.tape();
-  Node<T>& n = t.push("mlp", &MlpOp<T>::backward,
-                      std::span<const Var<T>>(inputs.data(), params.size() + 1), &out);
-  n.aux = encode(hidden, output);
-  n.c0 = T(0.01);
-  // Inputs are read only after push(): a push may move the tape's nodes.
+void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   const Net<T> net = net_of(t, n);
-  const Index m = x.rows();
-  n.value.resize(Shape{m, net.width[net.layers]});
-  T* kept[mlp_max_layers] = {};
-  if (n.requires_grad) {
-    n.saved.resize(static_cast<std::size_t>(net.layers - 1));
-    for (int l = 0; l + 1 < net.layers; ++l) {
-      Tensor<T>& s = n.saved[static_cast<std::size_t>(l)];
-      s.resize(Shape{m, net.width[l + 1]});
-      kept[l] = s.data();
-    }
-  }
-  kept[net.layers - 1] = n.value.data();
+  const int layers = net.layers;
+  const Index m = n.value.rows();
+  const Index* width = net.width;
   const Index rows_per_block = block_rows(m);
   const Index blocks = (m + rows_per_block - 1) / rows_per_block;
-  const int nt =
-      static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
-  const auto& wt = packed_weights(net, true);
-  const T* xp = t.value(x.index()).data();
+
+  const T* h[mlp_max_layers + 1];  // h[l + 1] = layer l's output, h[0] = x
+  h[0] = t.value(n.in[0]).data();
+  for (int l = 0; l + 1 < layers; ++l) h[l + 1] = n.saved[static_cast<std::size_t>(l)].data();
+  h[layers] = n.value.data();
+
+  Tensor<T>* gw[mlp_max_layers];
+  Tensor<T>* gb[mlp_max_layers];
+  T* whole_dz[mlp_max_layers] = {};  // the batch's dz_l, for layers summed after the blocks
+  Index weight_at[mlp_max_layers], bias_at[mlp_max_layers];  // in a block's partials
+  Index per_block = 0;
+  for (int l = 0; l < layers; ++l) {
+    const Index ko = width[l + 1], ki = width[l];
+    gw[l] = t.grad_for(n.in[1 + 2 * l]);
+    gb[l] = t.grad_for(n.in[2 + 2 * l]);
+    const bool by_block = static_cast<std::size_t>(blocks * ko * ki) * sizeof(T) <= kPartialBytes;
+    weight_at[l] = gw[l] && by_block ? per_block : -1;
+    per_block += weight_at[l] >= 0 ? ko * ki : 0;
+    bias_at[l] = gb[l] ? per_block : -1;
+    per_block += gb[l] ? ko : 0;
+    if (gw[l] && !by_block) {
+      Tensor<T>& s = t.scratch(1 + l);  // slots 1..3: no other rule runs meanwhile
+      s.resize(Shape{m, ko});
+      whole_dz[l] = s.data();
+    }
+  }
+  bool overwrite = false;
+  Tensor<T>* gx = t.grad_for(n.in[0], &overwrite);
+
+  T* partials = thread_buffer<T, 2>(blocks * per_block);
+  auto part = [&](Index at, Index b) {
+    return at >= 0 ? partials + b * per_block + at : nullptr;
+  };
+
+  // With every block's partials summed into block 0's, the gradients take them.
+  PairwiseSums<T> sums(partials, per_block, blocks);
+  auto add_total = [&] {
+    for (int l = 0; l < layers; ++l) {
+      if (weight_at[l] >= 0) add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]);
+      if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l]);
+    }
+  };
+
+  const auto& w = packed_weights(net, false);
+  const int nt = static_cast<int>(
+      std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
   simd::parallel_for_each(nt, blocks, [&](Index b) {
-    const Index r = b * rows_per_block;
-    forward_rows(net, wt.data(), xp, r, std::min(m, r + rows_per_block), rows_per_block, kept);
+    const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
+    // Where this block's dz_l goes: the batch's buffer, or a half of the thread's scratch.
+    const Index half = whole_lines<T>(rows_per_block * net.widest());
+    T* scratch = thread_buffer<T, 1>(2 * half);
+    auto dz_of = [&](int l) {
+      return whole_dz[l] ? whole_dz[l] + r * width[l + 1] : scratch + (l % 2) * half;
+    };
+    T* dz = dz_of(layers - 1);
+    const Index wo = width[layers];
+    detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo, dz, rows, wo,
+                                      net.act[layers - 1], net.slope,
+                                      part(bias_at[layers - 1], b));
+    for (int l = layers - 1; l >= 0; --l) {
+      const Index ko = width[l + 1], ki = width[l];
+      if (weight_at[l] >= 0)
+        gemm(ko, ki, rows, dz, ko, h[l] + r * ki, ki, part(weight_at[l], b), ki,
+             {true, false, false});
+      if (l == 0) break;
+      T* next = dz_of(l - 1);
+      gemm(rows, ki, ko, dz, ko, w[l], next, ki, {false, false, false});
+      detail::activation_backward_block(h[l] + r * ki, next, next, rows, ki, net.act[l - 1],
+                                        net.slope, part(bias_at[l - 1], b));
+      dz = next;
+    }
+    if (gx)
+      gemm(rows, width[0], width[1], dz, width[1], w[0], gx->data() + r * width[0], width[0],
+           {false, false, !overwrite});
+    if (sums.finish(b)) add_total();
   });
-  return out;
+
+  for (int l = 0; l < layers; ++l)
+    if (whole_dz[l])
+      gemm(width[l + 1], width[l], m, whole_dz[l], width[l + 1], h[l], width[l], gw[l]->data(),
+           width[l], {true, false, true});
 }
+
+}  // namespace
 
 #define FLOWGRAD_INSTANTIATE(T) \
   template Var<T> mlp(const Var<T>&, std::span<const Var<T>>, Activation, Activation);

@@ -1,4 +1,4 @@
-// Reductions: sum, mean and logsumexp. dim -1 in a node's aux means "everything".
+// Reductions: sum, mean and logsumexp.
 #include <string>
 
 #include "flowgrad/autodiff/detail/op_support.hpp"
@@ -11,22 +11,27 @@ namespace {
 
 constexpr int all_dims = -1;
 
-// gx += c0 * g broadcast back over the reduced dimension(s).
+// y = scale * (sum over dim); gx += scale * g broadcast back over the reduced dimension(s).
 template <Scalar T>
 struct SumOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  struct State {
+    int dim;  // 0 rows, 1 columns, all_dims everything
+    T scale;  // 1 for a sum, 1 / count for a mean
+  };
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     Tensor<T>* gx = t.grad_for(n.in[0]);
     if (!gx) return;
-    if (n.aux == all_dims) {
-      const T g = n.grad[0] * n.c0;
+    const State& st = state<State>(n);
+    if (st.dim == all_dims) {
+      const T g = n.grad[0] * st.scale;
       for (Index i = 0; i < gx->numel(); ++i) (*gx)[i] += g;
       return;
     }
     const Tensor<T>* g = &n.grad;
-    if (n.c0 != T(1)) {
+    if (st.scale != T(1)) {
       Tensor<T>& s = t.scratch(detail::scratch_a);
       s = n.grad;
-      for (Index i = 0; i < s.numel(); ++i) s[i] *= n.c0;
+      for (Index i = 0; i < s.numel(); ++i) s[i] *= st.scale;
       g = &s;
     }
     binary(Binary::add, *gx, *g, *gx);
@@ -35,26 +40,26 @@ struct SumOp {
 
 template <Scalar T>
 Var<T> reduce(const char* op, const Var<T>& x, int dim, bool average) {
+  const Tensor<T>& v = x.value();
+  const Index count = dim == all_dims ? v.numel() : dim == 0 ? v.rows() : v.cols();
+  if (average && count == 0)
+    throw std::invalid_argument(std::string(op) + ": mean of an empty tensor");
+  const T scale = average ? T(1) / static_cast<T>(count) : T(1);
   Var<T> out;
   Node<T>& n = push<SumOp<T>>(op, &out, {x});
-  const Tensor<T>& v = x.tape().value(x.index());
-  n.aux = dim;
+  n.set_state(typename SumOp<T>::State{dim, scale});
   if (dim == all_dims)
     sum(v, n.value);
   else
     sum(v, dim, n.value);
-  const Index count = dim == all_dims ? v.numel() : dim == 0 ? v.rows() : v.cols();
-  if (average && count == 0)
-    throw std::invalid_argument(std::string(op) + ": mean of an empty tensor");
-  n.c0 = average ? T(1) / static_cast<T>(count) : T(1);
-  for (Index i = 0; i < n.value.numel(); ++i) n.value[i] *= n.c0;
+  for (Index i = 0; i < n.value.numel(); ++i) n.value[i] *= scale;
   return out;
 }
 
 // y = log sum exp(x) along dim: gx += g * exp(x - y), y and g broadcast along dim.
 template <Scalar T>
 struct LogSumExpOp {
-  static void backward(Tape<T>& t, const Node<T>& n) {
+  static void backward(OpTape<T>& t, const Node<T>& n) {
     Tensor<T>* gx = t.grad_for(n.in[0]);
     if (!gx) return;
     Tensor<T>& s = t.scratch(detail::scratch_a);
@@ -88,7 +93,7 @@ template <Scalar T>
 Var<T> logsumexp(const Var<T>& x, int dim) {
   Var<T> out;
   Node<T>& n = push<LogSumExpOp<T>>("logsumexp", &out, {x});
-  logsumexp(x.tape().value(x.index()), dim, n.value);
+  logsumexp(x.value(), dim, n.value);
   return out;
 }
 

@@ -3,20 +3,24 @@
 #include <stdexcept>
 #include <string>
 
+#include "flowgrad/autodiff/op_author.hpp"
+
 namespace flowgrad {
 
 template <Scalar T>
 const Tensor<T>& Var<T>::value() const {
   if (!tape_) throw std::logic_error("Var: empty handle (default-constructed)");
-  tape_->check("value", *this);
-  return tape_->value(index_);
+  OpTape<T> t(*tape_);
+  t.check("value", *this);
+  return t.value(index_);
 }
 
 template <Scalar T>
 const Tensor<T>& Var<T>::grad() const {
   if (!tape_) throw std::logic_error("Var: empty handle (default-constructed)");
-  tape_->check("grad", *this);
-  const Node<T>& n = tape_->node(index_);
+  OpTape<T> t(*tape_);
+  t.check("grad", *this);
+  const Node<T>& n = t.node(index_);
   if (n.param) return n.param->grad;
   if (!n.has_grad) throw std::logic_error("Var::grad: no gradient reached this node");
   return n.grad;
@@ -24,87 +28,54 @@ const Tensor<T>& Var<T>::grad() const {
 
 template <Scalar T>
 bool Var<T>::requires_grad() const {
-  tape_->check("requires_grad", *this);
-  return tape_->node(index_).requires_grad;
+  if (!tape_) throw std::logic_error("Var: empty handle (default-constructed)");
+  OpTape<T> t(*tape_);
+  t.check("requires_grad", *this);
+  return t.node(index_).requires_grad;
 }
 
 template <Scalar T>
-void Tape<T>::check(const char* op, const Var<T>& v) const {
-  if (v.tape_ != this)
+Tape<T>::Tape() = default;
+template <Scalar T>
+Tape<T>::~Tape() = default;
+
+template <Scalar T>
+void OpTape<T>::check(const char* op, const Var<T>& v) const {
+  if (v.tape_ != &tape_)
     throw std::logic_error(std::string(op) + ": Var belongs to another tape (or is empty)");
-  if (v.epoch_ != epoch_ || v.index_ < 0 || v.index_ >= size_)
+  if (v.epoch_ != tape_.epoch_ || v.index_ < 0 || v.index_ >= tape_.size_)
     throw std::logic_error(std::string(op) + ": Var is from before the tape's last reset()");
 }
 
 template <Scalar T>
-Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::initializer_list<Var<T>> inputs,
-                       Var<T>* out) {
-  return push(op, backward, std::span<const Var<T>>(inputs.begin(), inputs.size()), out);
-}
-
-template <Scalar T>
-Node<T>& Tape<T>::push(const char* op, BackwardFn<T> backward, std::span<const Var<T>> inputs,
-                       Var<T>* out) {
+Node<T>& OpTape<T>::push(const char* op, BackwardFn<T> backward, std::span<const Var<T>> inputs,
+                         Var<T>* out) {
   if (inputs.size() > Node<T>::max_inputs)
     throw std::logic_error(std::string(op) + ": too many inputs");
   for (const Var<T>& v : inputs) check(op, v);
-  if (static_cast<std::size_t>(size_) == nodes_.size()) nodes_.emplace_back();
-  Node<T>& n = nodes_[static_cast<std::size_t>(size_)];
+  Tape<T>& t = tape_;
+  if (t.size_ == static_cast<std::int32_t>(t.chunks_.size()) * Tape<T>::kChunkSize)
+    t.chunks_.push_back(std::make_unique<Node<T>[]>(Tape<T>::kChunkSize));
+  Node<T>& n = node(t.size_);
   n.param = nullptr;
-  n.c0 = n.c1 = 0;
-  n.aux = 0;
-  n.ctx = nullptr;
+  n.indices.clear();
   n.has_grad = false;
-  n.requires_grad = false;
+  bool requires_grad = false;
   int k = 0;
   for (const Var<T>& v : inputs) {
     n.in[k++] = v.index_;
-    n.requires_grad = n.requires_grad || nodes_[static_cast<std::size_t>(v.index_)].requires_grad;
+    requires_grad = requires_grad || node(v.index_).requires_grad;
   }
   for (; k < Node<T>::max_inputs; ++k) n.in[k] = -1;
-  n.requires_grad = n.requires_grad && grad_enabled_;
+  n.requires_grad = requires_grad && t.grad_enabled_;
   n.backward = n.requires_grad ? backward : nullptr;
-  *out = make_var(size_++);
+  *out = Var<T>(&t, t.size_++, t.epoch_);
   return n;
 }
 
 template <Scalar T>
-Var<T> Tape<T>::constant(const Tensor<T>& value, bool requires_grad) {
-  Var<T> v;
-  Node<T>& n = push("constant", nullptr, {}, &v);
-  n.value = value;
-  n.requires_grad = requires_grad && grad_enabled_;
-  return v;
-}
-
-template <Scalar T>
-Var<T> Tape<T>::full(Shape shape, T value) {
-  Var<T> v;
-  Node<T>& n = push("full", nullptr, {}, &v);
-  n.value.resize(shape);
-  n.value.fill(value);
-  return v;
-}
-
-template <Scalar T>
-Var<T> Tape<T>::parameter(Parameter<T>& param) {
-  Var<T> v;
-  Node<T>& n = push("parameter", nullptr, {}, &v);
-  n.param = &param;
-  n.requires_grad = grad_enabled_;
-  if (n.requires_grad && !(param.grad.shape() == param.value.shape())) param.zero_grad();
-  return v;
-}
-
-template <Scalar T>
-const Tensor<T>& Tape<T>::value(std::int32_t i) const {
-  const Node<T>& n = nodes_[static_cast<std::size_t>(i)];
-  return n.param ? n.param->value : n.value;
-}
-
-template <Scalar T>
-Tensor<T>* Tape<T>::grad_for(std::int32_t i) {
-  Node<T>& n = nodes_[static_cast<std::size_t>(i)];
+Tensor<T>* OpTape<T>::grad_for(std::int32_t i) {
+  Node<T>& n = node(i);
   if (!n.requires_grad) return nullptr;
   if (n.param) return &n.param->grad;
   if (!n.has_grad) {
@@ -116,8 +87,8 @@ Tensor<T>* Tape<T>::grad_for(std::int32_t i) {
 }
 
 template <Scalar T>
-Tensor<T>* Tape<T>::grad_for(std::int32_t i, bool* overwrite) {
-  Node<T>& n = nodes_[static_cast<std::size_t>(i)];
+Tensor<T>* OpTape<T>::grad_for(std::int32_t i, bool* overwrite) {
+  Node<T>& n = node(i);
   *overwrite = n.requires_grad && !n.param && !n.has_grad;
   if (!*overwrite) return grad_for(i);
   n.grad.resize(n.value.shape());
@@ -126,51 +97,84 @@ Tensor<T>* Tape<T>::grad_for(std::int32_t i, bool* overwrite) {
 }
 
 template <Scalar T>
-Tensor<T>& Tape<T>::scratch(int slot) {
+Tensor<T>& OpTape<T>::scratch(int slot) {
   if (slot < 0 || slot >= scratch_slots)
-    throw std::logic_error("Tape::scratch: no slot " + std::to_string(slot));
-  return scratch_[static_cast<std::size_t>(slot)];
+    throw std::logic_error("OpTape::scratch: no slot " + std::to_string(slot));
+  return tape_.scratch_[static_cast<std::size_t>(slot)];
+}
+
+template <Scalar T>
+Var<T> Tape<T>::constant(const Tensor<T>& value, bool requires_grad) {
+  Var<T> v;
+  Node<T>& n = OpTape<T>(*this).push("constant", nullptr, {}, &v);
+  n.value = value;
+  n.requires_grad = requires_grad && grad_enabled_;
+  return v;
+}
+
+template <Scalar T>
+Var<T> Tape<T>::full(Shape shape, T value) {
+  Var<T> v;
+  Node<T>& n = OpTape<T>(*this).push("full", nullptr, {}, &v);
+  n.value.resize(shape);
+  n.value.fill(value);
+  return v;
+}
+
+template <Scalar T>
+Var<T> Tape<T>::parameter(Parameter<T>& param) {
+  Var<T> v;
+  Node<T>& n = OpTape<T>(*this).push("parameter", nullptr, {}, &v);
+  n.param = &param;
+  n.requires_grad = grad_enabled_;
+  if (n.requires_grad && !(param.grad.shape() == param.value.shape())) param.zero_grad();
+  return v;
 }
 
 template <Scalar T>
 void Tape<T>::backward(const Var<T>& loss) {
-  check("backward", loss);
-  if (value(loss.index_).numel() != 1)
-    throw std::invalid_argument("backward: output of shape " + value(loss.index_).shape().str() +
+  OpTape<T> t(*this);
+  t.check("backward", loss);
+  const Tensor<T>& v = t.value(loss.index_);
+  if (v.numel() != 1)
+    throw std::invalid_argument("backward: output of shape " + v.shape().str() +
                                 " is not a scalar; pass a seed gradient of that shape");
-  Tensor<T>& g = scratch(0);
-  g.resize(value(loss.index_).shape());
+  Tensor<T>& g = t.scratch(0);
+  g.resize(v.shape());
   g.fill(T(1));
   backward(loss, g);
 }
 
 template <Scalar T>
 void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
-  check("backward", root);
+  OpTape<T> t(*this);
+  t.check("backward", root);
   const std::int32_t r = root.index_;
-  if (!(seed.shape() == value(r).shape()))
+  if (!(seed.shape() == t.value(r).shape()))
     throw std::invalid_argument("backward: seed of shape " + seed.shape().str() +
-                                " for an output of shape " + value(r).shape().str());
-  if (!nodes_[static_cast<std::size_t>(r)].requires_grad)
+                                " for an output of shape " + t.value(r).shape().str());
+  if (!t.node(r).requires_grad)
     throw std::logic_error("backward: the output does not depend on anything that requires grad");
   // Gradients of intermediate nodes from an earlier backward on this tape are stale.
-  for (std::int32_t i = 0; i < size_; ++i) nodes_[static_cast<std::size_t>(i)].has_grad = false;
-  Tensor<T>* g = grad_for(r);
+  for (std::int32_t i = 0; i < size_; ++i) t.node(i).has_grad = false;
+  Tensor<T>* g = t.grad_for(r);
   for (Index k = 0; k < seed.numel(); ++k) (*g)[k] += seed[k];
   for (std::int32_t i = r; i >= 0; --i) {
-    const Node<T>& n = nodes_[static_cast<std::size_t>(i)];
+    const Node<T>& n = t.node(i);
     // Nodes no gradient reached, and leaves, have nothing to pass on.
-    if (n.backward && n.has_grad) n.backward(*this, n);
+    if (n.backward && n.has_grad) n.backward(t, n);
   }
 }
 
 template <Scalar T>
 std::size_t Tape<T>::bytes_reserved() const {
   std::size_t n = 0;
-  for (const Node<T>& node : nodes_) {
-    n += node.value.capacity() + node.grad.capacity();
-    for (const Tensor<T>& s : node.saved) n += s.capacity();
-  }
+  for (const auto& chunk : chunks_)
+    for (std::int32_t i = 0; i < kChunkSize; ++i) {
+      const Node<T>& node = chunk[static_cast<std::size_t>(i)];
+      n += node.value.capacity() + node.grad.capacity();
+      for (const Tensor<T>& s : node.saved) n += s.capacity();
+    }
   for (const Tensor<T>& s : scratch_) n += s.capacity();
   return n * sizeof(T);
 }
@@ -185,5 +189,7 @@ template class Tape<float>;
 template class Tape<double>;
 template class Var<float>;
 template class Var<double>;
+template class OpTape<float>;
+template class OpTape<double>;
 
 }  // namespace flowgrad

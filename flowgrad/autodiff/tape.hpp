@@ -1,13 +1,12 @@
 #pragma once
 // The reverse-mode tape: a Wengert list of nodes in execution order. Backward is one reverse walk.
 //
-// Nodes live in one vector that reset() empties without freeing, and each node keeps its value and
-// gradient tensors between steps, so a training step that builds the same graph again allocates
-// nothing once warmed up.
+// A tape keeps its nodes, and each node its value and gradient tensors, across reset(), so a
+// training step that builds the same graph again allocates nothing once warmed up. What a node
+// holds, and how an op adds one, is the op author's business: flowgrad/autodiff/op_author.hpp.
 #include <array>
 #include <cstdint>
-#include <initializer_list>
-#include <span>
+#include <memory>
 #include <vector>
 
 #include "flowgrad/autodiff/parameter.hpp"
@@ -19,26 +18,8 @@ template <Scalar T>
 class Tape;
 template <Scalar T>
 struct Node;
-
-// A node's backward rule: adds the node's gradient, pushed through the op, into its inputs'.
 template <Scalar T>
-using BackwardFn = void (*)(Tape<T>& tape, const Node<T>& node);
-
-template <Scalar T>
-struct Node {
-  static constexpr int max_inputs = 8;
-  Tensor<T> value;
-  Tensor<T> grad;                 // sized and zeroed only when a gradient reaches the node
-  std::vector<Tensor<T>> saved;   // what an op keeps for its backward (an MLP's hidden layers)
-  Parameter<T>* param = nullptr;  // a leaf standing for a module's parameter
-  BackwardFn<T> backward = nullptr;
-  std::int32_t in[max_inputs] = {-1, -1, -1, -1, -1, -1, -1, -1};
-  T c0 = 0, c1 = 0;           // op constants (a slope, an exponent, a scalar)
-  int aux = 0;                // op selector (which elementwise function, which dim)
-  const void* ctx = nullptr;  // op data owned elsewhere that outlives the step (column indices)
-  bool requires_grad = false;
-  bool has_grad = false;  // grad holds this pass's gradient
-};
+class OpTape;
 
 // A handle to a node: a tape and an index, plus the tape's epoch so that a Var kept across
 // reset() is caught instead of silently reading another node.
@@ -59,6 +40,7 @@ class Var {
 
  private:
   friend class Tape<T>;
+  friend class OpTape<T>;
   Var(Tape<T>* tape, std::int32_t index, std::uint32_t epoch)
       : tape_(tape), index_(index), epoch_(epoch) {}
   Tape<T>* tape_ = nullptr;
@@ -69,7 +51,8 @@ class Var {
 template <Scalar T>
 class Tape {
  public:
-  Tape() = default;
+  Tape();
+  ~Tape();
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
 
@@ -94,33 +77,16 @@ class Tape {
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) { grad_enabled_ = on; }
 
-  // --- for op implementations ---
-  // Appends a node with the given inputs; the caller fills its value. The reference is valid until
-  // the next push.
-  Node<T>& push(const char* op, BackwardFn<T> backward, std::initializer_list<Var<T>> inputs,
-                Var<T>* out);
-  Node<T>& push(const char* op, BackwardFn<T> backward, std::span<const Var<T>> inputs,
-                Var<T>* out);
-  const Tensor<T>& value(std::int32_t i) const;
-  // The gradient buffer of input i, zeroed on first use in this pass, or nullptr when no gradient
-  // is wanted there.
-  Tensor<T>* grad_for(std::int32_t i);
-  // The same, for a rule that can write the whole gradient rather than add to it: on first use in
-  // this pass the buffer is sized but not zeroed and *overwrite is set, and the rule must then
-  // write every element.
-  Tensor<T>* grad_for(std::int32_t i, bool* overwrite);
-  // Scratch tensors for backward rules, kept between steps. A fixed set, so that a reference to
-  // one slot stays valid while another is in use.
-  static constexpr int scratch_slots = 4;
-  Tensor<T>& scratch(int slot);
-  const Node<T>& node(std::int32_t i) const { return nodes_[static_cast<std::size_t>(i)]; }
-  void check(const char* op, const Var<T>& v) const;
-
  private:
   friend class Var<T>;
-  Var<T> make_var(std::int32_t i) { return Var<T>(this, i, epoch_); }
-  std::vector<Node<T>> nodes_;
-  std::array<Tensor<T>, scratch_slots> scratch_;
+  friend class OpTape<T>;
+  // Nodes live in chunks that are allocated once and never reallocated, so a node (and its value)
+  // keeps its address while later nodes are pushed.
+  static constexpr int kChunkBits = 8;
+  static constexpr std::int32_t kChunkSize = std::int32_t(1) << kChunkBits;
+  std::vector<std::unique_ptr<Node<T>[]>> chunks_;
+  static constexpr int kScratchSlots = 4;
+  std::array<Tensor<T>, kScratchSlots> scratch_;
   std::int32_t size_ = 0;
   std::uint32_t epoch_ = 1;
   bool grad_enabled_ = true;

@@ -1,6 +1,7 @@
 #pragma once
-// What the op files share: node creation with a value, and gradient accumulation that undoes
-// broadcasting. Not installed.
+// What the op files share: node creation, and gradient accumulation that undoes broadcasting.
+// Not installed.
+#include "flowgrad/autodiff/op_author.hpp"
 #include "flowgrad/autodiff/ops.hpp"
 #include "flowgrad/tensor/detail/fused.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
@@ -15,12 +16,12 @@ inline constexpr int scratch_b = 2;
 // Pushes a node for `op` whose gradient rule is Op::backward, and returns it for its value.
 template <class Op, Scalar T>
 Node<T>& push(const char* op, Var<T>* out, std::initializer_list<Var<T>> inputs) {
-  return inputs.begin()->tape().push(op, &Op::backward, inputs, out);
+  return OpTape<T>(inputs.begin()->tape()).push(op, &Op::backward, inputs, out);
 }
 
 // acc += scale * g, summing over the rows or columns that broadcasting expanded.
 template <Scalar T>
-void accumulate(Tape<T>& tape, const Tensor<T>& g, Tensor<T>& acc, T scale = T(1)) {
+void accumulate(OpTape<T>& tape, const Tensor<T>& g, Tensor<T>& acc, T scale = T(1)) {
   if (acc.rows() == g.rows() && acc.cols() == g.cols()) {
     // Same elements, possibly a different rank ([n] against [1, n]).
     const Index n = g.numel();
