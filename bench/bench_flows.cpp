@@ -1,4 +1,4 @@
-// Whole training steps and inference of the benchmark protocol (design.md §5): RealNVP with d = 2,
+// Training steps and inference of the benchmark protocol (docs/design.md §5): RealNVP with d = 2,
 // 8 couplings, s and t MLPs 1 -> H -> H -> 1 with ReLU (tanh on s), batch norm between couplings,
 // Adam at lr 1e-3; and the planar VI step (32 layers, batch 512, reverse KL on U1).
 // Names are fixed: scripts filter on them. "/threads:2" variants run the ops on two threads; read

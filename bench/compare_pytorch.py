@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""flowgrad against PyTorch on the benchmark protocol (design.md §5), one right after the other.
+"""flowgrad against PyTorch on the benchmark protocol (docs/design.md §5), one after the other.
 
     /usr/bin/python3 bench/compare_pytorch.py build/bench/bench_flows [--threads 1,2] [--repeats 5]
 

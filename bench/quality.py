@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The quality protocol of design.md §5, run with train_2d: RealNVP (H = 64) trained 10,000 steps
+"""The quality protocol (docs/design.md §5) via train_2d: RealNVP (H = 64) trained 10,000 steps
 at batch 512 with seed 0 on every toy dataset, test NLL on 20,000 points drawn with seed 1; and
 32-layer planar flows fitted to U1..U4, with their final KL. Prints a markdown table, and beside
 it PyTorch's figures when bench/reference_pytorch.py's JSON is given.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for flowgrad's 2-D quality protocols (design.md sections 4-6).
+"""PyTorch reference for flowgrad's 2-D quality protocols (docs/design.md sections 4-6).
 
 Run by hand (not in CI) with Debian's python3-torch, single-threaded:
 
@@ -17,7 +17,7 @@ test NLL (density) and KL (planar VI) can be compared with PyTorch's:
            1e-3, seed 0; KL = mean over 100,000 fresh samples (seed 1) of (log q + U + W) + log Z,
            log Z by the midpoint rule on a 1000 x 1000 grid.
 
-The datasets follow design.md section 6 (the distribution, not flowgrad's RNG stream bit for bit).
+The datasets follow docs/design.md section 6 (same distribution; not flowgrad's exact RNG stream).
 `--selftest` runs small correctness checks (log-dets against autograd Jacobians, inverses, ...).
 """
 import os
@@ -46,7 +46,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 # ----------------------------------------------------------------------------------------------
-# Datasets (design.md section 6), numpy float64 maths, float32 output.
+# Datasets (docs/design.md section 6), numpy float64 maths, float32 output.
 # ----------------------------------------------------------------------------------------------
 def _moons(n, rng):
     n_out = n // 2
@@ -141,7 +141,7 @@ def sample_dataset(name, n, rng):
 
 
 # ----------------------------------------------------------------------------------------------
-# Density model: RealNVP with batch norm (design.md section 4).
+# Density model: RealNVP with batch norm (docs/design.md section 4).
 # ----------------------------------------------------------------------------------------------
 def _mlp(d_in, hidden, d_out):
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),

@@ -1,4 +1,4 @@
-// The FFJORD toy datasets against their formulas (design.md §6), CSV loading and its errors,
+// The FFJORD toy datasets against their formulas (docs/design.md §6), CSV loading and its errors,
 // splits.
 #include <doctest/doctest.h>
 

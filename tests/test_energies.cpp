@@ -1,4 +1,4 @@
-// U1..U4 + W (design.md §6) against a scalar re-implementation, their gradients, and log Z.
+// U1..U4 + W (docs/design.md §6) against a scalar re-implementation, their gradients, and log Z.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -32,7 +32,7 @@ std::string fixed10(double v) {
   return buf;
 }
 
-// The formulas of design.md §6, one scalar at a time, written independently of the tape.
+// The formulas of docs/design.md §6, one scalar at a time, written independently of the tape.
 double wall(double z1) { return 0.5 * sq(std::max(std::abs(z1) - 4, 0.0) / 0.2); }
 
 double scalar_u(int which, double z1, double z2) {
@@ -205,7 +205,7 @@ TEST_CASE("log_partition: U1 converges, and the wall hardly moves it") {
   for (double v : neg_u) s += std::exp(v - m);
   const double no_wall = m + std::log(s * dx * dy);
   CHECK(std::abs(z1000 - no_wall) < 1e-4);
-  CHECK(std::abs(z1000 - no_wall) < 1e-6);  // design.md §6 says so
+  CHECK(std::abs(z1000 - no_wall) < 1e-6);  // docs/design.md §6 says so
   CHECK(z1000 <= no_wall);                  // the wall only removes mass
   MESSAGE(("log Z(U1 + W) = " + fixed10(z1000) + " (n = 1000), " + fixed10(z500) +
            " (n = 500), without the wall " + fixed10(no_wall)));

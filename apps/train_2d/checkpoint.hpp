@@ -1,5 +1,5 @@
 #pragma once
-// Checkpoints as safetensors files (design.md §7): an 8-byte little-endian header length, a JSON
+// Checkpoints as safetensors (docs/design.md §7): an 8-byte little-endian header length, a JSON
 // header giving each tensor's dtype, shape and data_offsets plus a "__metadata__" map of strings
 // (the model's configuration), then the raw little-endian data. Names are PyTorch-style
 // ("layers.0.s.0.weight"), so the same file loads in Python with safetensors.torch.load_file.

@@ -1,4 +1,4 @@
-// The FFJORD toy datasets (design.md §6), CSV loading, and held-out splits.
+// The FFJORD toy datasets (docs/design.md §6), CSV loading, and held-out splits.
 //
 // Every generator computes in double and returns float32 [m, 2]. All randomness comes from the
 // Generator passed in, drawn in the order stated above each generator, so a seed gives the same

@@ -1,5 +1,5 @@
 #pragma once
-// The 2-D toy datasets of FFJORD (design.md §6), a user's CSV file, and held-out splits.
+// The 2-D toy datasets of FFJORD (docs/design.md §6), a user's CSV file, and held-out splits.
 #include <string>
 #include <vector>
 

@@ -1,4 +1,4 @@
-// U1..U4 of Rezende & Mohamed (2015, Table 1) plus the soft wall W of design.md §6, on the tape.
+// U1..U4 (Rezende & Mohamed 2015, Table 1) plus the soft wall W of docs/design.md §6, on the tape.
 #include "energies.hpp"
 
 #include <algorithm>

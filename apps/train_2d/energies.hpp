@@ -1,5 +1,5 @@
 #pragma once
-// The energies U1..U4 of Rezende & Mohamed (2015, Table 1) plus the soft wall of design.md §6,
+// The energies U1..U4 of Rezende & Mohamed (2015, Table 1) plus the soft wall of docs/design.md §6,
 // written with the tape's ops so that their gradients come from the tape.
 #include <string>
 

@@ -1,5 +1,5 @@
 #pragma once
-// The bijector interface. Direction convention (fixed, design.md §4): forward(x) returns y and
+// The bijector interface. Direction convention (fixed, docs/design.md §4): forward(x) returns y and
 // log|det dy/dx| per sample; inverse(y) returns x and log|det dx/dy|. Both differentiable through
 // the tape unless a layer says otherwise.
 #include <string>

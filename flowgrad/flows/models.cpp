@@ -27,7 +27,7 @@ std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(Index n, Gen
   NoGradGuard<T> guard(tape);
   const Var<T> z = tape.constant(base_.sample(n, gen));
   const FlowResult<T> r = transform_->inverse(z);
-  // log p(x) = log N(z) - log|det dz/dx|... and the inverse's log-det is log|det dx/dz|.
+  // r.log_det is log|det dx/dz|: log p(x) = log N(z) + log|det dz/dx| = log N(z) - r.log_det.
   return {r.out.value(), (base_.log_prob(z) - r.log_det).value()};
 }
 

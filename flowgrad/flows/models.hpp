@@ -1,5 +1,5 @@
 #pragma once
-// Flow models (design.md §4) and builders.
+// Flow models (docs/design.md §4) and builders.
 //
 // DensityFlow maps data to latent: log p(x) = log N(f(x)) + sum of the layers' forward log-dets;
 // samples come from inverting the layers in reverse order.

@@ -1,7 +1,7 @@
 #pragma once
 // SIMD loop helpers shared by the kernel files. Not installed: xsimd stays out of public headers.
 #pragma GCC diagnostic push
-// g++ 12 warns falsely from avx512fintrin.h under -march=native; see design.md §10.
+// g++ 12 warns falsely from avx512fintrin.h under -march=native; see docs/design.md §11.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
