@@ -2,27 +2,10 @@
 // For those who write new ops: what a tape node holds and how an op records one. A user of the
 // library never needs this header (flowgrad/flowgrad.hpp does not include it).
 //
-// An op is a function that pushes a node and fills its value, and a backward rule that adds the
-// node's gradient, pushed through the op, into its inputs' gradients:
-//
-//   struct ScaledSin {                                   // y = sin(x) * k
-//     struct State { double k; };
-//     static void backward(OpTape<double>& t, const Node<double>& n) {
-//       if (Tensor<double>* gx = t.grad_for(n.in[0]))
-//         for (Index i = 0; i < gx->numel(); ++i)
-//           (*gx)[i] += n.grad[i] * state<ScaledSin::State>(n).k * std::cos(t.value(n.in[0])[i]);
-//     }
-//   };
-//   Var<double> scaled_sin(const Var<double>& x, double k) {
-//     Var<double> out;
-//     Node<double>& n = OpTape<double>(x.tape()).push("scaled_sin", &ScaledSin::backward, {x}, &out);
-//     n.set_state(ScaledSin::State{k});
-//     n.value.resize(x.shape());
-//     for (Index i = 0; i < x.value().numel(); ++i) n.value[i] = std::sin(x.value()[i]) * k;
-//     return out;
-//   }
-//
-// docs/design.md §5 walks through it, and gradcheck (autodiff/gradcheck.hpp) tests such a rule.
+// An op is a function that pushes a node and fills its value (and its state, a small struct of
+// its constants), and a backward rule that adds the node's gradient, pushed through the op, into
+// its inputs' gradients. docs/design.md §9 walks through one; tests/test_op_author.cpp compiles
+// and gradchecks it.
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
