@@ -1,6 +1,6 @@
-// Float gemm() -- plain and with a pre-packed B, every transpose form, accumulating or not, with and
-// without the bias + activation epilogue -- against a double triple loop on the same inputs, with
-// a per-element bound on float rounding rather than a comparison of float code with itself.
+// Float gemm() -- plain and with a pre-packed B, every transpose form, accumulating or not, with
+// and without the bias + activation epilogue -- against a double triple loop on the same inputs,
+// with a per-element bound on float rounding rather than a comparison of float code with itself.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -56,8 +56,8 @@ std::vector<float> uniform_floats(Generator& gen, Index count) {
 
 // The logical op(A) [m x k] and op(B) [k x n], stored row-major as given or transposed with padded
 // leading dimensions, as gemm reads them.
-std::vector<float> store(const std::vector<float>& x, Index rows, Index cols, bool trans,
-                         Index pad, Index* ld) {
+std::vector<float> store(const std::vector<float>& x, Index rows, Index cols, bool trans, Index pad,
+                         Index* ld) {
   const Index r = trans ? cols : rows, c = trans ? rows : cols;
   *ld = c + pad;
   std::vector<float> out(static_cast<std::size_t>(std::max<Index>(r * *ld, 1)), 0.0f);
@@ -105,12 +105,11 @@ void check_shape(Generator& gen, Index m, Index n, Index k) {
       for (const bool acc : {false, true})
         for (const Epilogue& e : kEpilogues)
           for (const bool use_packed : {false, true}) {
-            const std::string what = "m=" + std::to_string(m) + " n=" + std::to_string(n) +
-                                     " k=" + std::to_string(k) + (ta ? " A^T" : " A") +
-                                     (tb ? " B^T" : " B") + (acc ? " accumulate" : "") +
-                                     (e.bias ? " bias" : "") + " act " +
-                                     std::to_string(static_cast<int>(e.act)) +
-                                     (use_packed ? " packed B" : "");
+            const std::string what =
+                "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                (ta ? " A^T" : " A") + (tb ? " B^T" : " B") + (acc ? " accumulate" : "") +
+                (e.bias ? " bias" : "") + " act " + std::to_string(static_cast<int>(e.act)) +
+                (use_packed ? " packed B" : "");
             CAPTURE(what);
             std::vector<float> c = c0;
             const GemmOptions opt{ta, tb, acc};
@@ -126,13 +125,13 @@ void check_shape(Generator& gen, Index m, Index n, Index k) {
               for (Index j = 0; j < n; ++j) {
                 const auto ij = static_cast<std::size_t>(i * n + j);
                 const double old = acc ? static_cast<double>(c0[ij]) : 0.0;
-                const double bj = e.bias ? static_cast<double>(bias[static_cast<std::size_t>(j)])
-                                         : 0.0;
+                const double bj =
+                    e.bias ? static_cast<double>(bias[static_cast<std::size_t>(j)]) : 0.0;
                 // Without a bias the epilogue is off: the activation is not applied either.
                 const double want = e.bias ? activate(e.act, old + prod[ij] + bj) : old + prod[ij];
-                const double tol = static_cast<double>(k + 2) * eps *
-                                       (mag[ij] + std::abs(old) + std::abs(bj)) +
-                                   4 * eps * std::abs(want);
+                const double tol =
+                    static_cast<double>(k + 2) * eps * (mag[ij] + std::abs(old) + std::abs(bj)) +
+                    4 * eps * std::abs(want);
                 const double err = std::abs(static_cast<double>(c[ij]) - want);
                 worst = std::max(worst, err / tol);
                 if (!(err <= tol) && bad++ < 3) {
