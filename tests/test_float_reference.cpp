@@ -168,11 +168,12 @@ std::vector<double> parameter_term_sizes(const Tensor<double>& x,
 // of the terms, and the derivatives taken from the activation's rounded output: 1 - y^2 for tanh
 // and y (1 - y) for sigmoid lose about u / act' near saturation, 1e-5 of a derivative of 1e-2.
 // Observed worst: 4.3e-6 for values, 2.4e-5 for gradients (the latter in the narrow nets, where
-// one saturated unit carries the whole gradient). A wrong term is far larger: tanh' taken as
-// 1 - y, or a slope of 0.02 for leaky_relu, moves gradients by O(1) of theirs; dropping one row's
-// term from the weight and bias sums (tried by zeroing the last row of the float run's seed alone)
+// one saturated unit carries the whole gradient). A wrong term is far larger. Tried: dropping one
+// row's term from the weight and bias sums (by zeroing the last row of the float run's seed alone)
 // fails 357 of the 384 cases at 129 and 1000 rows on the parameter gradients alone, the rest being
-// rows whose terms happen to be small; a pairwise sum that lost a block's partials is off by 1/8.
+// rows whose terms happen to be small. By estimate: tanh' taken as 1 - y, or leaky_relu's slope
+// as 0.02, moves gradients by a good fraction of their size; a pairwise sum that lost one block's
+// partials at 1000 rows is off by about 1/8.
 constexpr double kValueTol = 2e-5;
 constexpr double kGradTol = 5e-5;
 
