@@ -2,11 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "flowgrad/autodiff/op_author.hpp"
-#include "gradcheck_helpers.hpp"
 #include "flowgrad/tensor/ops.hpp"
+#include "gradcheck_helpers.hpp"
 
 using namespace flowgrad;
 using namespace flowgrad::testing;
@@ -41,10 +42,48 @@ TEST_CASE("gradcheck: smooth unary ops on any input") {
 }
 
 TEST_CASE("gradcheck: saturated tanh, sigmoid and softplus") {
-  const Tensor<double> x(Shape{1, 6}, {-30.0, -12.0, -6.0, 6.0, 12.0, 30.0});
+  // +-3 are where the derivatives are still well above gradcheck's atol (tanh'(3) = 1e-2).
+  const Tensor<double> x(Shape{1, 8}, {-30.0, -12.0, -6.0, -3.0, 3.0, 6.0, 12.0, 30.0});
   CHECK_GRADCHECK(check_unary(&tanh<double>, x));
   CHECK_GRADCHECK(check_unary(&sigmoid<double>, x));
   CHECK_GRADCHECK(check_unary(&softplus<double>, x));
+}
+
+TEST_CASE("tanh, sigmoid and softplus derivatives in saturation against closed forms") {
+  // Past |x| = 5 the derivatives are below gradcheck's atol (tanh'(6) = 2.5e-5, tanh'(12) =
+  // 1.5e-10), so a wrong sign or a lost factor there passes it. Here the tape's derivative is held
+  // to closed forms that stay accurate in saturation. The tape takes tanh' as 1 - y^2 and sigmoid'
+  // as y (1 - y) from the rounded output y, which near 1 is known only to an ulp: an absolute
+  // error of a few eps (observed 5e-17 at x = 12, and tanh'(30) = 3.5e-26 comes out as 0). So
+  // |error| <= 4 eps + 1e-12 |exact|: up to |x| = 12 the derivatives are above 1e-10, and a sign
+  // error (off by 2 |exact|) or a missing factor fails by orders of magnitude; at 30 only that the
+  // derivative is tiny, of the right size, is checked.
+  const auto derivative = [](V (*f)(const V&), double at) {
+    Tape<double> tape;
+    const V xv = tape.constant(Tensor<double>(Shape{1, 1}, {at}), true);
+    tape.backward(sum(f(xv)));
+    return xv.grad()[0];
+  };
+  const double eps = std::numeric_limits<double>::epsilon();
+  const auto close = [eps](double got, double exact) {
+    return std::abs(got - exact) <= 4 * eps + 1e-12 * std::abs(exact);
+  };
+  for (const double at : {-30.0, -12.0, -8.0, -5.0, -3.0, 3.0, 5.0, 8.0, 12.0, 30.0}) {
+    CAPTURE(at);
+    const double e = std::exp(-std::abs(at));
+    const double tanh_d = 1 / (std::cosh(at) * std::cosh(at));
+    const double sigmoid_d = e / ((1 + e) * (1 + e));               // symmetric in x
+    const double softplus_d = at >= 0 ? 1 / (1 + e) : e / (1 + e);  // sigmoid(x)
+    const double got_tanh = derivative(&tanh<double>, at);
+    const double got_sigmoid = derivative(&sigmoid<double>, at);
+    const double got_softplus = derivative(&softplus<double>, at);
+    INFO("tanh' " << got_tanh << " (exact " << tanh_d << "), sigmoid' " << got_sigmoid << " (exact "
+                  << sigmoid_d << "), softplus' " << got_softplus << " (exact " << softplus_d
+                  << ")");
+    CHECK(close(got_tanh, tanh_d));
+    CHECK(close(got_sigmoid, sigmoid_d));
+    CHECK(close(got_softplus, softplus_d));
+  }
 }
 
 TEST_CASE("gradcheck: log, sqrt and pow on positive inputs") {
