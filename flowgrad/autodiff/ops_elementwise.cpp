@@ -65,7 +65,7 @@ template <Scalar T>
 Var<T> binary_op(Binary f, BackwardFn<T> backward, const Var<T>& a, const Var<T>& b) {
   Var<T> out;
   Tape<T>& t = a.tape();
-  Node<T>& n = t.push(name(f), backward, {a, b}, &out);
+  Node<T>& n = t.push(to_string(f), backward, {a, b}, &out);
   binary(f, t.value(a.index()), t.value(b.index()), n.value);
   return out;
 }
@@ -83,7 +83,7 @@ struct UnaryOpNode {
 template <Scalar T>
 Var<T> unary_op(Unary f, const Var<T>& x, T param = T(0)) {
   Var<T> out;
-  Node<T>& n = push<UnaryOpNode<T>>(name(f), &out, {x});
+  Node<T>& n = push<UnaryOpNode<T>>(to_string(f), &out, {x});
   n.aux = static_cast<int>(f);
   n.c0 = param;
   unary(f, x.tape().value(x.index()), n.value, param);

@@ -3,17 +3,18 @@
 #include <stdexcept>
 #include <string>
 
+#include "flowgrad/tensor/activation.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/detail/unary_rules.hpp"
 #include "flowgrad/tensor/ops.hpp"
 
 namespace flowgrad {
 
-const char* name(Unary f) {
+const char* to_string(Unary f) {
   return detail::with_unary(f, [](auto rule) { return decltype(rule)::type::name; });
 }
 
-const char* name(Binary f) {
+const char* to_string(Binary f) {
   switch (f) {
     case Binary::add:
       return "add";
@@ -25,6 +26,19 @@ const char* name(Binary f) {
       return "div";
   }
   return "?";
+}
+
+const char* to_string(Activation a) {
+  return detail::with_activation(a, [](auto rule) { return decltype(rule)::type::name; });
+}
+
+Activation activation_from_string(const std::string& s) {
+  std::string choices;
+  for (Activation a : detail::kActivations) {
+    if (s == to_string(a)) return a;
+    choices += (choices.empty() ? "" : ", ") + std::string(to_string(a));
+  }
+  throw std::invalid_argument("unknown activation '" + s + "' (" + choices + ")");
 }
 
 namespace {
@@ -56,9 +70,9 @@ void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
 template <Scalar T>
 void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& gy,
                     Tensor<T>& gx, T p) {
-  check_same(name(f), x.shape(), y.shape());
-  check_same(name(f), x.shape(), gy.shape());
-  check_same(name(f), x.shape(), gx.shape());
+  check_same(to_string(f), x.shape(), y.shape());
+  check_same(to_string(f), x.shape(), gy.shape());
+  check_same(to_string(f), x.shape(), gx.shape());
   const Index n = x.numel();
   T* g = gx.data();
   detail::with_unary(f, [&](auto rule) {
@@ -182,14 +196,14 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
 
 template <Scalar T>
 void binary(Binary f, const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
-  const Shape s = broadcast_shape(name(f), a.shape(), b.shape());
+  const Shape s = broadcast_shape(to_string(f), a.shape(), b.shape());
   // Writing into an input is fine only when it already has the output's elements; it then keeps
   // its own shape (a [n] gradient stays [n] rather than becoming [1, n]).
   auto same_elements = [&](const Tensor<T>& t) {
     return t.rows() == s.rows() && t.cols() == s.cols();
   };
   if ((&out == &a && !same_elements(a)) || (&out == &b && !same_elements(b)))
-    throw std::invalid_argument(std::string(name(f)) + ": output aliases a broadcast input");
+    throw std::invalid_argument(std::string(to_string(f)) + ": output aliases a broadcast input");
   if (&out != &a && &out != &b) out.resize(s);
   switch (f) {
     case Binary::add:
