@@ -100,7 +100,7 @@ bool register_all() {
   for (const flowgrad::Unary f :
        {flowgrad::Unary::exp, flowgrad::Unary::tanh, flowgrad::Unary::softplus}) {
     benchmark::RegisterBenchmark(
-        (std::string("BM_Unary/") + flowgrad::name(f) + "/4096x64").c_str(), bm_unary, f)
+        (std::string("BM_Unary/") + flowgrad::to_string(f) + "/4096x64").c_str(), bm_unary, f)
         ->MinTime(0.2);
   }
   return true;

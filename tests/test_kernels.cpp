@@ -258,7 +258,7 @@ TEST_CASE_TEMPLATE("unary forward matches a float64 reference", T, float, double
         for (Index i = 0; i < x.numel() && bad.empty(); ++i) {
           const double want = f_ref(f, x[i], static_cast<double>(static_cast<T>(p)));
           if (!close<T>(y[i], want, std::abs(want)))
-            bad = describe(name(f), s, i, x[i], y[i], want) + " (p = " + std::to_string(p) + ")";
+            bad = describe(to_string(f), s, i, x[i], y[i], want) + " (p = " + std::to_string(p) + ")";
         }
         CHECK(bad == "");
       }
@@ -281,7 +281,7 @@ TEST_CASE_TEMPLATE("unary tail gives the same bits as the SIMD body", T, float, 
           const Tensor<T> yp = unary(f, part, static_cast<T>(p));
           Tensor<T> expected(Shape{1, len});
           for (Index i = 0; i < len; ++i) expected[i] = y[start + i];
-          INFO(name(f), " p=", p, " start=", start, " len=", len);
+          INFO(to_string(f), " p=", p, " start=", start, " len=", len);
           CHECK(bits_of_row(yp) == bits_of_row(expected));
         }
       }
@@ -310,7 +310,7 @@ TEST_CASE_TEMPLATE("unary_backward accumulates gy * f'(x) into gx", T, float, do
           const double scale =
               std::abs(gx0[i]) + std::abs(gy[i]) * (std::abs(d) + derivative_error_floor(f));
           if (!close<T>(gx[i], want, scale))
-            bad = describe(name(f), s, i, x[i], gx[i], want) + " (p = " + std::to_string(p) + ")";
+            bad = describe(to_string(f), s, i, x[i], gx[i], want) + " (p = " + std::to_string(p) + ")";
         }
         CHECK(bad == "");
       }
@@ -460,7 +460,7 @@ TEST_CASE_TEMPLATE("binary ops are exactly the rounded float64 result", T, float
                              : f == Binary::sub ? x - y
                              : f == Binary::mul ? x * y
                                                 : x / y;
-        if (out[i] != static_cast<T>(exact)) bad = describe(name(f), s, i, x, out[i], exact);
+        if (out[i] != static_cast<T>(exact)) bad = describe(to_string(f), s, i, x, out[i], exact);
       }
       CHECK(bad == "");
     }
@@ -500,7 +500,7 @@ TEST_CASE_TEMPLATE("binary broadcasting of rows, columns and scalars", T, float,
         for (Binary f : all_binary) {
           Tensor<T> out;
           binary(f, a, b, out);
-          INFO(name(f), " ", c.a.str(), " with ", c.b.str());
+          INFO(to_string(f), " ", c.a.str(), " with ", c.b.str());
           REQUIRE(out.shape() == full);
           std::string bad;
           for (Index i = 0; i < m && bad.empty(); ++i) {
@@ -508,7 +508,7 @@ TEST_CASE_TEMPLATE("binary broadcasting of rows, columns and scalars", T, float,
               const double x = a(a.rows() == 1 ? 0 : i, a.cols() == 1 ? 0 : j);
               const double y = b(b.rows() == 1 ? 0 : i, b.cols() == 1 ? 0 : j);
               const T want = static_cast<T>(apply(f, x, y));
-              if (out(i, j) != want) bad = describe(name(f), full, i * n + j, x, out(i, j), want);
+              if (out(i, j) != want) bad = describe(to_string(f), full, i * n + j, x, out(i, j), want);
             }
           }
           CHECK(bad == "");
@@ -523,7 +523,7 @@ TEST_CASE_TEMPLATE("binary shape errors name the op and both shapes", T, float, 
   for (Binary f : all_binary) {
     const std::string msg = invalid_argument_message([&] { binary(f, a, b); });
     INFO(msg);
-    CHECK(contains(msg, name(f)));
+    CHECK(contains(msg, to_string(f)));
     CHECK(contains(msg, "[3, 4]"));
     CHECK(contains(msg, "[2, 4]"));
   }

@@ -49,7 +49,7 @@ TEST_CASE("MLP: nn.Sequential names, output activation, wrong input width") {
 TEST_CASE("gradcheck: an MLP's loss with respect to every parameter, for each activation") {
   for (Activation act : {Activation::relu, Activation::tanh, Activation::leaky_relu,
                          Activation::softplus, Activation::sigmoid}) {
-    CAPTURE(name(act));
+    CAPTURE(to_string(act));
     Generator gen(3);
     MLP<double> mlp({3, 6, 5, 2}, act, gen, Activation::tanh);
     const auto x = gen.normal<double>(Shape{7, 3});

@@ -232,7 +232,7 @@ TEST_CASE_TEMPLATE("unary ops and their derivatives at 2 threads are bit-identic
                         Unary::sin, Unary::cos, Unary::abs, Unary::pow}) {
     for (const T p : {T(0.2), T(2), T(1.7)}) {
       if (p != T(0.2) && f != Unary::pow) continue;
-      const std::string what = std::string(flowgrad::name(f)) + " p=" + std::to_string(p);
+      const std::string what = std::string(flowgrad::to_string(f)) + " p=" + std::to_string(p);
       check_bitwise<T>(what, [&] { return flowgrad::unary(f, x, p); });
       const Tensor<T> y = flowgrad::unary(f, x, p);
       check_bitwise<T>(what + " backward", [&] {
@@ -256,7 +256,7 @@ TEST_CASE_TEMPLATE("fused bias + activation and its backward at 2 threads are bi
     const Tensor<T> b0 = gen.normal<T>(Shape{1, s.cols()});
     for (const Activation act : {Activation::none, Activation::relu, Activation::leaky_relu,
                                  Activation::tanh, Activation::sigmoid, Activation::softplus}) {
-      const std::string what = s.str() + " " + flowgrad::name(act);
+      const std::string what = s.str() + " " + flowgrad::to_string(act);
       check_bitwise<T>(what, [&] {
         Tensor<T> y = x;
         flowgrad::bias_activation(y, bias, act, T(0.01));
@@ -362,7 +362,7 @@ TEST_CASE_TEMPLATE("binary ops, axpy and accumulate_reduced at 2 threads", T, fl
                         {"long column", &long_col, &long_col2}};
   for (const Binary f : {Binary::add, Binary::sub, Binary::mul, Binary::div})
     for (const Pair& p : pairs)
-      check_bitwise<T>(std::string(flowgrad::name(f)) + " " + p.what,
+      check_bitwise<T>(std::string(flowgrad::to_string(f)) + " " + p.what,
                        [&] { return flowgrad::binary(f, *p.x, *p.y); });
   // In place: out aliases an input.
   check_bitwise<T>("add in place", [&] {

@@ -14,7 +14,7 @@ void validate(const ModelConfig& c) {
   if (c.hidden < 1 || c.hidden > 65536) throw std::invalid_argument("hidden must be in 1..65536");
   if (c.hidden_layers < 1 || c.hidden_layers > 16)
     throw std::invalid_argument("hidden layers must be in 1..16");
-  flowgrad::activation_from_name(c.activation);
+  flowgrad::activation_from_string(c.activation);
 }
 
 Metadata to_metadata(const ModelConfig& c) {
@@ -76,7 +76,7 @@ std::unique_ptr<flowgrad::Composition<float>> build_transform(const ModelConfig&
   flowgrad::RealNVPConfig r;
   r.dim = c.dim;
   r.couplings = c.layers;
-  r.coupling = {c.hidden, c.hidden_layers, flowgrad::activation_from_name(c.activation)};
+  r.coupling = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation)};
   r.batch_norm = c.batch_norm;
   return flowgrad::make_realnvp<float>(r, gen);
 }

@@ -79,51 +79,6 @@ void Linear<T>::named_parameters(const std::string& prefix, std::vector<NamedPar
   out.push_back({prefix + "bias", &bias});
 }
 
-const char* name(Activation a) {
-  switch (a) {
-    case Activation::none:
-      return "none";
-    case Activation::relu:
-      return "relu";
-    case Activation::leaky_relu:
-      return "leaky_relu";
-    case Activation::tanh:
-      return "tanh";
-    case Activation::sigmoid:
-      return "sigmoid";
-    case Activation::softplus:
-      return "softplus";
-  }
-  return "?";
-}
-
-Activation activation_from_name(const std::string& s) {
-  for (Activation a : {Activation::none, Activation::relu, Activation::leaky_relu, Activation::tanh,
-                       Activation::sigmoid, Activation::softplus})
-    if (s == name(a)) return a;
-  throw std::invalid_argument("unknown activation '" + s +
-                              "' (none, relu, leaky_relu, tanh, sigmoid, softplus)");
-}
-
-template <Scalar T>
-Var<T> activate(Activation a, const Var<T>& x) {
-  switch (a) {
-    case Activation::none:
-      return x;
-    case Activation::relu:
-      return relu(x);
-    case Activation::leaky_relu:
-      return leaky_relu(x);
-    case Activation::tanh:
-      return tanh(x);
-    case Activation::sigmoid:
-      return sigmoid(x);
-    case Activation::softplus:
-      return softplus(x);
-  }
-  return x;
-}
-
 template <Scalar T>
 MLP<T>::MLP(const std::vector<Index>& sizes, Activation hidden, Generator& gen, Activation output)
     : hidden_(hidden), output_(output) {
@@ -168,7 +123,5 @@ template class Linear<float>;
 template class Linear<double>;
 template class MLP<float>;
 template class MLP<double>;
-template Var<float> activate(Activation, const Var<float>&);
-template Var<double> activate(Activation, const Var<double>&);
 
 }  // namespace flowgrad

@@ -67,11 +67,6 @@ class Linear : public Module<T> {
   Parameter<T> bias;
 };
 
-const char* name(Activation a);
-Activation activation_from_name(const std::string& name);  // throws std::invalid_argument
-template <Scalar T>
-Var<T> activate(Activation a, const Var<T>& x);
-
 // Linear layers with an activation between them (and optionally after the last), named as a
 // torch.nn.Sequential of Linear and activation modules: "0.weight", "2.weight", ...
 template <Scalar T>

@@ -64,7 +64,7 @@ struct DivOp {
 template <Scalar T>
 Var<T> binary_op(Binary f, BackwardFn<T> backward, const Var<T>& a, const Var<T>& b) {
   Var<T> out;
-  Node<T>& n = OpTape<T>(a.tape()).push(name(f), backward, {a, b}, &out);
+  Node<T>& n = OpTape<T>(a.tape()).push(to_string(f), backward, {a, b}, &out);
   binary(f, a.value(), b.value(), n.value);
   return out;
 }
@@ -87,7 +87,7 @@ struct UnaryOpNode {
 template <Scalar T>
 Var<T> unary_op(Unary f, const Var<T>& x, T param = T(0)) {
   Var<T> out;
-  Node<T>& n = push<UnaryOpNode<T>>(name(f), &out, {x});
+  Node<T>& n = push<UnaryOpNode<T>>(to_string(f), &out, {x});
   n.set_state(typename UnaryOpNode<T>::State{f, param});
   unary(f, x.value(), n.value, param);
   return out;

@@ -1,48 +1,20 @@
-// Elementwise kernels: each unary op's forward and derivative side by side, and the broadcasting
-// binary ops.
+// Elementwise kernels: the unary ops run their rules (tensor/detail/unary_rules.hpp) over a tensor,
+// and the broadcasting binary ops.
 #include <stdexcept>
 #include <string>
 
+#include "flowgrad/tensor/activation.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
+#include "flowgrad/tensor/detail/unary_rules.hpp"
 #include "flowgrad/tensor/ops.hpp"
 
 namespace flowgrad {
 
-const char* name(Unary f) {
-  switch (f) {
-    case Unary::neg:
-      return "neg";
-    case Unary::exp:
-      return "exp";
-    case Unary::log:
-      return "log";
-    case Unary::tanh:
-      return "tanh";
-    case Unary::sigmoid:
-      return "sigmoid";
-    case Unary::softplus:
-      return "softplus";
-    case Unary::relu:
-      return "relu";
-    case Unary::leaky_relu:
-      return "leaky_relu";
-    case Unary::square:
-      return "square";
-    case Unary::sqrt:
-      return "sqrt";
-    case Unary::sin:
-      return "sin";
-    case Unary::cos:
-      return "cos";
-    case Unary::abs:
-      return "abs";
-    case Unary::pow:
-      return "pow";
-  }
-  return "?";
+const char* to_string(Unary f) {
+  return detail::with_unary(f, [](auto rule) { return decltype(rule)::type::name; });
 }
 
-const char* name(Binary f) {
+const char* to_string(Binary f) {
   switch (f) {
     case Binary::add:
       return "add";
@@ -56,65 +28,23 @@ const char* name(Binary f) {
   return "?";
 }
 
+const char* to_string(Activation a) {
+  return detail::with_activation(a, [](auto rule) { return decltype(rule)::type::name; });
+}
+
+Activation activation_from_string(const std::string& s) {
+  std::string choices;
+  for (Activation a : detail::kActivations) {
+    if (s == to_string(a)) return a;
+    choices += (choices.empty() ? "" : ", ") + std::string(to_string(a));
+  }
+  throw std::invalid_argument("unknown activation '" + s + "' (" + choices + ")");
+}
+
 namespace {
 
 template <class T>
 using B = simd::batch<T>;
-
-template <class T>
-B<T> sigmoid(B<T> x) {
-  return B<T>(T(1)) / (B<T>(T(1)) + xsimd::exp(-x));
-}
-
-// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no loss of the
-// small tail for very negative x.
-template <class T>
-B<T> softplus(B<T> x) {
-  return xsimd::max(x, B<T>(T(0))) + xsimd::log1p(xsimd::exp(-xsimd::abs(x)));
-}
-
-template <class T>
-B<T> pow(B<T> x, T p) {
-  // Exact special cases; xsimd::pow goes through exp(p log x), which is NaN for x < 0.
-  if (p == T(2)) return x * x;
-  if (p == T(1)) return x;
-  if (p == T(0)) return B<T>(T(1));
-  if (p == T(0.5)) return xsimd::sqrt(x);
-  if (p == T(-1)) return B<T>(T(1)) / x;
-  if (p == T(3)) return x * x * x;
-  return xsimd::pow(x, B<T>(p));
-}
-
-// Whether an op costs a few arithmetic instructions per element (and splits between threads only
-// on large tensors, see simd::kGrainCheap) rather than a transcendental function.
-bool cheap(Unary f, double p) {
-  switch (f) {
-    case Unary::neg:
-    case Unary::relu:
-    case Unary::leaky_relu:
-    case Unary::square:
-    case Unary::sqrt:
-    case Unary::abs:
-      return true;
-    case Unary::pow:
-      return p == 2 || p == 1 || p == 0 || p == 0.5 || p == -1 || p == 3;
-    default:
-      return false;
-  }
-}
-
-bool cheap_backward(Unary f, double p) {
-  switch (f) {
-    case Unary::softplus:
-    case Unary::sin:
-    case Unary::cos:
-      return false;
-    case Unary::pow:
-      return p - 1 == 2 || p - 1 == 1 || p - 1 == 0 || p - 1 == 0.5 || p - 1 == -1 || p - 1 == 3;
-    default:
-      return true;
-  }
-}
 
 void check_same(const char* op, const Shape& a, const Shape& b) {
   if (!(a == b))
@@ -122,136 +52,44 @@ void check_same(const char* op, const Shape& a, const Shape& b) {
                                 " differ");
 }
 
+Index grain(bool cheap) { return cheap ? simd::kGrainCheap : simd::kGrainMath; }
+
 }  // namespace
 
 template <Scalar T>
 void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
   y.resize(x.shape());
-  const Index n = x.numel();
-  const T* in = x.data();
-  T* out = y.data();
-  const B<T> zero(T(0)), slope(p);
-  const Index grain = cheap(f, p) ? simd::kGrainCheap : simd::kGrainMath;
-  switch (f) {
-    case Unary::neg:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return -v; }, in);
-    case Unary::exp:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::exp(v); }, in);
-    case Unary::log:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::log(v); }, in);
-    case Unary::tanh:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::tanh(v); }, in);
-    case Unary::sigmoid:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return sigmoid(v); }, in);
-    case Unary::softplus:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return softplus(v); }, in);
-    case Unary::relu:
-      return simd::zip_mt(
-          grain, n, out, [&](B<T> v) { return xsimd::max(v, zero); }, in);
-    case Unary::leaky_relu:
-      return simd::zip_mt(
-          grain, n, out, [&](B<T> v) { return xsimd::select(v > zero, v, v * slope); }, in);
-    case Unary::square:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return v * v; }, in);
-    case Unary::sqrt:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::sqrt(v); }, in);
-    case Unary::sin:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::sin(v); }, in);
-    case Unary::cos:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::cos(v); }, in);
-    case Unary::abs:
-      return simd::zip_mt(
-          grain, n, out, [](B<T> v) { return xsimd::abs(v); }, in);
-    case Unary::pow:
-      return simd::zip_mt(
-          grain, n, out, [&](B<T> v) { return pow(v, p); }, in);
-  }
+  detail::with_unary(f, [&](auto rule) {
+    using R = typename decltype(rule)::type;
+    simd::zip_mt(
+        grain(R::cheap(p)), x.numel(), y.data(), [p](B<T> v) { return R::forward(v, p); },
+        x.data());
+  });
 }
 
 template <Scalar T>
 void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& gy,
                     Tensor<T>& gx, T p) {
-  // y is read by the ops whose derivative is cheaper from the result (exp, tanh, sigmoid, sqrt).
-  check_same(name(f), x.shape(), y.shape());
-  check_same(name(f), x.shape(), gy.shape());
-  check_same(name(f), x.shape(), gx.shape());
+  check_same(to_string(f), x.shape(), y.shape());
+  check_same(to_string(f), x.shape(), gy.shape());
+  check_same(to_string(f), x.shape(), gx.shape());
   const Index n = x.numel();
   T* g = gx.data();
-  const T* xs = x.data();
-  const T* ys = y.data();
-  const T* gys = gy.data();
-  const B<T> zero(T(0)), one(T(1)), slope(p);
-  const Index grain = cheap_backward(f, p) ? simd::kGrainCheap : simd::kGrainMath;
-  // Each lambda returns gx + gy * f'(x).
-  switch (f) {
-    case Unary::neg:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d) { return a - d; }, g, gys);
-    case Unary::exp:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v, a); }, g, gys, ys);
-    case Unary::log:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return a + d / u; }, g, gys, xs);
-    case Unary::tanh:
-      return simd::zip_mt(
-          grain, n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, one - v * v, a); }, g,
-          gys, ys);
-    case Unary::sigmoid:
-      return simd::zip_mt(
-          grain, n, g, [&](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, v * (one - v), a); }, g,
-          gys, ys);
-    case Unary::softplus:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, sigmoid(u), a); }, g, gys,
-          xs);
-    case Unary::relu:
-      return simd::zip_mt(
-          grain, n, g, [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, zero); },
-          g, gys, xs);
-    case Unary::leaky_relu:
-      return simd::zip_mt(
-          grain, n, g,
-          [&](B<T> a, B<T> d, B<T> u) { return a + xsimd::select(u > zero, d, d * slope); }, g, gys,
-          xs);
-    case Unary::square:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, u + u, a); }, g, gys, xs);
-    case Unary::sqrt:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> v) { return a + d * B<T>(T(0.5)) / v; }, g, gys, ys);
-    case Unary::sin:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, xsimd::cos(u), a); }, g,
-          gys, xs);
-    case Unary::cos:
-      return simd::zip_mt(
-          grain, n, g, [](B<T> a, B<T> d, B<T> u) { return xsimd::fnma(d, xsimd::sin(u), a); }, g,
-          gys, xs);
-    case Unary::abs:
-      // d|x|/dx = sign(x), taken as 0 at x = 0.
-      return simd::zip_mt(
-          grain, n, g,
-          [&](B<T> a, B<T> d, B<T> u) {
-            return a + xsimd::select(u > zero, d, xsimd::select(u < zero, -d, zero));
-          },
-          g, gys, xs);
-    case Unary::pow:
-      return simd::zip_mt(
-          grain, n, g,
-          [&](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d * slope, pow(u, p - T(1)), a); }, g,
-          gys, xs);
-  }
+  detail::with_unary(f, [&](auto rule) {
+    using R = typename decltype(rule)::type;
+    // gx + gy * f'(x), f' read from y where the rule has it so: the same derivative as the fused
+    // kernels take for an activation.
+    if constexpr (detail::FromOutput<R>)
+      simd::zip_mt(
+          grain(R::cheap_backward(p)), n, g,
+          [p](B<T> a, B<T> d, B<T> v) { return xsimd::fma(d, R::derivative_from_output(v, p), a); },
+          g, gy.data(), y.data());
+    else
+      simd::zip_mt(
+          grain(R::cheap_backward(p)), n, g,
+          [p](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, R::derivative(u, p), a); }, g,
+          gy.data(), x.data());
+  });
 }
 
 Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
@@ -358,14 +196,14 @@ void broadcast_rows(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, F f)
 
 template <Scalar T>
 void binary(Binary f, const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
-  const Shape s = broadcast_shape(name(f), a.shape(), b.shape());
+  const Shape s = broadcast_shape(to_string(f), a.shape(), b.shape());
   // Writing into an input is fine only when it already has the output's elements; it then keeps
   // its own shape (a [n] gradient stays [n] rather than becoming [1, n]).
   auto same_elements = [&](const Tensor<T>& t) {
     return t.rows() == s.rows() && t.cols() == s.cols();
   };
   if ((&out == &a && !same_elements(a)) || (&out == &b && !same_elements(b)))
-    throw std::invalid_argument(std::string(name(f)) + ": output aliases a broadcast input");
+    throw std::invalid_argument(std::string(to_string(f)) + ": output aliases a broadcast input");
   if (&out != &a && &out != &b) out.resize(s);
   switch (f) {
     case Binary::add:

@@ -1,4 +1,5 @@
-// The fused bias + activation kernels; each activation's derivative is written from its output.
+// The fused bias + activation kernels, running the activations' rules (tensor/detail/unary_rules.hpp)
+// with the derivative from the output.
 #include "flowgrad/tensor/detail/fused.hpp"
 
 #include <algorithm>
@@ -8,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "flowgrad/tensor/detail/activation.hpp"
 #include "flowgrad/tensor/detail/fused_block.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
+#include "flowgrad/tensor/detail/unary_rules.hpp"
 
 namespace flowgrad {
 
@@ -19,16 +20,14 @@ namespace {
 template <class T>
 using B = simd::batch<T>;
 
-using detail::activate;
-using detail::derivative_from_output;
 using detail::with_activation;
 
-// Elements per thread before a pass is split: the transcendental activations cost far more per
-// element than the piecewise-linear ones (see simd.hpp).
+// Elements per thread before a pass is split, from the activation's forward cost; the backward
+// pass takes the same grain.
 Index grain(Activation act) {
-  return act == Activation::none || act == Activation::relu || act == Activation::leaky_relu
-             ? simd::kGrainCheap
-             : simd::kGrainMath;
+  return with_activation(act, [](auto a) {
+    return decltype(a)::type::cheap(0) ? simd::kGrainCheap : simd::kGrainMath;
+  });
 }
 
 // Scratch for activation_backward's per-block bias partials; it only grows, so steady-state
@@ -85,17 +84,17 @@ void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bia
                            T slope) {
   const B<T> sl(slope);
   with_activation(act, [&](auto a) {
-    constexpr Activation A = decltype(a)::value;
+    using R = typename decltype(a)::type;
     if (ldy == cols && simd::rows_tile<T>(cols)) {
       const B<T> b = simd::repeated(bias, cols);
       simd::zip(
-          rows * cols, y, [&](B<T> v) { return activate<A>(v + b, sl); }, y);
+          rows * cols, y, [&](B<T> v) { return R::forward(v + b, sl); }, y);
       return;
     }
     for (Index i = 0; i < rows; ++i) {
       T* row = y + i * ldy;
       simd::zip(
-          cols, row, [&](B<T> v, B<T> b) { return activate<A>(v + b, sl); }, row, bias);
+          cols, row, [&](B<T> v, B<T> b) { return R::forward(v + b, sl); }, row, bias);
     }
   });
 }
@@ -105,8 +104,8 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
                                Activation act, T slope, T* col_sums) {
   const B<T> sl(slope);
   with_activation(act, [&](auto a) {
-    constexpr Activation A = decltype(a)::value;
-    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    using R = typename decltype(a)::type;
+    auto z_of = [&](B<T> v, B<T> g) { return g * R::derivative_from_output(v, sl); };
     if (!col_sums) {
       simd::zip(rows * cols, gz, z_of, y, gy);
       return;
@@ -192,8 +191,8 @@ void activation_backward(const Tensor<T>& y, const Tensor<T>& gy, Activation act
   const B<T> sl(slope);
   const int nt = simd::threads_for(m * n, grain(act));
   with_activation(act, [&](auto a) {
-    constexpr Activation A = decltype(a)::value;
-    auto z_of = [&](B<T> v, B<T> g) { return g * derivative_from_output<A>(v, sl); };
+    using R = typename decltype(a)::type;
+    auto z_of = [&](B<T> v, B<T> g) { return g * R::derivative_from_output(v, sl); };
     if (simd::rows_tile<T>(n) && !bias_grad)
       return simd::zip_mt(grain(act), m * n, gz.data(), z_of, y.data(), gy.data());
     if (simd::rows_tile<T>(n)) {

@@ -23,7 +23,8 @@ enum class Unary {
   abs,
   pow
 };
-const char* name(Unary f);
+// The op's name ("exp", "leaky_relu", ...), as in node names and error messages.
+const char* to_string(Unary f);
 
 // y = f(x). `param` is the negative slope of leaky_relu and the exponent of pow.
 template <Scalar T>
@@ -36,7 +37,7 @@ void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tenso
 // Binary ops broadcast a [1, n] row, an [m, 1] column or a [1, 1] scalar against [m, n], on either
 // side (and a row against a column, giving [m, n]).
 enum class Binary { add, sub, mul, div };
-const char* name(Binary f);
+const char* to_string(Binary f);
 Shape broadcast_shape(const char* op, const Shape& a, const Shape& b);
 
 template <Scalar T>

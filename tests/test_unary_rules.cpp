@@ -1,0 +1,274 @@
+// The elementwise rules (tensor/detail/unary_rules.hpp) through every kernel that runs them: each
+// function and derivative against a float64 reference written here with <cmath>, out to large |x|
+// where a careless formula overflows or cancels; the fused activation kernels against the plain
+// ones, bit for bit; and the names checkpoints and node names use.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "flowgrad/tensor/activation.hpp"
+#include "flowgrad/tensor/detail/fused.hpp"
+#include "flowgrad/tensor/ops.hpp"
+#include "flowgrad/tensor/random.hpp"
+
+using namespace flowgrad;
+
+namespace {
+
+const std::vector<double> kWide = {-80, -30, -20, -10, -3, -1, -0.25, 0.25, 1, 3, 10, 20, 30, 80};
+const std::vector<double> kPositive = {1e-30, 1e-3, 0.25, 1, 3, 10, 80, 1e30};
+const std::vector<double> kModerate = {1e-3, 0.25, 1, 3, 10, 80};
+
+struct Case {
+  Unary f;
+  double p;
+  const std::vector<double>* xs;
+};
+
+const std::vector<Case> kCases = {
+    {Unary::neg, 0, &kWide},        {Unary::exp, 0, &kWide},       {Unary::log, 0, &kPositive},
+    {Unary::tanh, 0, &kWide},       {Unary::sigmoid, 0, &kWide},   {Unary::softplus, 0, &kWide},
+    {Unary::relu, 0, &kWide},       {Unary::leaky_relu, 0.01, &kWide},
+    {Unary::leaky_relu, 0.2, &kWide},
+    {Unary::square, 0, &kWide},     {Unary::sqrt, 0, &kPositive},  {Unary::sin, 0, &kWide},
+    {Unary::cos, 0, &kWide},        {Unary::abs, 0, &kWide},       {Unary::pow, 2, &kWide},
+    {Unary::pow, 3, &kWide},        {Unary::pow, -1, &kWide},      {Unary::pow, 0.5, &kModerate},
+    {Unary::pow, 1.5, &kModerate},  {Unary::pow, 2.5, &kModerate},
+};
+
+double ref_sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
+
+double ref_f(Unary f, double x, double p) {
+  switch (f) {
+    case Unary::neg:
+      return -x;
+    case Unary::exp:
+      return std::exp(x);
+    case Unary::log:
+      return std::log(x);
+    case Unary::tanh:
+      return std::tanh(x);
+    case Unary::sigmoid:
+      return ref_sigmoid(x);
+    case Unary::softplus:
+      // log(1 + e^x), split so that neither side overflows or rounds the tail away in double.
+      return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+    case Unary::relu:
+      return x > 0 ? x : 0;
+    case Unary::leaky_relu:
+      return x > 0 ? x : p * x;
+    case Unary::square:
+      return x * x;
+    case Unary::sqrt:
+      return std::sqrt(x);
+    case Unary::sin:
+      return std::sin(x);
+    case Unary::cos:
+      return std::cos(x);
+    case Unary::abs:
+      return std::fabs(x);
+    case Unary::pow:
+      return std::pow(x, p);
+  }
+  return std::nan("");
+}
+
+double ref_df(Unary f, double x, double p) {
+  switch (f) {
+    case Unary::neg:
+      return -1;
+    case Unary::exp:
+      return std::exp(x);
+    case Unary::log:
+      return 1 / x;
+    case Unary::tanh:
+      return 1 / (std::cosh(x) * std::cosh(x));
+    case Unary::sigmoid:
+      return ref_sigmoid(x) * ref_sigmoid(-x);
+    case Unary::softplus:
+      return ref_sigmoid(x);
+    case Unary::relu:
+      return x > 0 ? 1 : 0;
+    case Unary::leaky_relu:
+      return x > 0 ? 1 : p;
+    case Unary::square:
+      return 2 * x;
+    case Unary::sqrt:
+      return 0.5 / std::sqrt(x);
+    case Unary::sin:
+      return std::cos(x);
+    case Unary::cos:
+      return -std::sin(x);
+    case Unary::abs:
+      return x > 0 ? 1 : -1;
+    case Unary::pow:
+      return p * std::pow(x, p - 1);
+  }
+  return std::nan("");
+}
+
+// The activations, with the Unary of the same function where there is one.
+struct ActivationCase {
+  Activation act;
+  Unary f;  // unused for none, the identity
+  const char* name;
+};
+const ActivationCase kActivationCases[] = {
+    {Activation::none, Unary::abs, "none"},
+    {Activation::relu, Unary::relu, "relu"},
+    {Activation::leaky_relu, Unary::leaky_relu, "leaky_relu"},
+    {Activation::tanh, Unary::tanh, "tanh"},
+    {Activation::sigmoid, Unary::sigmoid, "sigmoid"},
+    {Activation::softplus, Unary::softplus, "softplus"},
+};
+
+double ref_act(const ActivationCase& c, double x, double slope) {
+  return c.act == Activation::none ? x : ref_f(c.f, x, slope);
+}
+double ref_dact(const ActivationCase& c, double x, double slope) {
+  return c.act == Activation::none ? 1 : ref_df(c.f, x, slope);
+}
+
+// Relative tolerances some hundred ulps wide: far above xsimd's few ulps, far below the error of a
+// wrong sign or a dropped term.
+template <class T>
+constexpr double kRel = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+
+// tanh' = 1 - y^2 and sigmoid' = y (1 - y) are computed from the rounded y: where y rounds to
+// +-1 (tanh beyond |x| ~ 9 in float, sigmoid beyond x ~ 17) the derivative is lost to
+// cancellation, so it is exact only to a few ulps of 1, not relative to its own size.
+template <class T>
+double floor_for(bool from_output_near_one) {
+  return from_output_near_one ? 4 * static_cast<double>(std::numeric_limits<T>::epsilon()) : 0;
+}
+
+template <class T>
+std::string mismatch(const char* what, const char* op, double p, double x, double got, double want,
+                     double tol) {
+  if (std::abs(got - want) <= tol) return "";
+  std::ostringstream os;
+  os.precision(17);
+  os << op << " (p = " << p << ") " << what << " at x = " << x << ": got " << got << ", want "
+     << want;
+  return os.str();
+}
+
+template <class T>
+Tensor<T> tensor_of(const std::vector<double>& xs, bool column) {
+  const Index n = static_cast<Index>(xs.size());
+  Tensor<T> t(column ? Shape{n, 1} : Shape{1, n});
+  for (Index i = 0; i < n; ++i) t[i] = static_cast<T>(xs[static_cast<std::size_t>(i)]);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("every unary rule: forward and derivative against float64, out to large |x|", T,
+                   float, double) {
+  for (int i = 0; i < 14; ++i) {
+    bool covered = false;
+    for (const Case& c : kCases) covered = covered || c.f == static_cast<Unary>(i);
+    CHECK(covered);
+  }
+  for (const Case& c : kCases) {
+    const T p = static_cast<T>(c.p);
+    const auto pd = static_cast<double>(p);
+    const Tensor<T> x = tensor_of<T>(*c.xs, false);
+    const Tensor<T> y = unary(c.f, x, p);
+    // gx = 0 + 1 * f'(x): the kernel's derivative itself.
+    Tensor<T> gx(x.shape());
+    unary_backward(c.f, x, y, Tensor<T>(x.shape(), T(1)), gx, p);
+    const bool near_one = c.f == Unary::tanh || c.f == Unary::sigmoid;
+    for (Index i = 0; i < x.numel(); ++i) {
+      const auto xi = static_cast<double>(x[i]);
+      const double want = ref_f(c.f, xi, pd), dwant = ref_df(c.f, xi, pd);
+      CHECK(mismatch<T>("forward", to_string(c.f), pd, xi, y[i], want, kRel<T> * std::abs(want)) ==
+            "");
+      CHECK(mismatch<T>("derivative", to_string(c.f), pd, xi, gx[i], dwant,
+                        kRel<T> * std::abs(dwant) + floor_for<T>(near_one)) == "");
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("every activation, fused: forward and derivative against float64", T, float,
+                   double) {
+  for (const ActivationCase& c : kActivationCases) {
+    for (const bool column : {false, true}) {
+      const T slope = T(0.05);
+      const auto sd = static_cast<double>(slope);
+      const Tensor<T> x = tensor_of<T>(kWide, column);
+      // A zero bias: y = act(x + 0) = act(x), as no point is -0.
+      Tensor<T> y = x;
+      bias_activation(y, Tensor<T>(Shape{x.cols()}), c.act, slope);
+      Tensor<T> gz;
+      activation_backward(y, Tensor<T>(x.shape(), T(1)), c.act, slope, gz, static_cast<Tensor<T>*>(nullptr));
+      const bool near_one = c.act == Activation::tanh || c.act == Activation::sigmoid;
+      for (Index i = 0; i < x.numel(); ++i) {
+        const auto xi = static_cast<double>(x[i]);
+        const double want = ref_act(c, xi, sd), dwant = ref_dact(c, xi, sd);
+        CHECK(mismatch<T>("forward", c.name, sd, xi, y[i], want, kRel<T> * std::abs(want)) == "");
+        CHECK(mismatch<T>("derivative", c.name, sd, xi, gz[i], dwant,
+                          kRel<T> * std::abs(dwant) + floor_for<T>(near_one)) == "");
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("fused bias_activation and activation_backward give the plain kernels' bits", T,
+                   float, double) {
+  Generator gen(11);
+  // Full rows, and rows narrower than a batch (the fused kernels' flat path).
+  for (const Shape s : {Shape{37, 19}, Shape{64, 2}, Shape{5, 1}}) {
+    for (const ActivationCase& c : kActivationCases) {
+      INFO(c.name, " on ", s.str());
+      const T slope = T(0.03);
+      const Tensor<T> x = gen.uniform<T>(s, T(-6), T(6));
+      const Tensor<T> bias = gen.uniform<T>(Shape{1, s.cols()}, T(-1), T(1));
+      const Tensor<T> gy = gen.uniform<T>(s, T(-2), T(2));
+
+      Tensor<T> fused = x;
+      bias_activation(fused, bias, c.act, slope);
+      const Tensor<T> z = binary(Binary::add, x, bias);
+      const Tensor<T> plain = c.act == Activation::none ? z : unary(c.f, z, slope);
+      CHECK(std::memcmp(fused.data(), plain.data(), sizeof(T) * static_cast<std::size_t>(s.numel())) ==
+            0);
+
+      Tensor<T> gz;
+      activation_backward(fused, gy, c.act, slope, gz, static_cast<Tensor<T>*>(nullptr));
+      // gx starts at -0, which fma(gy, f', gx) adds without touching any bit of gy * f', signed
+      // zeros included; the fused kernel stores gy * f' itself.
+      Tensor<T> gx(s, T(-0.0));
+      if (c.act == Activation::none)
+        gx = gy;
+      else
+        unary_backward(c.f, z, plain, gy, gx, slope);
+      CHECK(std::memcmp(gz.data(), gx.data(), sizeof(T) * static_cast<std::size_t>(s.numel())) == 0);
+    }
+  }
+}
+
+TEST_CASE("to_string and activation_from_string: one name per function, the stored strings") {
+  for (const ActivationCase& c : kActivationCases) {
+    CHECK(std::string(to_string(c.act)) == c.name);
+    CHECK(activation_from_string(c.name) == c.act);
+  }
+  CHECK_THROWS_WITH_AS(activation_from_string("gelu"),
+                       "unknown activation 'gelu' (none, relu, leaky_relu, tanh, sigmoid, softplus)",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(activation_from_string("Relu"), std::invalid_argument);
+  const char* unary_names[] = {"neg",        "exp",    "log",  "tanh", "sigmoid", "softplus", "relu",
+                               "leaky_relu", "square", "sqrt", "sin",  "cos",     "abs",      "pow"};
+  for (int i = 0; i < 14; ++i)
+    CHECK(std::string(to_string(static_cast<Unary>(i))) == unary_names[i]);
+  CHECK(std::string(to_string(Binary::add)) == "add");
+  CHECK(std::string(to_string(Binary::sub)) == "sub");
+  CHECK(std::string(to_string(Binary::mul)) == "mul");
+  CHECK(std::string(to_string(Binary::div)) == "div");
+}
