@@ -110,6 +110,14 @@ TEST_CASE("gradcheck: pow with integer exponents on negative inputs") {
   }
 }
 
+TEST_CASE("leaky_relu refuses a negative slope: its derivative is read from the output") {
+  Tape<double> t;
+  const V x = t.constant(Tensor<double>(Shape{1, 2}, {-1.0, 1.0}), true);
+  CHECK_THROWS_WITH_AS(leaky_relu(x, -0.5), doctest::Contains("leaky_relu: negative slope"),
+                       std::invalid_argument);
+  CHECK_NOTHROW(leaky_relu(x, 0.0));
+}
+
 TEST_CASE("gradcheck: relu, leaky_relu and abs on both sides of the kink") {
   Generator gen(4);
   const auto x = away_from_zero(gen, Shape{6, 7});

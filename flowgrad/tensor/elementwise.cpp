@@ -54,10 +54,18 @@ void check_same(const char* op, const Shape& a, const Shape& b) {
 
 Index grain(bool cheap) { return cheap ? simd::kGrainCheap : simd::kGrainMath; }
 
+// leaky_relu's derivative is read from its output, which needs a monotone function.
+void check_leaky_slope(double slope) {
+  if (!(slope >= 0))
+    throw std::invalid_argument("leaky_relu: negative slope " + std::to_string(slope) +
+                                " (its derivative is read from the output, which needs slope >= 0)");
+}
+
 }  // namespace
 
 template <Scalar T>
 void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T p) {
+  if (f == Unary::leaky_relu) check_leaky_slope(p);
   y.resize(x.shape());
   detail::with_unary(f, [&](auto rule) {
     using R = typename decltype(rule)::type;
@@ -73,6 +81,7 @@ void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tenso
   check_same(to_string(f), x.shape(), y.shape());
   check_same(to_string(f), x.shape(), gy.shape());
   check_same(to_string(f), x.shape(), gx.shape());
+  if (f == Unary::leaky_relu) check_leaky_slope(p);
   const Index n = x.numel();
   T* g = gx.data();
   detail::with_unary(f, [&](auto rule) {

@@ -26,7 +26,8 @@ enum class Unary {
 // The op's name ("exp", "leaky_relu", ...), as in node names and error messages.
 const char* to_string(Unary f);
 
-// y = f(x). `param` is the negative slope of leaky_relu and the exponent of pow.
+// y = f(x). `param` is the negative slope of leaky_relu (>= 0, so that the function is monotone
+// and its derivative follows from y) and the exponent of pow.
 template <Scalar T>
 void unary(Unary f, const Tensor<T>& x, Tensor<T>& y, T param = T(0));
 // gx += gy * f'(x), where y = f(x) is the forward result (several derivatives are cheaper from y).
