@@ -13,6 +13,7 @@
 
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
+#include "unary_reference.hpp"
 
 using namespace flowgrad;
 
@@ -80,75 +81,6 @@ double draw_input(Unary f, double p, Generator& g) {
   }
 }
 
-double sigmoid_ref(double x) { return 1 / (1 + std::exp(-x)); }
-
-double f_ref(Unary f, double x, double p) {
-  switch (f) {
-    case Unary::neg:
-      return -x;
-    case Unary::exp:
-      return std::exp(x);
-    case Unary::log:
-      return std::log(x);
-    case Unary::tanh:
-      return std::tanh(x);
-    case Unary::sigmoid:
-      return sigmoid_ref(x);
-    case Unary::softplus:
-      return std::log1p(std::exp(x));
-    case Unary::relu:
-      return x > 0 ? x : 0;
-    case Unary::leaky_relu:
-      return x > 0 ? x : p * x;
-    case Unary::square:
-      return x * x;
-    case Unary::sqrt:
-      return std::sqrt(x);
-    case Unary::sin:
-      return std::sin(x);
-    case Unary::cos:
-      return std::cos(x);
-    case Unary::abs:
-      return std::abs(x);
-    case Unary::pow:
-      return std::pow(x, p);
-  }
-  return std::nan("");
-}
-
-double df_ref(Unary f, double x, double p) {
-  switch (f) {
-    case Unary::neg:
-      return -1;
-    case Unary::exp:
-      return std::exp(x);
-    case Unary::log:
-      return 1 / x;
-    case Unary::tanh:
-      return 1 / (std::cosh(x) * std::cosh(x));
-    case Unary::sigmoid:
-      return sigmoid_ref(x) * sigmoid_ref(-x);
-    case Unary::softplus:
-      return sigmoid_ref(x);
-    case Unary::relu:
-      return x > 0 ? 1 : 0;
-    case Unary::leaky_relu:
-      return x > 0 ? 1 : p;
-    case Unary::square:
-      return 2 * x;
-    case Unary::sqrt:
-      return 0.5 / std::sqrt(x);
-    case Unary::sin:
-      return std::cos(x);
-    case Unary::cos:
-      return -std::sin(x);
-    case Unary::abs:
-      return x > 0 ? 1 : (x < 0 ? -1 : 0);
-    case Unary::pow:
-      return p * std::pow(x, p - 1);
-  }
-  return std::nan("");
-}
 
 // tanh' = 1 - y^2 and sigmoid' = y (1 - y) are taken from the rounded forward value y, so their
 // error is absolute (a few ulps of 1), not relative to the derivative's size.
@@ -256,7 +188,7 @@ TEST_CASE_TEMPLATE("unary forward matches a float64 reference", T, float, double
         REQUIRE(y.shape() == s);
         std::string bad;
         for (Index i = 0; i < x.numel() && bad.empty(); ++i) {
-          const double want = f_ref(f, x[i], static_cast<double>(static_cast<T>(p)));
+          const double want = testing::ref_f(f, x[i], static_cast<double>(static_cast<T>(p)));
           if (!close<T>(y[i], want, std::abs(want)))
             bad = describe(to_string(f), s, i, x[i], y[i], want) + " (p = " + std::to_string(p) + ")";
         }
@@ -305,7 +237,7 @@ TEST_CASE_TEMPLATE("unary_backward accumulates gy * f'(x) into gx", T, float, do
         unary_backward(f, x, y, gy, gx, pt);
         std::string bad;
         for (Index i = 0; i < x.numel() && bad.empty(); ++i) {
-          const double d = df_ref(f, x[i], static_cast<double>(pt));
+          const double d = testing::ref_df(f, x[i], static_cast<double>(pt));
           const double want = static_cast<double>(gx0[i]) + static_cast<double>(gy[i]) * d;
           const double scale =
               std::abs(gx0[i]) + std::abs(gy[i]) * (std::abs(d) + derivative_error_floor(f));

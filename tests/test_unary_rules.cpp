@@ -17,8 +17,11 @@
 #include "flowgrad/tensor/detail/fused.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
+#include "unary_reference.hpp"
 
 using namespace flowgrad;
+using flowgrad::testing::ref_df;
+using flowgrad::testing::ref_f;
 
 namespace {
 
@@ -43,76 +46,6 @@ const std::vector<Case> kCases = {
     {Unary::pow, 1.5, &kModerate},  {Unary::pow, 2.5, &kModerate},
 };
 
-double ref_sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
-
-double ref_f(Unary f, double x, double p) {
-  switch (f) {
-    case Unary::neg:
-      return -x;
-    case Unary::exp:
-      return std::exp(x);
-    case Unary::log:
-      return std::log(x);
-    case Unary::tanh:
-      return std::tanh(x);
-    case Unary::sigmoid:
-      return ref_sigmoid(x);
-    case Unary::softplus:
-      // log(1 + e^x), split so that neither side overflows or rounds the tail away in double.
-      return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-    case Unary::relu:
-      return x > 0 ? x : 0;
-    case Unary::leaky_relu:
-      return x > 0 ? x : p * x;
-    case Unary::square:
-      return x * x;
-    case Unary::sqrt:
-      return std::sqrt(x);
-    case Unary::sin:
-      return std::sin(x);
-    case Unary::cos:
-      return std::cos(x);
-    case Unary::abs:
-      return std::fabs(x);
-    case Unary::pow:
-      return std::pow(x, p);
-  }
-  return std::nan("");
-}
-
-double ref_df(Unary f, double x, double p) {
-  switch (f) {
-    case Unary::neg:
-      return -1;
-    case Unary::exp:
-      return std::exp(x);
-    case Unary::log:
-      return 1 / x;
-    case Unary::tanh:
-      return 1 / (std::cosh(x) * std::cosh(x));
-    case Unary::sigmoid:
-      return ref_sigmoid(x) * ref_sigmoid(-x);
-    case Unary::softplus:
-      return ref_sigmoid(x);
-    case Unary::relu:
-      return x > 0 ? 1 : 0;
-    case Unary::leaky_relu:
-      return x > 0 ? 1 : p;
-    case Unary::square:
-      return 2 * x;
-    case Unary::sqrt:
-      return 0.5 / std::sqrt(x);
-    case Unary::sin:
-      return std::cos(x);
-    case Unary::cos:
-      return -std::sin(x);
-    case Unary::abs:
-      return x > 0 ? 1 : -1;
-    case Unary::pow:
-      return p * std::pow(x, p - 1);
-  }
-  return std::nan("");
-}
 
 // The activations, with the Unary of the same function where there is one.
 struct ActivationCase {
