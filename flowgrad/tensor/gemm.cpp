@@ -20,12 +20,12 @@ using gemm_detail::Out;
 using gemm_detail::View;
 
 // Intra-op parallelism: a product is split between threads only when each thread gets at least
-// this many multiply-adds (measured with bench/bench_threads.cpp on 2 Zen 4 cores, where a
-// fork/join costs about 1 us: 2^18 multiply-adds take the blocked path ~5 us, the thin paths,
-// which are bound by loads and stores rather than FMAs, about three times as long). The split is
-// always over independent blocks of C (rows, or column panels), so no element is written by two
-// threads, nothing is reduced afterwards, and every element is summed in the same order as on one
-// thread: the result is bit-identical at any thread count.
+// this many multiply-adds, enough to outweigh a fork/join; the thin paths, bound by loads and
+// stores rather than FMAs, take longer per multiply-add and so split sooner (the measurements are
+// in bench/results/gemm_tuning.md). The split is always over independent blocks of C (rows, or
+// column panels), so no element is written by two threads, nothing is reduced afterwards, and
+// every element is summed in the same order as on one thread: the result is bit-identical at any
+// thread count.
 constexpr Index kGemmGrain = Index(1) << 18;
 constexpr Index kGemmGrainThin = Index(1) << 16;
 

@@ -78,8 +78,8 @@ void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
 
 // Loop order jc (NC) -> pc (KC, pack B) -> ic (MC) -> jr (NR panel, in L1) -> ir (MR rows).
 // B is always packed; A is read in place when row-major (MR contiguous rows stream well), and
-// packed when transposed and swept by enough NR panels to repay the copy (measured: H = 256
-// steps at batch 4096 ~7% faster, H = 64 ones, with 4 panels, ~5% slower).
+// packed when transposed and swept by enough NR panels to repay the copy (kPackAPanels, chosen by
+// the measurements in bench/results/gemm_tuning.md).
 // prepacked, when given, is op(B) packed whole (a single KC x NC block; see PackedB).
 template <class T, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,

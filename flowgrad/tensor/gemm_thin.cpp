@@ -19,8 +19,8 @@ using gemm_detail::scratch;
 using gemm_detail::View;
 
 // The views go by reference: passed by value, g++ builds each one on the stack with scalar stores
-// and reloads it with one vector load, a stalled store forwarding that cost about a third of a
-// 1 x 1 x 8 product and a few percent of a 256 x 1 x 64 one.
+// and reloads it with one vector load, a stalled store forwarding that is a large part of a tiny
+// product (bench/results/gemm_tuning.md).
 template <class T, int NN>
 void small_n_fixed(Index m, Index k, const View<T>& a, const View<T>& b, const Out<T>& c,
                    bool accumulate, int nt) {

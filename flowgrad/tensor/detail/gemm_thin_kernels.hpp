@@ -32,11 +32,10 @@ inline void put(T& dst, T value, bool accumulate) {
 // accumulators replaces that many separate horizontal sums.
 //
 // The R rows are read side by side, a pattern the hardware prefetchers follow late, so each row is
-// also prefetched kDotPrefetchBlocks blocks ahead (measured: +5-15% on 4096 x 64 activations).
-// Not, though, for an A that fits in L2 (a layer's activations, just written) and has rows of at
-// least kDotLongRowBytes: the hardware prefetchers then keep up, and the prefetches only take load
-// slots (measured on Zen 3 without them: 1.2x at 256 x 256, 1.45x at 64 x 256, but 0.9x at
-// 1024 x 64, whose short rows the hardware does not follow).
+// also prefetched kDotPrefetchBlocks blocks ahead. Not, though, for an A that fits in L2 (a
+// layer's activations, just written) and has rows of at least kDotLongRowBytes: the hardware
+// prefetchers then keep up, and the prefetches only take load slots; short rows it does not
+// follow. The constants were chosen by the measurements in bench/results/gemm_tuning.md.
 constexpr Index kDotPrefetchBlocks = 2;
 constexpr Index kDotL2Bytes = 256 * 1024;
 constexpr Index kDotLongRowBytes = 1024;
@@ -82,7 +81,7 @@ void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool
   }
   if (NN * R == groups * w && c.rs == NN && (NN == 1 || c.cs == 1)) {
     // The R x NN block of C is contiguous (ldc = n): whole batches instead of R * NN scalar
-    // stores, which cost about a fifth of the time at n = 2, k = 64.
+    // stores, which are a noticeable share of a thin product (bench/results/gemm_tuning.md).
 #pragma GCC unroll 4
     for (int g = 0; g < groups; ++g) {
       V<T> v = V<T>::load_aligned(sums + g * w);
@@ -225,7 +224,7 @@ void axpy_slabs(Index m, Index k, View<T> a, View<T> b, T* tmp) {
 // tmp[m x NN] (column-major). When one register block (as many batches as fit next to their
 // operands) covers m, its sums stay in registers for the whole of k; a wider m streams A row by
 // row instead. For n >= 3 only a few k-steps share each round trip of the sums through tmp, which
-// pays off only for a wide m (measured on Zen 3: 0.8x at m = 64, 1.1x at m = 128 and 256).
+// pays off only for a wide m (the bound of 16 batches is from bench/results/gemm_tuning.md).
 // Either way each element takes its k-steps in order and the rows m % w past the last whole batch
 // (the same rows whichever thread has them) go their own way, so where a thread's rows start does
 // not change the result.
