@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "datasets.hpp"
+#include "csv.hpp"
+#include "splits.hpp"
+#include "toy_datasets.hpp"
 
 using namespace train2d;
 using flowgrad::Shape;

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "csv.hpp"
+#include "toy_datasets.hpp"
+
 namespace train2d {
 
 DataSource DataSource::toy(const std::string& name) {

@@ -4,8 +4,8 @@
 // split, the test split held out).
 #include <string>
 
-#include "datasets.hpp"
 #include "plots.hpp"
+#include "splits.hpp"
 
 namespace train2d {
 

@@ -6,6 +6,7 @@
 #include "atomic_file.hpp"
 #include "checkpoint.hpp"
 #include "commands.hpp"
+#include "csv.hpp"
 #include "density_training.hpp"
 
 namespace train2d {

@@ -6,6 +6,7 @@
 #include "commands.hpp"
 #include "density_training.hpp"
 #include "energies.hpp"
+#include "toy_datasets.hpp"
 #include "vi_training.hpp"
 
 namespace train2d {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "datasets.hpp"
 #include "flowgrad/tensor/threads.hpp"
+#include "toy_datasets.hpp"
 
 using namespace train2d;
 

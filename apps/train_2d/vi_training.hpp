@@ -4,11 +4,15 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "datasets.hpp"
+#include "flowgrad/tensor/random.hpp"
 #include "plots.hpp"
 #include "training_loop.hpp"
 
 namespace train2d {
+
+using flowgrad::Generator;
+using flowgrad::Index;
+using flowgrad::TensorF;
 
 struct ViRun : LoopResult {
   std::unique_ptr<flowgrad::VariationalFlow<float>> model;  // losses: mean(log q + beta_t U)

@@ -1,7 +1,7 @@
 #pragma once
 // Not installed: the single-threaded kernels behind bias_activation() and activation_backward(),
-// also applied by gemm() to blocks of C while they are still in cache (tensor/gemm.cpp) and by the
-// fused MLP node to its blocks of rows (autodiff/ops_mlp.cpp).
+// also applied by gemm() to blocks of C while they are still in cache (tensor/gemm_blocked.cpp,
+// gemm_thin.cpp) and by the fused MLP node to its blocks of rows (autodiff/ops_mlp.cpp).
 #include "flowgrad/tensor/detail/fused.hpp"
 
 namespace flowgrad::detail {

@@ -1,34 +1,13 @@
 #pragma once
-// Register-blocked pieces of gemm(): the micro-kernel of the blocked path, B packing, and the
-// dedicated loops for thin shapes. Included only from tensor/gemm.cpp.
+// The kernels of gemm()'s thin-shape path (n, m or k of a few), which read op(B) in place or
+// barely packed: dot products of rows of A, row-vectorised A^T, and rows of C as combinations of
+// rows of B. Included only from tensor/gemm_thin.cpp.
 #include <algorithm>
 #include <cstddef>
 
-#include "flowgrad/tensor/detail/activation.hpp"
-#include "flowgrad/tensor/detail/simd.hpp"
+#include "flowgrad/tensor/detail/gemm_paths.hpp"
 
 namespace flowgrad::gemm_detail {
-
-template <class T>
-using V = simd::batch<T>;
-
-// An operand read in place: element (i, j) of op(X) is p[i * rs + j * cs]. A transpose only swaps
-// the strides, which is how every transpose form is read without copying the matrix.
-template <class T>
-struct View {
-  const T* p;
-  Index rs, cs;
-  T operator()(Index i, Index j) const { return p[i * rs + j * cs]; }
-  const T* at(Index i, Index j) const { return p + i * rs + j * cs; }
-};
-
-// An output with arbitrary strides, so the small-m path can write C^T into C.
-template <class T>
-struct Out {
-  T* p;
-  Index rs, cs;
-  T& operator()(Index i, Index j) const { return p[i * rs + j * cs]; }
-};
 
 // Loads a batch into a register the compiler must keep: without this, g++ folds the load into
 // every FMA that uses the value, turning one load into NN loads in the thin loops, where loads and
@@ -39,151 +18,6 @@ inline V<T> load_once(const T* p) {
   asm("" : "+x"(r));
   return V<T>(r);
 }
-
-// --- Epilogues: what a kernel does to a finished batch of C (at column j of its tile) ----------
-struct Plain {
-  template <class T>
-  V<T> operator()(V<T> v, Index) const {
-    return v;
-  }
-};
-
-// act(v + bias[j..]) in registers, in the operations and order of bias_activation_block's pass
-// over memory, so with the same bits; it saves that pass's load and store of every value.
-template <class T, Activation A>
-struct BiasActivation {
-  const T* bias;  // the tile's first column
-  V<T> slope;
-  V<T> operator()(V<T> v, Index j) const {
-    // Opaque to the compiler, which under -ffp-contract=fast (g++'s default outside ISO mode)
-    // would contract a product in v with the bias add into one FMA, rounding once where the pass
-    // over memory rounds twice.
-    typename V<T>::register_type r = v;
-    asm("" : "+x"(r));
-    return detail::activate<A>(V<T>(r) + V<T>::load_unaligned(bias + j), slope);
-  }
-};
-
-// --- Micro-kernel ------------------------------------------------------------------------------
-// C[MR x NR] (+)= A[MR x kc] * Bpanel[kc x NR] with the MR*NB accumulators held in registers. A is
-// read in place (rows contiguous along k, or columns contiguous when A is transposed); only B is
-// packed, because B's panel is the operand streamed with vector loads. MR is the number of live
-// rows: edge tiles instantiate a smaller MR rather than read past A. epi is applied to full-width
-// tiles only (a right-edge tile must be given Plain).
-template <class T, int MR, int NB, bool ColMajorA, class Epi = Plain>
-void micro_kernel(Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
-                  bool load_c, const Epi& epi = {}) {
-  constexpr Index w = simd::width<T>;
-  constexpr Index nr_full = NB * w;
-  V<T> acc[MR][NB];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int q = 0; q < NB; ++q) acc[r][q] = V<T>(T(0));
-
-  auto step = [&](const T* b, auto a_of) {
-    V<T> bv[NB];
-#pragma GCC unroll 4
-    for (int q = 0; q < NB; ++q) bv[q] = V<T>::load_aligned(b + q * w);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const V<T> av(a_of(r));
-#pragma GCC unroll 4
-      for (int q = 0; q < NB; ++q) acc[r][q] = xsimd::fma(av, bv[q], acc[r][q]);
-    }
-  };
-
-  if constexpr (ColMajorA) {
-    // op(A)(r, p) = a[p * lda + r]: the MR values of one k-step sit side by side.
-    for (Index p = 0; p < kc; ++p, a += lda, bp += nr_full) step(bp, [a](int r) { return a[r]; });
-  } else {
-    const T* rows[MR];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) rows[r] = a + r * lda;
-    for (Index p = 0; p < kc; ++p, bp += nr_full)
-      step(bp, [&rows, p](int r) { return rows[r][p]; });
-  }
-
-  if (nr == nr_full) {
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-      for (int q = 0; q < NB; ++q) {
-        T* cp = c + r * ldc + q * w;
-        V<T> v = acc[r][q];
-        if (load_c) v += V<T>::load_unaligned(cp);
-        epi(v, q * w).store_unaligned(cp);
-      }
-    return;
-  }
-  // Right edge: the panel was zero-padded, so compute full width and keep the first nr columns.
-  alignas(64) T tile[MR * nr_full];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int q = 0; q < NB; ++q) acc[r][q].store_aligned(tile + r * nr_full + q * w);
-  for (int r = 0; r < MR; ++r) {
-    T* cr = c + r * ldc;
-    const T* tr = tile + r * nr_full;
-    if (load_c)
-      for (Index j = 0; j < nr; ++j) cr[j] += tr[j];
-    else
-      for (Index j = 0; j < nr; ++j) cr[j] = tr[j];
-  }
-}
-
-// Copies op(B)[kc x nr] into a panel laid out k-step by k-step, nr_full values each, zero-padded
-// on the right so the micro-kernel never needs a column tail.
-template <class T, int NB>
-void pack_b_panel(Index kc, Index nr, View<T> b, T* dst) {
-  constexpr Index w = simd::width<T>;
-  constexpr Index nr_full = NB * w;
-  if (b.cs == 1 && nr == nr_full) {
-    for (Index p = 0; p < kc; ++p) {
-      const T* src = b.at(p, 0);
-#pragma GCC unroll 4
-      for (int q = 0; q < NB; ++q) V<T>::load_unaligned(src + q * w).store_aligned(dst + q * w);
-      dst += nr_full;
-    }
-    return;
-  }
-  if (nr < nr_full)
-    for (Index p = 0; p < kc; ++p) std::fill(dst + p * nr_full + nr, dst + (p + 1) * nr_full, T(0));
-  if (b.cs == 1) {
-    for (Index p = 0; p < kc; ++p) std::copy(b.at(p, 0), b.at(p, 0) + nr, dst + p * nr_full);
-  } else {
-    // Transposed B: walk each source row (a column of op(B)) contiguously.
-    for (Index j = 0; j < nr; ++j) {
-      const T* src = b.at(0, j);
-      for (Index p = 0; p < kc; ++p) dst[p * nr_full + j] = src[p * b.rs];
-    }
-  }
-}
-
-// Packs op(B)[kc x nc] as consecutive panels (panel jr at dst + jr * kc). A row-major B is read
-// row by row, all its full panels at once: panel by panel, every k-step would start a new row, and
-// rows a power-of-two stride apart land in a few L1 sets (a 64-wide B: 16 of 64), so each panel
-// would be fetched again from L2.
-template <class T, int NB>
-void pack_b_block(Index kc, Index nc, View<T> b, T* dst) {
-  constexpr Index w = simd::width<T>;
-  constexpr Index nr_full = NB * w;
-  const Index full = b.cs == 1 ? nc / nr_full * nr_full : 0;
-  for (Index p = 0; p < kc; ++p) {
-    const T* src = b.at(p, 0);
-    for (Index jr = 0; jr < full; jr += nr_full) {
-      T* out = dst + jr * kc + p * nr_full;
-#pragma GCC unroll 4
-      for (int q = 0; q < NB; ++q)
-        V<T>::load_unaligned(src + jr + q * w).store_aligned(out + q * w);
-    }
-  }
-  for (Index jr = full; jr < nc; jr += nr_full)
-    pack_b_panel<T, NB>(kc, std::min(nr_full, nc - jr), View<T>{b.at(0, jr), b.rs, b.cs},
-                        dst + jr * kc);
-}
-
-// --- Thin shapes ---------------------------------------------------------------------------------
 
 // Writes (or adds) a value into C.
 template <class T>
@@ -198,11 +32,10 @@ inline void put(T& dst, T value, bool accumulate) {
 // accumulators replaces that many separate horizontal sums.
 //
 // The R rows are read side by side, a pattern the hardware prefetchers follow late, so each row is
-// also prefetched kDotPrefetchBlocks blocks ahead (measured: +5-15% on 4096 x 64 activations).
-// Not, though, for an A that fits in L2 (a layer's activations, just written) and has rows of at
-// least kDotLongRowBytes: the hardware prefetchers then keep up, and the prefetches only take load
-// slots (measured on Zen 3 without them: 1.2x at 256 x 256, 1.45x at 64 x 256, but 0.9x at
-// 1024 x 64, whose short rows the hardware does not follow).
+// also prefetched kDotPrefetchBlocks blocks ahead. Not, though, for an A that fits in L2 (a
+// layer's activations, just written) and has rows of at least kDotLongRowBytes: the hardware
+// prefetchers then keep up, and the prefetches only take load slots; short rows it does not
+// follow. The constants were chosen by the measurements in bench/results/gemm_tuning.md.
 constexpr Index kDotPrefetchBlocks = 2;
 constexpr Index kDotL2Bytes = 256 * 1024;
 constexpr Index kDotLongRowBytes = 1024;
@@ -248,7 +81,7 @@ void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool
   }
   if (NN * R == groups * w && c.rs == NN && (NN == 1 || c.cs == 1)) {
     // The R x NN block of C is contiguous (ldc = n): whole batches instead of R * NN scalar
-    // stores, which cost about a fifth of the time at n = 2, k = 64.
+    // stores, which are a noticeable share of a thin product (bench/results/gemm_tuning.md).
 #pragma GCC unroll 4
     for (int g = 0; g < groups; ++g) {
       V<T> v = V<T>::load_aligned(sums + g * w);
@@ -391,7 +224,7 @@ void axpy_slabs(Index m, Index k, View<T> a, View<T> b, T* tmp) {
 // tmp[m x NN] (column-major). When one register block (as many batches as fit next to their
 // operands) covers m, its sums stay in registers for the whole of k; a wider m streams A row by
 // row instead. For n >= 3 only a few k-steps share each round trip of the sums through tmp, which
-// pays off only for a wide m (measured on Zen 3: 0.8x at m = 64, 1.1x at m = 128 and 256).
+// pays off only for a wide m (the bound of 16 batches is from bench/results/gemm_tuning.md).
 // Either way each element takes its k-steps in order and the rows m % w past the last whole batch
 // (the same rows whichever thread has them) go their own way, so where a thread's rows start does
 // not change the result.
