@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "flowgrad/autodiff/optim.hpp"
 #include "energies.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/flows/models.hpp"
 #include "flowgrad/tensor/threads.hpp"
 

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "gemm_shapes.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
+#include "gemm_shapes.hpp"
 
 namespace {
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "gemm_shapes.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
 #include "flowgrad/tensor/threads.hpp"
+#include "gemm_shapes.hpp"
 
 namespace {
 

@@ -410,7 +410,8 @@ struct HalfSquareOp {
 };
 V half_square(const V& x) {
   V out;
-  Node<double>& n = OpTape<double>(x.tape()).push("half_square", &HalfSquareOp::backward, {x}, &out);
+  Node<double>& n =
+      OpTape<double>(x.tape()).push("half_square", &HalfSquareOp::backward, {x}, &out);
   n.value = unary(Unary::square, x.value());
   return out;
 }

@@ -81,7 +81,6 @@ double draw_input(Unary f, double p, Generator& g) {
   }
 }
 
-
 // tanh' = 1 - y^2 and sigmoid' = y (1 - y) are taken from the rounded forward value y, so their
 // error is absolute (a few ulps of 1), not relative to the derivative's size.
 double derivative_error_floor(Unary f) {
@@ -190,7 +189,8 @@ TEST_CASE_TEMPLATE("unary forward matches a float64 reference", T, float, double
         for (Index i = 0; i < x.numel() && bad.empty(); ++i) {
           const double want = testing::ref_f(f, x[i], static_cast<double>(static_cast<T>(p)));
           if (!close<T>(y[i], want, std::abs(want)))
-            bad = describe(to_string(f), s, i, x[i], y[i], want) + " (p = " + std::to_string(p) + ")";
+            bad =
+                describe(to_string(f), s, i, x[i], y[i], want) + " (p = " + std::to_string(p) + ")";
         }
         CHECK(bad == "");
       }
@@ -242,7 +242,8 @@ TEST_CASE_TEMPLATE("unary_backward accumulates gy * f'(x) into gx", T, float, do
           const double scale =
               std::abs(gx0[i]) + std::abs(gy[i]) * (std::abs(d) + derivative_error_floor(f));
           if (!close<T>(gx[i], want, scale))
-            bad = describe(to_string(f), s, i, x[i], gx[i], want) + " (p = " + std::to_string(p) + ")";
+            bad = describe(to_string(f), s, i, x[i], gx[i], want) + " (p = " + std::to_string(p) +
+                  ")";
         }
         CHECK(bad == "");
       }
@@ -440,7 +441,8 @@ TEST_CASE_TEMPLATE("binary broadcasting of rows, columns and scalars", T, float,
               const double x = a(a.rows() == 1 ? 0 : i, a.cols() == 1 ? 0 : j);
               const double y = b(b.rows() == 1 ? 0 : i, b.cols() == 1 ? 0 : j);
               const T want = static_cast<T>(apply(f, x, y));
-              if (out(i, j) != want) bad = describe(to_string(f), full, i * n + j, x, out(i, j), want);
+              if (out(i, j) != want)
+                bad = describe(to_string(f), full, i * n + j, x, out(i, j), want);
             }
           }
           CHECK(bad == "");

@@ -109,8 +109,8 @@ struct Dims {
 };
 
 // The brief's fixed shapes, plus shapes on each side of every path boundary of gemm
-// (tensor/detail/gemm_paths.hpp): thin n and thin m (<= 4), thin k (<= 4), and blocked shapes crossing MC (144/72), KC (256) and the
-// micro-tile edges (6 rows, 2 batches of columns).
+// (tensor/detail/gemm_paths.hpp): thin n and thin m (<= 4), thin k (<= 4), and blocked shapes
+// crossing MC (144/72), KC (256) and the micro-tile edges (6 rows, 2 batches of columns).
 const std::vector<Dims> kFixedShapes = {
     {1, 1, 1},      {3, 5, 7},     {257, 129, 65}, {4096, 2, 64}, {64, 1, 4096},
     {4096, 64, 2},  {4096, 1, 64}, {1, 64, 4096},  {64, 2, 4096}, {2, 64, 4096},

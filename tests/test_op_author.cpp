@@ -36,8 +36,7 @@ struct ScaledSin {
     if (!gx) return;
     const State& s = state<State>(n);
     const Tensor<T>& x = tape.value(n.in[0]);
-    for (Index i = 0; i < x.numel(); ++i)
-      (*gx)[i] += n.grad[i] * s.a * s.c * std::cos(s.c * x[i]);
+    for (Index i = 0; i < x.numel(); ++i) (*gx)[i] += n.grad[i] * s.a * s.c * std::cos(s.c * x[i]);
   }
 };
 
@@ -48,7 +47,8 @@ Var<T> scaled_sin(const Var<T>& x, std::type_identity_t<T> a, std::type_identity
 
 }  // namespace
 
-TEST_CASE("an op written with op_author.hpp: its state survives to backward, and gradcheck passes") {
+TEST_CASE(
+    "an op written with op_author.hpp: its state survives to backward, and gradcheck passes") {
   Generator gen(3);
   CHECK_GRADCHECK(gradcheck(
       [](Tape<double>&, std::span<const Var<double>> in) {

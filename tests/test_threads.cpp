@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "flowgrad/flowgrad.hpp"
-#include "flowgrad/tensor/detail/pool.hpp"
 #include "flowgrad/tensor/detail/fused.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/detail/pool.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
 #include "flowgrad/tensor/threads.hpp"

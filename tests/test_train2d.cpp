@@ -13,10 +13,10 @@
 #include <string>
 #include <thread>
 
-#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
 #include "commands.hpp"
 #include "density_training.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "model_config.hpp"
 
 using namespace train2d;

@@ -36,16 +36,17 @@ struct Case {
 };
 
 const std::vector<Case> kCases = {
-    {Unary::neg, 0, &kWide},        {Unary::exp, 0, &kWide},       {Unary::log, 0, &kPositive},
-    {Unary::tanh, 0, &kWide},       {Unary::sigmoid, 0, &kWide},   {Unary::softplus, 0, &kWide},
-    {Unary::relu, 0, &kWide},       {Unary::leaky_relu, 0.01, &kWide},
-    {Unary::leaky_relu, 0.2, &kWide},
-    {Unary::square, 0, &kWide},     {Unary::sqrt, 0, &kPositive},  {Unary::sin, 0, &kWide},
-    {Unary::cos, 0, &kWide},        {Unary::abs, 0, &kWide},       {Unary::pow, 2, &kWide},
-    {Unary::pow, 3, &kWide},        {Unary::pow, -1, &kWide},      {Unary::pow, 0.5, &kModerate},
-    {Unary::pow, 1.5, &kModerate},  {Unary::pow, 2.5, &kModerate},
+    {Unary::neg, 0, &kWide},          {Unary::exp, 0, &kWide},
+    {Unary::log, 0, &kPositive},      {Unary::tanh, 0, &kWide},
+    {Unary::sigmoid, 0, &kWide},      {Unary::softplus, 0, &kWide},
+    {Unary::relu, 0, &kWide},         {Unary::leaky_relu, 0.01, &kWide},
+    {Unary::leaky_relu, 0.2, &kWide}, {Unary::square, 0, &kWide},
+    {Unary::sqrt, 0, &kPositive},     {Unary::sin, 0, &kWide},
+    {Unary::cos, 0, &kWide},          {Unary::abs, 0, &kWide},
+    {Unary::pow, 2, &kWide},          {Unary::pow, 3, &kWide},
+    {Unary::pow, -1, &kWide},         {Unary::pow, 0.5, &kModerate},
+    {Unary::pow, 1.5, &kModerate},    {Unary::pow, 2.5, &kModerate},
 };
-
 
 // The activations, with the Unary of the same function where there is one.
 struct ActivationCase {
@@ -141,7 +142,8 @@ TEST_CASE_TEMPLATE("every activation, fused: forward and derivative against floa
       Tensor<T> y = x;
       bias_activation(y, Tensor<T>(Shape{x.cols()}), c.act, slope);
       Tensor<T> gz;
-      activation_backward(y, Tensor<T>(x.shape(), T(1)), c.act, slope, gz, static_cast<Tensor<T>*>(nullptr));
+      activation_backward(y, Tensor<T>(x.shape(), T(1)), c.act, slope, gz,
+                          static_cast<Tensor<T>*>(nullptr));
       const bool near_one = c.act == Activation::tanh || c.act == Activation::sigmoid;
       for (Index i = 0; i < x.numel(); ++i) {
         const auto xi = static_cast<double>(x[i]);
@@ -170,8 +172,8 @@ TEST_CASE_TEMPLATE("fused bias_activation and activation_backward give the plain
       bias_activation(fused, bias, c.act, slope);
       const Tensor<T> z = binary(Binary::add, x, bias);
       const Tensor<T> plain = c.act == Activation::none ? z : unary(c.f, z, slope);
-      CHECK(std::memcmp(fused.data(), plain.data(), sizeof(T) * static_cast<std::size_t>(s.numel())) ==
-            0);
+      CHECK(std::memcmp(fused.data(), plain.data(),
+                        sizeof(T) * static_cast<std::size_t>(s.numel())) == 0);
 
       Tensor<T> gz;
       activation_backward(fused, gy, c.act, slope, gz, static_cast<Tensor<T>*>(nullptr));
@@ -182,7 +184,8 @@ TEST_CASE_TEMPLATE("fused bias_activation and activation_backward give the plain
         gx = gy;
       else
         unary_backward(c.f, z, plain, gy, gx, slope);
-      CHECK(std::memcmp(gz.data(), gx.data(), sizeof(T) * static_cast<std::size_t>(s.numel())) == 0);
+      CHECK(std::memcmp(gz.data(), gx.data(), sizeof(T) * static_cast<std::size_t>(s.numel())) ==
+            0);
     }
   }
 }
@@ -192,12 +195,14 @@ TEST_CASE("to_string and activation_from_string: one name per function, the stor
     CHECK(std::string(to_string(c.act)) == c.name);
     CHECK(activation_from_string(c.name) == c.act);
   }
-  CHECK_THROWS_WITH_AS(activation_from_string("gelu"),
-                       "unknown activation 'gelu' (none, relu, leaky_relu, tanh, sigmoid, softplus)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      activation_from_string("gelu"),
+      "unknown activation 'gelu' (none, relu, leaky_relu, tanh, sigmoid, softplus)",
+      std::invalid_argument);
   CHECK_THROWS_AS(activation_from_string("Relu"), std::invalid_argument);
-  const char* unary_names[] = {"neg",        "exp",    "log",  "tanh", "sigmoid", "softplus", "relu",
-                               "leaky_relu", "square", "sqrt", "sin",  "cos",     "abs",      "pow"};
+  const char* unary_names[] = {"neg",      "exp",  "log",        "tanh",   "sigmoid",
+                               "softplus", "relu", "leaky_relu", "square", "sqrt",
+                               "sin",      "cos",  "abs",        "pow"};
   for (int i = 0; i < 14; ++i)
     CHECK(std::string(to_string(static_cast<Unary>(i))) == unary_names[i]);
   CHECK(std::string(to_string(Binary::add)) == "add");

@@ -4,8 +4,8 @@
 #include <stdexcept>
 
 #include "atomic_file.hpp"
-#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 
 namespace train2d {
 

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "flowgrad/autodiff/optim.hpp"
 #include "checkpoint.hpp"
 #include "energies.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 
 namespace train2d {
 

@@ -162,11 +162,11 @@ Var<T> mask_columns(const Var<T>& x, const Tensor<T>& mask) {
   return mul(x, x.tape().constant(mask));
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                                               \
-  template Var<T> cat(std::initializer_list<Var<T>>);                         \
-  template Var<T> narrow(const Var<T>&, Index, Index);                        \
-  template Var<T> select_columns(const Var<T>&, const std::vector<Index>&);   \
-  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);              \
+#define FLOWGRAD_INSTANTIATE(T)                                             \
+  template Var<T> cat(std::initializer_list<Var<T>>);                       \
+  template Var<T> narrow(const Var<T>&, Index, Index);                      \
+  template Var<T> select_columns(const Var<T>&, const std::vector<Index>&); \
+  template Var<T> mask_columns(const Var<T>&, const Tensor<T>&);            \
   template std::vector<Var<T>> split(const Var<T>&, const std::vector<Index>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE

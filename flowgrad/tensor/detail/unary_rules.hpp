@@ -263,7 +263,9 @@ struct Pow {
 
 // Whether a rule gives its derivative from the output (all the fused kernels keep).
 template <class R>
-concept FromOutput = requires(simd::batch<float> y) { R::derivative_from_output(y, 0.0f); };
+concept FromOutput = requires(simd::batch<float> y) {
+  R::derivative_from_output(y, 0.0f);
+};
 
 // f'(x) for a rule, from whichever of x and y = f(x) the rule uses.
 template <class R, class T, class P>
@@ -336,7 +338,8 @@ inline constexpr Activation kActivations[] = {Activation::none,       Activation
 // What with_activation passes: the activation as a constant (value) and its rule (type).
 template <Activation A>
 struct ActivationTag : std::type_identity<ActivationRule<A>> {
-  static_assert(FromOutput<ActivationRule<A>>, "the fused kernels keep only an activation's output");
+  static_assert(FromOutput<ActivationRule<A>>,
+                "the fused kernels keep only an activation's output");
   static constexpr Activation value = A;
 };
 
