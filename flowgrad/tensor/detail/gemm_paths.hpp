@@ -8,9 +8,9 @@
 #include <memory>
 #include <new>
 
-#include "flowgrad/tensor/detail/activation.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
+#include "flowgrad/tensor/detail/unary_rules.hpp"
 
 namespace flowgrad::gemm_detail {
 
