@@ -1,8 +1,11 @@
 #include "flowgrad/tensor/random.hpp"
 
+#include <bit>
+#include <charconv>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <string_view>
 
 namespace flowgrad {
 
@@ -97,6 +100,72 @@ std::vector<Index> Generator::permutation(Index n) {
     std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(j)]);
   }
   return p;
+}
+
+namespace {
+void append_hex_word(std::string& out, std::uint64_t w) {
+  static constexpr char digits[] = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) out += digits[(w >> shift) & 0xf];
+}
+
+// Exactly 16 hex digits: a shorter or longer field is a damaged state, not a smaller number.
+bool parse_hex_word(std::string_view f, std::uint64_t& w) {
+  if (f.size() != 16) return false;
+  for (const char c : f)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), w, 16);
+  return ec == std::errc() && ptr == f.data() + f.size();
+}
+}  // namespace
+
+std::string Generator::state() const {
+  std::string out;
+  out.reserve(5 * 17);
+  for (const std::uint64_t w : s_) {
+    append_hex_word(out, w);
+    out += ',';
+  }
+  if (has_spare_)
+    append_hex_word(out, std::bit_cast<std::uint64_t>(spare_normal_));
+  else
+    out += '-';
+  return out;
+}
+
+void Generator::set_state(const std::string& state) {
+  const auto fail = [&](const std::string& why) {
+    throw std::invalid_argument("Generator::set_state: " + why + " in '" + state +
+                                "' (expected 4 words of 16 hex digits and a spare, '-' or 16 "
+                                "hex digits, separated by commas)");
+  };
+  std::uint64_t words[5] = {};
+  std::string_view rest = state;
+  int fields = 0;
+  bool spare = false;
+  for (; fields < 5; ++fields) {
+    const std::size_t comma = rest.find(',');
+    const std::string_view f = rest.substr(0, comma);
+    if (fields == 4 && f == "-") {
+      spare = false;
+    } else {
+      if (!parse_hex_word(f, words[fields]))
+        fail("field " + std::to_string(fields + 1) + " is bad");
+      spare = fields == 4;
+    }
+    if (comma == std::string_view::npos) {
+      rest = {};
+      ++fields;
+      break;
+    }
+    rest.remove_prefix(comma + 1);
+  }
+  if (fields != 5 || !rest.empty()) fail("not 5 fields");
+  if ((words[0] | words[1] | words[2] | words[3]) == 0) fail("the all-zero xoshiro state");
+  const double spare_value = std::bit_cast<double>(words[4]);
+  if (spare && !std::isfinite(spare_value)) fail("a non-finite spare normal");
+  for (int i = 0; i < 4; ++i) s_[i] = words[i];
+  has_spare_ = spare;
+  spare_normal_ = spare ? spare_value : 0.0;
 }
 
 template Tensor<float> Generator::uniform(Shape, float, float);

@@ -3,6 +3,7 @@
 // xoshiro256** (Blackman & Vigna) seeded through splitmix64, and every distribution is computed
 // here from its raw 64-bit output rather than by the standard library's unspecified algorithms.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "flowgrad/tensor/tensor.hpp"
@@ -27,6 +28,16 @@ class Generator {
   Tensor<T> bernoulli(Shape shape, double p);
   // A uniformly random ordering of 0..n-1 (Fisher-Yates).
   std::vector<Index> permutation(Index n);
+
+  // The complete state, so that a resumed run draws exactly what the interrupted one would have:
+  // "w0,w1,w2,w3,spare", the four xoshiro words as 16 hex digits each, then the pending
+  // Box-Muller value's IEEE-754 bits as 16 hex digits, or "-" when none is pending. Text, because
+  // it is meant for places such as a safetensors file's string metadata.
+  std::string state() const;
+  // Restores a state() string. Throws std::invalid_argument on anything else (wrong field count or
+  // length, a non-hex digit, the all-zero xoshiro state, from which it never leaves, a non-finite
+  // spare) and leaves the generator unchanged then.
+  void set_state(const std::string& state);
 
  private:
   std::uint64_t s_[4];
