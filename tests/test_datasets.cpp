@@ -1,20 +1,15 @@
-// The FFJORD toy datasets against their formulas (docs/design.md §6), CSV loading and its errors,
-// splits.
+// The FFJORD toy datasets against their formulas (docs/design.md §6). CSV loading, splits and
+// batches are tested in test_data.cpp.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <numbers>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "csv.hpp"
-#include "splits.hpp"
 #include "toy_datasets.hpp"
 
 using namespace train2d;
@@ -51,33 +46,6 @@ Mean2 mean_of(const TensorF& t) {
   m.y /= double(t.rows());
   return m;
 }
-
-// A scratch directory, removed with everything in it at the end of the scope.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("flowgrad_test_csv_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  // Writes `text` byte for byte and returns the file's path.
-  std::string write(const std::string& name, const std::string& text) const {
-    const auto p = (path / name).string();
-    std::ofstream out(p, std::ios::binary);
-    out << text;
-    return p;
-  }
-};
-
-// doctest::Contains for a std::string (it copies the text).
-doctest::Contains has(const std::string& s) { return doctest::Contains(s.c_str()); }
 
 }  // namespace
 
@@ -403,212 +371,4 @@ TEST_CASE("pinwheel: 5 arms of floor(n/5) points, angle 2 pi k/5 + 0.25 exp(f1) 
   double r_sum = 0;
   for (Index i = 0; i < t.rows(); ++i) r_sum += radius(t, i);
   CHECK(r_sum / double(t.rows()) == doctest::Approx(2.0).epsilon(0.03));
-}
-
-// ---------------------------------------------------------------------------------------------
-// CSV
-
-TEST_CASE("load_csv: header, no header, CRLF, blank lines, 3 columns, spaces") {
-  TempDir dir;
-  SUBCASE("with a header") {
-    const auto p = dir.write("h.csv", "x,y\n1,2\n3.5,-4e-1\n");
-    const CsvData d = load_csv(p);
-    CHECK(d.columns == std::vector<std::string>{"x", "y"});
-    REQUIRE(d.points.shape() == Shape{2, 2});
-    CHECK(d.points(0, 0) == 1.0f);
-    CHECK(d.points(0, 1) == 2.0f);
-    CHECK(d.points(1, 0) == 3.5f);
-    CHECK(d.points(1, 1) == -0.4f);
-  }
-  SUBCASE("without a header") {
-    const CsvData d = load_csv(dir.write("n.csv", "1,2\n3,4\n5,6"));  // no final newline
-    CHECK(d.columns == std::vector<std::string>{"x0", "x1"});
-    REQUIRE(d.points.shape() == Shape{3, 2});
-    CHECK(d.points(2, 1) == 6.0f);
-  }
-  SUBCASE("CRLF line endings") {
-    const CsvData d = load_csv(dir.write("crlf.csv", "a,b\r\n1,2\r\n3,4\r\n"));
-    CHECK(d.columns == std::vector<std::string>{"a", "b"});
-    REQUIRE(d.points.shape() == Shape{2, 2});
-    CHECK(d.points(1, 1) == 4.0f);
-  }
-  SUBCASE("blank lines anywhere, header after blank lines") {
-    const CsvData d = load_csv(dir.write("blank.csv", "\n\r\nx,y\n\n1,2\n   \n3,4\n\n"));
-    CHECK(d.columns == std::vector<std::string>{"x", "y"});
-    REQUIRE(d.points.shape() == Shape{2, 2});
-    CHECK(d.points(1, 0) == 3.0f);
-  }
-  SUBCASE("three columns") {
-    const CsvData d = load_csv(dir.write("three.csv", "a,b,c\n1,2,3\n4,5,6\n"));
-    CHECK(d.columns == std::vector<std::string>{"a", "b", "c"});
-    REQUIRE(d.points.shape() == Shape{2, 3});
-    CHECK(d.points(1, 2) == 6.0f);
-  }
-  SUBCASE("spaces around fields, quoted header names, a leading +, exponents") {
-    const CsvData d = load_csv(dir.write("sp.csv", " \"x 1\" , y \n  1 ,\t+2.5 \n-1e-3, 2E2\n"));
-    CHECK(d.columns == std::vector<std::string>{"x 1", "y"});
-    REQUIRE(d.points.shape() == Shape{2, 2});
-    CHECK(d.points(0, 1) == 2.5f);
-    CHECK(d.points(1, 0) == -0.001f);
-    CHECK(d.points(1, 1) == 200.0f);
-  }
-  SUBCASE("a UTF-8 byte-order mark before the header") {
-    const CsvData d = load_csv(dir.write("bom.csv", "\xEF\xBB\xBFx,y\n1,2\n"));
-    CHECK(d.columns == std::vector<std::string>{"x", "y"});
-    CHECK(d.points.rows() == 1);
-  }
-}
-
-TEST_CASE("load_csv: errors name the file, the line and the column") {
-  TempDir dir;
-  const auto err = [&](const std::string& name, const std::string& text) {
-    return dir.write(name, text);
-  };
-  SUBCASE("missing value") {
-    const auto p = err("missing.csv", "x,y\n1,2\n3,\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 3, column 2: missing value"),
-                         std::runtime_error);
-    const auto q = err("missing1.csv", "1,2\n\n , 4\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 3, column 1: missing value"),
-                         std::runtime_error);
-  }
-  SUBCASE("a word in the middle of the data") {
-    const auto p = err("word.csv", "x,y\n1,2\n3,abc\n4,5\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 3, column 2: 'abc' is not a number"),
-                         std::runtime_error);
-    const auto q = err("word2.csv", "1,2\n1.5x,2\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 2, column 1: '1.5x' is not a number"),
-                         std::runtime_error);
-  }
-  SUBCASE("NaN") {
-    const auto p = err("nan.csv", "x,y\n1,2\nnan,3\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 3, column 1: NaN/inf is not allowed"),
-                         std::runtime_error);
-    const auto q = err("nan_first.csv", "NaN,1\n");  // a first line of numbers and NaN is data
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 1, column 1: NaN/inf is not allowed"),
-                         std::runtime_error);
-  }
-  SUBCASE("inf") {
-    const auto p = err("inf.csv", "1,2\n3,inf\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 2, column 2: NaN/inf is not allowed"),
-                         std::runtime_error);
-    const auto q = err("minf.csv", "1,2\n3,4\n-Infinity,4\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 3, column 1: NaN/inf is not allowed"),
-                         std::runtime_error);
-    const auto r = err("huge.csv", "1,2\n3,1e39\n");  // finite in double, inf in float32
-    CHECK_THROWS_WITH_AS(load_csv(r), has(r + ": line 2, column 2: '1e39' is out of"),
-                         std::runtime_error);
-  }
-  SUBCASE("ragged row") {
-    const auto p = err("ragged.csv", "1,2\n3,4,5\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 2: expected 2 columns"), std::runtime_error);
-    CHECK_THROWS_WITH_AS(load_csv(p), doctest::Contains("got 3"), std::runtime_error);
-    const auto q = err("ragged_header.csv", "a,b,c\n1,2,3\n\n4,5\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 4: expected 3 columns"), std::runtime_error);
-    CHECK_THROWS_WITH_AS(load_csv(q), doctest::Contains("got 2"), std::runtime_error);
-  }
-  SUBCASE("one column") {
-    const auto p = err("one.csv", "1\n2\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 1: need at least 2 columns"),
-                         std::runtime_error);
-    const auto q = err("one_header.csv", "x\n1\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": line 1: need at least 2 columns"),
-                         std::runtime_error);
-  }
-  SUBCASE("empty file, blank file, header only") {
-    const auto p = err("empty.csv", "");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": no data rows"), std::runtime_error);
-    const auto q = err("blank.csv", "\n  \n\r\n");
-    CHECK_THROWS_WITH_AS(load_csv(q), has(q + ": no data rows"), std::runtime_error);
-    const auto r = err("header_only.csv", "x,y\n");
-    CHECK_THROWS_WITH_AS(load_csv(r), has(r + ": no data rows"), std::runtime_error);
-  }
-  SUBCASE("missing file, a directory") {
-    const auto p = (dir.path / "no_such.csv").string();
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ":"), std::runtime_error);
-    const auto d = dir.path.string();
-    CHECK_THROWS_WITH_AS(load_csv(d), has(d + ":"), std::runtime_error);
-  }
-  SUBCASE("a header is allowed on the first non-blank line only") {
-    const auto p = err("two_headers.csv", "x,y\na,b\n1,2\n");
-    CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 2, column 1: 'a' is not a number"),
-                         std::runtime_error);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Splits and sampling
-
-TEST_CASE("split_rows: sizes, every row in exactly one part, seeded") {
-  const Index rows = 101;
-  TensorF data(Shape{rows, 3});
-  for (Index i = 0; i < rows; ++i) {
-    data(i, 0) = float(i);
-    data(i, 1) = float(i) + 0.5f;
-    data(i, 2) = -float(i);
-  }
-  const Split s = split_rows(data, 0.2, 11);
-  CHECK(s.test.shape() == Shape{20, 3});  // round(20.2)
-  CHECK(s.train.shape() == Shape{81, 3});
-  std::vector<int> seen(static_cast<std::size_t>(rows), 0);
-  for (const TensorF* part : {&s.train, &s.test})
-    for (Index i = 0; i < part->rows(); ++i) {
-      const float id = (*part)(i, 0);
-      REQUIRE(id >= 0);
-      REQUIRE(id < float(rows));
-      ++seen[static_cast<std::size_t>(id)];
-      CHECK((*part)(i, 1) == id + 0.5f);  // rows stay whole
-      CHECK((*part)(i, 2) == -id);
-    }
-  CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
-
-  const Split again = split_rows(data, 0.2, 11);
-  CHECK(same(again.test, s.test));
-  CHECK(same(again.train, s.train));
-  CHECK_FALSE(same(split_rows(data, 0.2, 12).test, s.test));
-  // Shuffled: the test part is not simply the first or the last rows.
-  bool sorted = true;
-  for (Index i = 1; i < s.test.rows(); ++i) sorted = sorted && s.test(i, 0) == s.test(i - 1, 0) + 1;
-  CHECK_FALSE(sorted);
-
-  CHECK(split_rows(data, 0.001, 1).test.rows() == 1);  // at least 1
-  TensorF ten(Shape{10, 2});
-  CHECK(split_rows(ten, 0.25, 1).test.rows() == 3);  // round(2.5) = 3
-  CHECK(split_rows(ten, 0.9, 1).train.rows() == 1);
-  CHECK_THROWS_AS(split_rows(ten, 0.96, 1), std::invalid_argument);  // all rows in test
-  CHECK_THROWS_AS(split_rows(ten, 0.0, 1), std::invalid_argument);
-  CHECK_THROWS_AS(split_rows(ten, 1.0, 1), std::invalid_argument);
-  CHECK_THROWS_AS(split_rows(ten, std::nan(""), 1), std::invalid_argument);
-  CHECK_THROWS_AS(split_rows(TensorF(Shape{1, 2}), 0.5, 1), std::invalid_argument);
-}
-
-TEST_CASE("sample_rows: shape, rows of the data, seeded") {
-  TensorF data(Shape{7, 2});
-  for (Index i = 0; i < 7; ++i) {
-    data(i, 0) = float(i);
-    data(i, 1) = float(10 * i);
-  }
-  Generator gen(5);
-  TensorF out;
-  sample_rows(data, 1000, gen, out);
-  REQUIRE(out.shape() == Shape{1000, 2});
-  std::array<int, 7> counts{};
-  for (Index i = 0; i < out.rows(); ++i) {
-    const float id = out(i, 0);
-    REQUIRE(id >= 0);
-    REQUIRE(id < 7);
-    CHECK(out(i, 1) == 10 * id);
-    ++counts[static_cast<std::size_t>(id)];
-  }
-  for (int c : counts) CHECK(c > 100);  // 1000 / 7 = 143 each, with replacement
-  // Reuses the buffer for a smaller draw; same seed, same rows.
-  Generator g1(9), g2(9);
-  TensorF a, b;
-  sample_rows(data, 50, g1, a);
-  sample_rows(data, 50, g2, b);
-  CHECK(same(a, b));
-  sample_rows(data, 0, g1, a);
-  CHECK(a.rows() == 0);
-  CHECK_THROWS_AS(sample_rows(TensorF(Shape{0, 2}), 3, gen, out), std::invalid_argument);
-  CHECK_THROWS_AS(sample_rows(data, -1, gen, out), std::invalid_argument);
 }
