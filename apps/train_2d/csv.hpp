@@ -1,25 +1,10 @@
 #pragma once
-// A user's data set read from a CSV file.
-#include <string>
-#include <vector>
-
-#include "flowgrad/tensor/tensor.hpp"
+// The CSV reader is the library's now (flowgrad/data/csv.hpp). This header only keeps
+// eval_command.cpp's include and unqualified load_csv() working; it goes once that file includes
+// the library header itself.
+#include "flowgrad/data/csv.hpp"
 
 namespace train2d {
-
-using flowgrad::TensorF;
-
-// A CSV of two or more numeric, comma-separated columns, header optional: the first non-blank line
-// is a header when one of its fields is a word (not empty and not a number). Blank lines are
-// skipped, fields trimmed of spaces and tabs, a trailing '\r' and a UTF-8 byte-order mark ignored.
-// Errors (std::runtime_error, "<path>: line L, column C: ...", both 1-based) name the file, the
-// line and the column: a missing value, a word, NaN or inf, a value beyond float32, a line with a
-// different number of columns, an empty file or one without data rows, fewer than 2 columns, a
-// file that cannot be read.
-struct CsvData {
-  TensorF points;                    // [rows, columns]
-  std::vector<std::string> columns;  // header names, or "x0", "x1", ...
-};
-CsvData load_csv(const std::string& path);
-
+using flowgrad::CsvData;
+using flowgrad::load_csv;
 }  // namespace train2d

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "csv.hpp"
+#include "flowgrad/data/batches.hpp"
+#include "flowgrad/data/csv.hpp"
 #include "toy_datasets.hpp"
 
 namespace train2d {
@@ -25,9 +26,9 @@ DataSource DataSource::csv(const std::string& path, double test_fraction,
   DataSource d;
   d.name_ = path;
   d.is_csv_ = true;
-  const CsvData data = load_csv(path);
+  const flowgrad::CsvData data = flowgrad::load_csv(path);
   d.dim_ = data.points.cols();
-  d.split_ = split_rows(data.points, test_fraction, split_seed);
+  d.split_ = flowgrad::split_rows(data.points, test_fraction, split_seed);
   // The window of the first two columns, with a 10% margin.
   double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
   for (Index i = 0; i < data.points.rows(); ++i)
@@ -44,11 +45,9 @@ DataSource DataSource::csv(const std::string& path, double test_fraction,
   return d;
 }
 
-void DataSource::batch(Index n, Generator& gen, TensorF& out) const {
-  if (is_csv_)
-    sample_rows(split_.train, n, gen, out);
-  else
-    out = sample_toy(name_, n, gen);
+flowgrad::BatchSource<float> DataSource::toy_source() const {
+  if (is_csv_) throw std::logic_error("DataSource::toy_source: " + name_ + " is a CSV file");
+  return [name = name_](Index n, Generator& gen, TensorF& out) { out = sample_toy(name, n, gen); };
 }
 
 TensorF DataSource::test_set(Index n, std::uint64_t seed) const {
@@ -62,7 +61,7 @@ TensorF DataSource::show_set(Index n, std::uint64_t seed) const {
   if (split_.train.rows() <= n) return split_.train;
   Generator gen(seed);
   TensorF out;
-  sample_rows(split_.train, n, gen, out);
+  flowgrad::sample_rows(split_.train, n, gen, out);
   return out;
 }
 

@@ -4,10 +4,15 @@
 // split, the test split held out).
 #include <string>
 
+#include "flowgrad/data/split.hpp"
+#include "flowgrad/flows/fit.hpp"
 #include "plots.hpp"
-#include "splits.hpp"
 
 namespace train2d {
+
+using flowgrad::Generator;
+using flowgrad::Index;
+using flowgrad::TensorF;
 
 class DataSource {
  public:
@@ -17,7 +22,10 @@ class DataSource {
   const std::string& name() const { return name_; }  // dataset name or CSV path
   bool is_csv() const { return is_csv_; }
   Index dim() const { return dim_; }
-  void batch(Index n, Generator& gen, TensorF& out) const;
+  // A CSV's training rows, the tensor batches are drawn from.
+  const TensorF& train_rows() const { return split_.train; }
+  // A toy dataset as the source of a fresh batch every step.
+  flowgrad::BatchSource<float> toy_source() const;
   // The test set: n toy points drawn with Generator(seed), or the CSV's held-out rows.
   TensorF test_set(Index n, std::uint64_t seed) const;
   // Points to draw beside the model's samples.
@@ -29,7 +37,7 @@ class DataSource {
   std::string name_;
   bool is_csv_ = false;
   Index dim_ = 2;
-  Split split_;
+  flowgrad::Split split_;
   Extent extent_;
 };
 

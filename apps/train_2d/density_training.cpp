@@ -10,7 +10,6 @@
 namespace train2d {
 
 using flowgrad::DensityFlow;
-using flowgrad::Tape;
 
 DensityRun train_density(const TrainOptions& opt, const DataSource& data,
                          const std::string& checkpoint, const Metadata& metadata) {
@@ -21,43 +20,21 @@ DensityRun train_density(const TrainOptions& opt, const DataSource& data,
   run.model = std::make_unique<DensityFlow<float>>(build_transform(config, gen));
   DensityFlow<float>& model = *run.model;
   model.train();
-  flowgrad::AdamOptions adam_opt;
-  adam_opt.lr = opt.lr;
-  flowgrad::Adam<float> adam(model.parameters(), adam_opt);
-  Tape<float> tape;
-  TensorF batch;
-  auto step = [&](long) {
-    data.batch(opt.batch, gen, batch);
-    tape.reset();
-    adam.zero_grad();
-    const auto loss = -mean(model.log_prob(tape.constant(batch)));
-    tape.backward(loss);
-    if (opt.clip > 0) flowgrad::clip_grad_norm(adam.params(), static_cast<float>(opt.clip));
-    adam.step();
-    return static_cast<double>(loss.item());
-  };
+  flowgrad::FitOptions fit;
+  fit.steps = opt.steps;
+  fit.batch = opt.batch;
+  fit.adam.lr = opt.lr;
+  fit.clip = opt.clip;
+  fit.replacement = true;
+  auto trainer =
+      data.is_csv()
+          ? std::make_unique<flowgrad::DensityTrainer<float>>(model, data.train_rows(), fit)
+          : std::make_unique<flowgrad::DensityTrainer<float>>(model, data.toy_source(), fit);
+  trainer->generator() = gen;
   const LoopSettings settings{opt.steps, opt.log_every, opt.checkpoint_every,
                               opt.quiet, checkpoint,    "try a lower --lr or --clip"};
-  static_cast<LoopResult&>(run) = run_training_loop(settings, model, metadata, step);
+  static_cast<LoopResult&>(run) = run_training_loop(settings, *trainer, model, metadata);
   return run;
-}
-
-double test_nll(DensityFlow<float>& model, const TensorF& test) {
-  const bool was_training = model.training();
-  model.eval();
-  constexpr Index chunk = 4096;
-  double total = 0;
-  TensorF part;
-  for (Index start = 0; start < test.rows(); start += chunk) {
-    const Index m = std::min(chunk, test.rows() - start);
-    part.resize(flowgrad::Shape{m, test.cols()});
-    std::copy(test.data() + start * test.cols(), test.data() + (start + m) * test.cols(),
-              part.data());
-    const TensorF lp = model.log_prob(part);
-    for (Index i = 0; i < m; ++i) total += lp[i];
-  }
-  model.train(was_training);
-  return -total / static_cast<double>(test.rows());
 }
 
 void draw_density_model(const std::string& dir, DensityFlow<float>& model, const DataSource& data,

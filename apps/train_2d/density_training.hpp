@@ -13,14 +13,16 @@ struct DensityRun : LoopResult {
   std::unique_ptr<flowgrad::DensityFlow<float>> model;
 };
 
-// Trains opt.model on `data` with Adam; saves the checkpoint (with `metadata`) every
-// opt.checkpoint_every steps and when a SIGINT/SIGTERM stops the run early. An empty
+// Trains opt.model on `data` with the library's DensityTrainer (Adam; a CSV's training rows drawn
+// with replacement, a toy's points fresh every step, both continuing the generator that
+// initialised the model, as train_2d always drew them); saves the checkpoint (with `metadata`)
+// every opt.checkpoint_every steps and when a SIGINT/SIGTERM stops the run early. An empty
 // checkpoint path saves nothing. Throws std::runtime_error if the loss stops being finite.
 DensityRun train_density(const TrainOptions& opt, const DataSource& data,
                          const std::string& checkpoint, const Metadata& metadata);
 
-// -mean log p(x) over the rows of `test`, in eval mode, in nats.
-double test_nll(flowgrad::DensityFlow<float>& model, const TensorF& test);
+// -mean log p(x) over the rows of a test set, in eval mode, in nats: the library's.
+using flowgrad::test_nll;
 
 // density.png (for 2-D models) and samples.png of a density model beside its data.
 void draw_density_model(const std::string& dir, flowgrad::DensityFlow<float>& model,

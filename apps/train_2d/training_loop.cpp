@@ -1,6 +1,5 @@
 #include "training_loop.hpp"
 
-#include <cmath>
 #include <stdexcept>
 
 #include "interrupt.hpp"
@@ -8,25 +7,32 @@
 
 namespace train2d {
 
-LoopResult run_training_loop(const LoopSettings& s, flowgrad::Module<float>& model,
-                             const Metadata& metadata, const std::function<double(long)>& step) {
+LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& trainer,
+                             flowgrad::Module<float>& model, const Metadata& metadata) {
   LoopResult r;
   r.losses.reserve(static_cast<std::size_t>(s.steps));
   Progress progress(s.steps, stderr, is_terminal(stderr), s.log_every, s.quiet);
   InterruptGuard interrupts;
   double loss = 0;
-  for (long i = 1; i <= s.steps; ++i) {
-    loss = step(i);
-    if (!std::isfinite(loss))
-      throw std::runtime_error("the loss became " + std::to_string(loss) + " at step " +
-                               std::to_string(i) + "; " + s.hint);
-    r.losses.push_back(static_cast<float>(loss));
-    r.steps_done = i;
-    progress.update(i, loss);
+  flowgrad::FitCallbacks callbacks;
+  callbacks.every = 1;
+  callbacks.on_progress = [&](const flowgrad::FitProgress& p) {
+    loss = p.loss;
+    r.losses.push_back(static_cast<float>(p.loss));
+    r.steps_done = p.step;
+    progress.update(p.step, p.loss);
     r.signal = InterruptGuard::signal_received();
-    if (!s.checkpoint.empty() && (i % s.checkpoint_every == 0 || r.signal != 0 || i == s.steps))
+    if (!s.checkpoint.empty() &&
+        (p.step % s.checkpoint_every == 0 || r.signal != 0 || p.step == s.steps))
       save_checkpoint(s.checkpoint, model, metadata);
-    if (r.signal != 0) break;
+    return r.signal != 0 ? flowgrad::FitAction::stop : flowgrad::FitAction::proceed;
+  };
+  try {
+    trainer.run_to(s.steps, callbacks);
+  } catch (const flowgrad::NonFiniteLossError& e) {
+    throw std::runtime_error("step " + std::to_string(e.step()) + ": " + e.reason() +
+                             " (the model is kept as after step " + std::to_string(e.step() - 1) +
+                             "); " + s.hint);
   }
   progress.finish(r.steps_done, loss);
   r.wall_seconds = progress.elapsed_seconds();

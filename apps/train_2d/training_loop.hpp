@@ -1,11 +1,12 @@
 #pragma once
-// The loop both trainers share: steps with progress output, a check that the loss stays finite,
-// and checkpoints every so often, at the end, and when SIGINT or SIGTERM stops the run early.
-#include <functional>
+// What both of train_2d's trainings add to the library's loop: progress output, checkpoints every
+// so often, at the end and when SIGINT or SIGTERM stops the run early, and CLI advice when the loss
+// stops being finite.
 #include <string>
 #include <vector>
 
 #include "checkpoint.hpp"
+#include "flowgrad/flows/fit.hpp"
 
 namespace train2d {
 
@@ -25,9 +26,9 @@ struct LoopResult {
   std::vector<float> losses;  // each step's loss
 };
 
-// Calls step(i) for i = 1..steps; step returns that step's loss. Throws std::runtime_error when a
-// loss is not finite.
-LoopResult run_training_loop(const LoopSettings& settings, flowgrad::Module<float>& model,
-                             const Metadata& metadata, const std::function<double(long)>& step);
+// Runs `trainer` to step settings.steps; `model` is what the checkpoints hold. Throws
+// std::runtime_error, naming the step and giving settings.hint, when a loss is not finite.
+LoopResult run_training_loop(const LoopSettings& settings, flowgrad::Trainer<float>& trainer,
+                             flowgrad::Module<float>& model, const Metadata& metadata);
 
 }  // namespace train2d

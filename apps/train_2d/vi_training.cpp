@@ -19,23 +19,21 @@ ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
   ViRun run;
   run.model = std::make_unique<VariationalFlow<float>>(build_transform(opt.model, gen));
   VariationalFlow<float>& q = *run.model;
-  flowgrad::AdamOptions adam_opt;
-  adam_opt.lr = opt.lr;
-  flowgrad::Adam<float> adam(q.parameters(), adam_opt);
-  Tape<float> tape;
-  auto step = [&](long i) {
-    const float beta = opt.anneal ? std::min(1.0f, 0.01f + static_cast<float>(i) / 10000.0f) : 1.0f;
-    tape.reset();
-    adam.zero_grad();
-    const auto s = q.sample_and_log_prob(tape, opt.batch, gen);
-    const auto loss = mean(s.log_q + energy(which, s.x) * beta);
-    tape.backward(loss);
-    adam.step();
-    return static_cast<double>(loss.item());
-  };
+  flowgrad::FitOptions fit;
+  fit.steps = opt.steps;
+  fit.batch = opt.batch;
+  fit.adam.lr = opt.lr;
+  // Computed in float as before the library took over the loop, so that runs repeat bit for bit.
+  if (opt.anneal)
+    fit.beta = [](long i) {
+      return static_cast<double>(std::min(1.0f, 0.01f + static_cast<float>(i) / 10000.0f));
+    };
+  flowgrad::VariationalTrainer<float> trainer(
+      q, [which](const flowgrad::Var<float>& x) { return -energy(which, x); }, fit);
+  trainer.generator() = gen;  // base samples continue the stream that initialised q
   const LoopSettings settings{opt.steps, opt.log_every, opt.checkpoint_every,
                               opt.quiet, checkpoint,    "try a lower --lr"};
-  static_cast<LoopResult&>(run) = run_training_loop(settings, q, metadata, step);
+  static_cast<LoopResult&>(run) = run_training_loop(settings, trainer, q, metadata);
   return run;
 }
 

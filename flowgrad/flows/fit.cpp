@@ -93,7 +93,7 @@ void Trainer<T>::fail(long step, double loss, const std::string& what) {
   std::string msg = "step " + std::to_string(step) + ": " + what + "; the model is left as it was";
   msg += step > 1 ? " after step " + std::to_string(step - 1) : " before training";
   msg += ". " + advice();
-  throw NonFiniteLossError(step, loss, msg);
+  throw NonFiniteLossError(step, loss, what, msg);
 }
 
 template <Scalar T>

@@ -71,14 +71,18 @@ struct FitReport {
 // before the update; the batch that caused it has been drawn.
 class NonFiniteLossError : public std::runtime_error {
  public:
-  NonFiniteLossError(long step, double loss, const std::string& what)
-      : std::runtime_error(what), step_(step), loss_(loss) {}
+  NonFiniteLossError(long step, double loss, std::string reason, const std::string& message)
+      : std::runtime_error(message), step_(step), loss_(loss), reason_(std::move(reason)) {}
   long step() const { return step_; }
   double loss() const { return loss_; }  // NaN when the forward pass itself failed
+  // What went wrong, without the step or advice ("the loss became inf", a layer's NaN error), for
+  // an application that words its own message.
+  const std::string& reason() const { return reason_; }
 
  private:
   long step_;
   double loss_;
+  std::string reason_;
 };
 
 // -mean log p(x) over the rows of data, in nats, computed in eval mode `batch` rows at a time; the
