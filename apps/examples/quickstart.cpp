@@ -7,30 +7,28 @@ using namespace flowgrad;
 
 int main() {
   Generator gen(0);
-  // 4096 points on a noisy circle of radius 2.
-  TensorF data(Shape{4096, 2});
+  // 5000 points on a noisy circle of radius 2 (or: TensorF data = load_csv("points.csv").points;).
+  TensorF data(Shape{5000, 2});
   for (Index i = 0; i < data.rows(); ++i) {
     const double a = 6.283185307 * gen.uniform(), r = 2 + 0.1 * gen.normal();
     data(i, 0) = static_cast<float>(r * std::cos(a));
     data(i, 1) = static_cast<float>(r * std::sin(a));
   }
+  const Split split = split_rows(data, 0.2, /*seed=*/1);  // 4000 to train on, 1000 held out
   DensityFlow<float> model(make_realnvp<float>(RealNVPConfig{}, gen));
-  Adam<float> adam(model.parameters(), {.lr = 1e-3});
-  Tape<float> tape;
-  TensorF batch(Shape{256, 2});
-  for (int step = 1; step <= 1000; ++step) {
-    for (Index i = 0; i < batch.rows(); ++i) {
-      const Index row = static_cast<Index>(gen.below(static_cast<std::uint64_t>(data.rows())));
-      batch(i, 0) = data(row, 0);
-      batch(i, 1) = data(row, 1);
-    }
-    tape.reset();  // reuse last step's buffers
-    adam.zero_grad();
-    Var<float> loss = -mean(model.log_prob(tape.constant(batch)));  // NLL, nats
-    tape.backward(loss);
-    adam.step();
-    if (step % 250 == 0) std::printf("step %4d  NLL %.3f\n", step, loss.item());
-  }
+  FitOptions options;
+  options.steps = 1000;
+  options.batch = 256;  // epochs of shuffled rows
+  options.adam.lr = 1e-3;
+  options.eval_every = 250;  // held-out NLL, in eval mode
+  FitCallbacks callbacks;
+  callbacks.every = 250;
+  callbacks.on_progress = [](const FitProgress& p) {
+    std::printf("step %4ld  loss %.3f  held-out NLL %.3f nats\n", p.step, p.loss,
+                p.held_out_nll.value_or(NAN));
+    return FitAction::proceed;  // FitAction::stop ends the run here
+  };
+  fit_density(model, split.train, split.test, options, callbacks);
   model.eval();  // batch norm uses its running averages from here on
   const TensorF x = model.sample(5, gen);
   const TensorF lp = model.log_prob(x);
