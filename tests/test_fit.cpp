@@ -144,7 +144,7 @@ TEST_CASE("a planted huge value stops the fit at its step, with the model as it 
   CHECK(kept == snapshot(*reference));  // parameters and batch-norm statistics
 }
 
-TEST_CASE("a learning rate of 1e6 stops with an error naming the step; the model stays finite") {
+TEST_CASE("a learning rate of 1e6 stops with an error naming the step, and the model stays finite") {
   const TensorF data = gaussian_data(512, 6);
   auto model = small_realnvp(2);
   FitOptions opt;
@@ -192,7 +192,7 @@ TEST_CASE("run_to(70) then run_to(200) equals run_to(200) bit for bit, at 1 and 
   }
 }
 
-TEST_CASE("held-out NLL is measured exactly every eval_every steps; callbacks as documented") {
+TEST_CASE("held-out NLL is measured exactly every eval_every steps, and callbacks as documented") {
   const TensorF data = gaussian_data(300, 8), held = gaussian_data(100, 9);
   auto model = small_realnvp(3, 8);
   FitOptions opt;
@@ -224,7 +224,7 @@ TEST_CASE("held-out NLL is measured exactly every eval_every steps; callbacks as
   CHECK_FALSE(r.stopped);
 }
 
-TEST_CASE("a callback can stop the run; running again continues from there") {
+TEST_CASE("a callback can stop the run, and running again continues from there") {
   const TensorF data = gaussian_data(300, 10);
   auto model = small_realnvp(4, 8);
   DensityTrainer<float> trainer(*model, data, {.steps = 30, .batch = 32});
@@ -241,7 +241,7 @@ TEST_CASE("a callback can stop the run; running again continues from there") {
   CHECK(rest.last_step == 30);
 }
 
-TEST_CASE("epochs set the step count; a batch source feeds a trainer") {
+TEST_CASE("epochs set the step count, and a batch source feeds a trainer") {
   const TensorF data = gaussian_data(100, 11);
   auto model = small_realnvp(6, 8);
   DensityTrainer<float> by_epochs(*model, data, {.epochs = 3, .batch = 32});
@@ -268,7 +268,7 @@ TEST_CASE("epochs set the step count; a batch source feeds a trainer") {
   CHECK_THROWS_AS(DensityTrainer<float>(*m2, few, {.batch = 0}), std::invalid_argument);
 }
 
-TEST_CASE("fit_variational reduces KL to a Gaussian target; beta sees every step") {
+TEST_CASE("fit_variational reduces KL to a Gaussian target, and beta sees every step") {
   // p = N((1, 0.5), I), given unnormalised: KL(q || p) = E_q[log q - log p~] + log(2 pi).
   const LogDensity<float> log_p = [](const Var<float>& x) {
     Tape<float>& t = x.tape();
