@@ -1,6 +1,7 @@
 #include "flowgrad/flows/batch_norm.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 namespace flowgrad {
@@ -14,7 +15,9 @@ BatchNorm<T>::BatchNorm(Index dim, double momentum, double eps)
       running_var(Shape{dim}, T(1)),
       num_batches_tracked(Shape{1}),
       momentum_(static_cast<T>(momentum)),
-      eps_(static_cast<T>(eps)) {
+      eps_(static_cast<T>(eps)),
+      momentum_setting_(momentum),
+      eps_setting_(eps) {
   if (!(momentum > 0 && momentum <= 1) || !(eps > 0))
     throw std::invalid_argument("batch_norm: needs momentum in (0, 1] and eps > 0");
 }
@@ -31,6 +34,15 @@ void BatchNorm<T>::named_buffers(const std::string& prefix, std::vector<NamedBuf
   out.push_back({prefix + "running_mean", &running_mean});
   out.push_back({prefix + "running_var", &running_var});
   out.push_back({prefix + "num_batches_tracked", &num_batches_tracked});
+}
+
+template <Scalar T>
+LayerSpec BatchNorm<T>::spec() const {
+  // %.17g prints a double that reads back as the same double.
+  char momentum[32], eps[32];
+  std::snprintf(momentum, sizeof momentum, "%.17g", momentum_setting_);
+  std::snprintf(eps, sizeof eps, "%.17g", eps_setting_);
+  return {kind(), {{"dim", std::to_string(this->dim())}, {"momentum", momentum}, {"eps", eps}}, {}};
 }
 
 template <Scalar T>
