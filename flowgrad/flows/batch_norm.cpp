@@ -1,7 +1,7 @@
 #include "flowgrad/flows/batch_norm.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 #include <stdexcept>
 
 namespace flowgrad {
@@ -38,11 +38,16 @@ void BatchNorm<T>::named_buffers(const std::string& prefix, std::vector<NamedBuf
 
 template <Scalar T>
 LayerSpec BatchNorm<T>::spec() const {
-  // %.17g prints a double that reads back as the same double.
-  char momentum[32], eps[32];
-  std::snprintf(momentum, sizeof momentum, "%.17g", momentum_setting_);
-  std::snprintf(eps, sizeof eps, "%.17g", eps_setting_);
-  return {kind(), {{"dim", std::to_string(this->dim())}, {"momentum", momentum}, {"eps", eps}}, {}};
+  // The shortest text that reads back as the same double ("0.1", not 0.10000000000000001).
+  auto text = [](double x) {
+    char buf[32];
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
+  };
+  return {kind(),
+          {{"dim", std::to_string(this->dim())},
+           {"momentum", text(momentum_setting_)},
+           {"eps", text(eps_setting_)}},
+          {}};
 }
 
 template <Scalar T>

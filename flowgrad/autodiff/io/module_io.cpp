@@ -1,6 +1,6 @@
 #include "flowgrad/autodiff/io/module_io.hpp"
 
-#include <cstdio>
+#include <charconv>
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
@@ -57,10 +57,10 @@ void check_model_tensors(const SafetensorsFile& f, const std::vector<Slot<T>>& s
   }
 }
 
+// The shortest text that reads back as the same double.
 std::string number(double x) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
+  char buf[32];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
 }
 
 double parse_number(const SafetensorsFile& f, const std::string& key) {
