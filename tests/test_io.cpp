@@ -219,15 +219,23 @@ TEST_CASE("malformed files are rejected with the file and the problem, the model
   expect("array", join({json::array({1, 2}), ""}), "not a JSON object");
   expect("dtype", edited([](Parts& p) { p.header["layers.0.w"]["dtype"] = "F16"; }),
          "tensor 'layers.0.w' has dtype F16");
-  expect("shape", edited([](Parts& p) { p.header["layers.0.w"]["shape"] = {1, 2}; }),
+  expect("shape", edited([](Parts& p) {
+           p.header["layers.0.w"]["shape"] = {1, 2};
+         }),
          "tensor 'layers.0.w' has shape [1, 2] in the file; the model expects [2]");
   expect("negative", edited([](Parts& p) { p.header["layers.0.w"]["shape"] = {-2}; }),
          "non-negative");
-  expect("offsets", edited([](Parts& p) { p.header["layers.0.b"]["data_offsets"] = {0, 3}; }),
+  expect("offsets", edited([](Parts& p) {
+           p.header["layers.0.b"]["data_offsets"] = {0, 3};
+         }),
          "tensor 'layers.0.b': data_offsets [0,3] span 3 bytes");
-  expect("backwards", edited([](Parts& p) { p.header["layers.0.b"]["data_offsets"] = {4, 0}; }),
+  expect("backwards", edited([](Parts& p) {
+           p.header["layers.0.b"]["data_offsets"] = {4, 0};
+         }),
          "end before they begin");
-  expect("beyond", edited([](Parts& p) { p.header["layers.1.b"]["data_offsets"] = {40, 44}; }),
+  expect("beyond", edited([](Parts& p) {
+           p.header["layers.1.b"]["data_offsets"] = {40, 44};
+         }),
          "truncated: tensor 'layers.1.b' needs bytes up to 44 but the data has 40");
   expect("overlap", edited([](Parts& p) {
            p.header["layers.0.u"]["data_offsets"] = p.header["layers.0.w"]["data_offsets"];
@@ -236,7 +244,9 @@ TEST_CASE("malformed files are rejected with the file and the problem, the model
   expect("trailing", bytes + "junk", "4 bytes of trailing data");
   expect("hole", edited([](Parts& p) { p.header.erase("layers.0.u"); }),
          "bytes 8..16 of the data belong to no tensor");
-  expect("metadata", edited([](Parts& p) { p.header["__metadata__"] = {{"k", 3}}; }),
+  expect("metadata", edited([](Parts& p) {
+           p.header["__metadata__"] = {{"k", 3}};
+         }),
          "__metadata__ value for 'k' is not a string");
   expect("entry", edited([](Parts& p) { p.header["layers.0.b"].erase("dtype"); }),
          "has no \"dtype\"");
@@ -247,7 +257,8 @@ TEST_CASE("malformed files are rejected with the file and the problem, the model
     // Re-tile the rest after the wider tensor.
     std::uint64_t off = 16;
     std::string data = p.data.substr(0, 8) + std::string(8, '\0');
-    for (const char* name : {"layers.0.u", "layers.0.b", "layers.1.w", "layers.1.u", "layers.1.b"}) {
+    for (const char* name :
+         {"layers.0.u", "layers.0.b", "layers.1.w", "layers.1.u", "layers.1.b"}) {
       const auto b = p.header[name]["data_offsets"][0].get<std::uint64_t>();
       const auto e = p.header[name]["data_offsets"][1].get<std::uint64_t>();
       data += p.data.substr(b, e - b);
@@ -258,8 +269,7 @@ TEST_CASE("malformed files are rejected with the file and the problem, the model
     expect("wrong_dtype", join(p), "tensor 'layers.0.w' is F64 (double); this is a float model");
   }
   // Every truncation of a valid file.
-  for (std::size_t len = 0; len < bytes.size(); ++len)
-    expect("cut", bytes.substr(0, len), "");
+  for (std::size_t len = 0; len < bytes.size(); ++len) expect("cut", bytes.substr(0, len), "");
   CHECK(message_of([&] { load_module(dir / "absent", target); }).find("cannot open") !=
         std::string::npos);
 }
@@ -275,14 +285,16 @@ TEST_CASE("missing, extra and mismatched tensors, and the wrong scalar type") {
   save_module(dir / "two", two);
   save_module(dir / "twod", twod);
   const auto two_before = snapshot(two), one_before = snapshot(one);
-  CHECK(message_of([&] { load_module(dir / "one", two); })
-            .find("tensor 'layers.1.w' is missing") != std::string::npos);
-  CHECK(message_of([&] { load_module(dir / "two", one); })
-            .find("tensor 'layers.1.b' is not part of this model") != std::string::npos);
+  CHECK(message_of([&] { load_module(dir / "one", two); }).find("tensor 'layers.1.w' is missing") !=
+        std::string::npos);
+  CHECK(message_of([&] {
+          load_module(dir / "two", one);
+        }).find("tensor 'layers.1.b' is not part of this model") != std::string::npos);
   CHECK(message_of([&] { load_module(dir / "two", wide); }).find("the model expects [3]") !=
         std::string::npos);
-  CHECK(message_of([&] { load_module(dir / "twod", two); })
-            .find("is F64 (double); this is a float model, which needs F32") != std::string::npos);
+  CHECK(message_of([&] {
+          load_module(dir / "twod", two);
+        }).find("is F64 (double); this is a float model, which needs F32") != std::string::npos);
   CHECK(same_state(two_before, snapshot(two)));
   CHECK(same_state(one_before, snapshot(one)));
 }
@@ -292,8 +304,9 @@ TEST_CASE("a failed write leaves the old file in place and no temporary file") {
   Generator gen(0);
   DensityFlow<float> model(make_planar_stack<float>(2, 64, gen));
   // No such directory.
-  CHECK(message_of([&] { save_module(dir / "no/such/dir/m.safetensors", model); })
-            .find("cannot write " + dir / "no/such/dir/m.safetensors") != std::string::npos);
+  CHECK(message_of([&] {
+          save_module(dir / "no/such/dir/m.safetensors", model);
+        }).find("cannot write " + dir / "no/such/dir/m.safetensors") != std::string::npos);
   CHECK(dir.count() == 0);
   // A write that fails half-way (the file size limit), with an old file beside it.
   const std::string path = dir / "m.safetensors";
@@ -366,7 +379,8 @@ TEST_CASE("a bad training checkpoint changes neither the model nor the optimizer
   const auto before = snapshot(*target);
   const Adam<float> adam_before = target_adam;
   auto expect = [&](const std::string& path, const std::string& what) {
-    const std::string msg = message_of([&] { load_training_checkpoint(path, *target, target_adam); });
+    const std::string msg =
+        message_of([&] { load_training_checkpoint(path, *target, target_adam); });
     INFO(msg);
     CHECK(msg.find(what) != std::string::npos);
     CHECK(same_state(before, snapshot(*target)));
@@ -508,10 +522,12 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
         dir / "density" + ": holds a density flow; load it with load_density_flow");
   CHECK(msg([&] { load_density_flow<float>(dir / "q"); }) ==
         dir / "q" + ": holds a variational flow; load it with load_variational_flow");
-  CHECK(msg([&] { load_density_flow<float>(dir / "double"); })
-            .find(dir / "double" + ": holds a float64 flow; this call loads float32") == 0);
-  CHECK(msg([&] { load_density_flow<float>(dir / "plain"); })
-            .find(dir / "plain" + ": metadata has no 'flowgrad.architecture'") == 0);
+  CHECK(msg([&] {
+          load_density_flow<float>(dir / "double");
+        }).find(dir / "double" + ": holds a float64 flow; this call loads float32") == 0);
+  CHECK(msg([&] {
+          load_density_flow<float>(dir / "plain");
+        }).find(dir / "plain" + ": metadata has no 'flowgrad.architecture'") == 0);
 
   // Architectures edited by hand.
   const Metadata good = read_metadata(dir / "density");
@@ -536,8 +552,9 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
             ": the planar layer at layers.1 setting 'dim' is 'two', not an integer in 1..65536");
   json wrong_dim = arch;
   wrong_dim["layers"][1]["dim"] = "3";
-  CHECK(with_arch("wrong_dim", wrong_dim.dump()).find("has dimension 3 in a chain of dimension 2") !=
-        std::string::npos);
+  CHECK(
+      with_arch("wrong_dim", wrong_dim.dump()).find("has dimension 3 in a chain of dimension 2") !=
+      std::string::npos);
   json extra = arch;
   extra["layers"][0]["hidden"] = "8";
   CHECK(with_arch("extra", extra.dump()).find("has a setting 'hidden' that planar does not take") !=
@@ -576,5 +593,6 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
   CHECK_THROWS_WITH_AS(
       build_flow<float>(
           R"({"kind": "composition", "dim": "2", "layers": [{"kind": "batch_norm", "dim": "2", "momentum": "0", "eps": "1e-5"}]})"),
-      doctest::Contains("at layers.0: batch_norm: needs momentum in (0, 1]"), std::invalid_argument);
+      doctest::Contains("at layers.0: batch_norm: needs momentum in (0, 1]"),
+      std::invalid_argument);
 }
