@@ -596,3 +596,36 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
       doctest::Contains("at layers.0: batch_norm: needs momentum in (0, 1]"),
       std::invalid_argument);
 }
+
+namespace {
+// A layer of a user's own, without spec().
+class Shift : public Bijector<float> {
+ public:
+  explicit Shift(Index d) : Bijector<float>(d) {}
+  std::string kind() const override { return "shift"; }
+  void named_parameters(const std::string&, std::vector<NamedParameter<float>>&) override {}
+  using Module<float>::named_parameters;
+
+ protected:
+  FlowResult<float> forward_impl(const Var<float>& x) override {
+    return {x + 1.f, sum(x, 1) * 0.f};
+  }
+  FlowResult<float> inverse_impl(const Var<float>& y) override {
+    return {y - 1.f, sum(y, 1) * 0.f};
+  }
+};
+}  // namespace
+
+TEST_CASE("a layer without spec() cannot be saved as a flow, but as a module") {
+  TempDir dir;
+  Generator gen(0);
+  auto chain = make_planar_stack<float>(2, 1, gen);
+  chain->add(std::make_unique<Shift>(2));
+  DensityFlow<float> model(std::move(chain));
+  CHECK_THROWS_WITH_AS(save_flow(dir / "f", model),
+                       doctest::Contains("layers.1 (shift): this layer has no spec()"),
+                       std::logic_error);
+  CHECK(dir.count() == 0);
+  save_module(dir / "m", model);
+  load_module(dir / "m", model);
+}

@@ -50,7 +50,8 @@ LoadedModel load_model(const std::string& path) {
   m.name = name == m.meta.end() ? "flow" : name->second;
   if (!m.meta.count("flowgrad.architecture")) {
     m = load_legacy(path, std::move(m));
-  } else if (m.meta["flowgrad.model"] == "variational") {
+  } else if (const auto kind = m.meta.find("flowgrad.model");
+             kind != m.meta.end() && kind->second == "variational") {
     m.variational = flowgrad::load_variational_flow<float>(path);
   } else {
     m.density = flowgrad::load_density_flow<float>(path);  // names the file on any other value

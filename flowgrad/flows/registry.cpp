@@ -32,6 +32,11 @@ const char* dtype_name() {
   return std::is_same_v<T, float> ? "float32" : "float64";
 }
 
+// An error that already names its layer, as opposed to a constructor's own std::invalid_argument.
+struct SpecError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 std::string at(const std::string& where) { return where.empty() ? "the top level" : where; }
 
 // A layer's settings as its factory reads them: each read checks the value, and build_layer then
@@ -101,7 +106,7 @@ class Settings {
   }
   const std::string& where() const { return where_; }
   [[noreturn]] void bad(const std::string& what) const {
-    throw std::invalid_argument("the " + spec_.kind + " layer at " + at(where_) + " " + what);
+    throw SpecError("the " + spec_.kind + " layer at " + at(where_) + " " + what);
   }
 
  private:
@@ -129,9 +134,9 @@ std::unique_ptr<Composition<T>> build_chain(Settings& s, Generator& gen) {
         (s.where().empty() ? "" : s.where() + ".") + "layers." + std::to_string(i);
     LayerPtr<T> layer = build_layer<T>(layers[i], where, gen);
     if (layer->dim() != chain->dim())
-      throw std::invalid_argument("the " + layers[i].kind + " layer at " + where +
-                                  " has dimension " + std::to_string(layer->dim()) +
-                                  " in a chain of dimension " + std::to_string(chain->dim()));
+      throw SpecError("the " + layers[i].kind + " layer at " + where + " has dimension " +
+                      std::to_string(layer->dim()) + " in a chain of dimension " +
+                      std::to_string(chain->dim()));
     chain->add(std::move(layer));
   }
   return chain;
@@ -184,17 +189,16 @@ template <Scalar T>
 LayerPtr<T> build_layer(const LayerSpec& spec, const std::string& where, Generator& gen) {
   const auto& table = layer_table<T>();
   const auto it = table.find(spec.kind);
-  if (it == table.end())
-    throw std::invalid_argument("unknown layer kind '" + spec.kind + "' at " + at(where));
+  if (it == table.end()) throw SpecError("unknown layer kind '" + spec.kind + "' at " + at(where));
   Settings settings(spec, where);
   LayerPtr<T> layer;
   try {
     layer = it->second(settings, gen);
+  } catch (const SpecError&) {
+    throw;
   } catch (const std::invalid_argument& e) {
     // The constructors' own checks (a mask that fixes every column, eps <= 0) name no layer.
-    const std::string what = e.what();
-    if (what.find(" at ") != std::string::npos) throw;
-    throw std::invalid_argument("the " + spec.kind + " layer at " + at(where) + ": " + what);
+    throw SpecError("the " + spec.kind + " layer at " + at(where) + ": " + e.what());
   }
   settings.check_all_used();
   return layer;
