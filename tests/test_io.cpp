@@ -549,7 +549,7 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
   bad_dim["layers"][1]["dim"] = "two";
   CHECK(with_arch("bad_dim", bad_dim.dump()) ==
         dir / "bad_dim" +
-            ": the planar layer at layers.1 setting 'dim' is 'two', not an integer in 1..65536");
+            ": the planar layer at layers.1 has setting 'dim' = 'two', not an integer in 1..65536");
   json wrong_dim = arch;
   wrong_dim["layers"][1]["dim"] = "3";
   CHECK(
@@ -584,11 +584,11 @@ TEST_CASE("loading a flow names the file and what is wrong with it") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(build_flow<float>(coupling + R"("mask": "1,0", "hidden": "8",
       "hidden_layers": "2", "activation": "swish"}]})"),
-                       doctest::Contains("at layers.0 setting 'activation'"),
+                       doctest::Contains("at layers.0 has setting 'activation' = 'swish'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(build_flow<float>(coupling + R"("mask": "1,0,1", "hidden": "8",
       "hidden_layers": "2", "activation": "relu"}]})"),
-                       doctest::Contains("setting 'mask' is '1,0,1', not 2"),
+                       doctest::Contains("has setting 'mask' = '1,0,1', not 2"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       build_flow<float>(

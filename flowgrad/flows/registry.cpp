@@ -57,15 +57,15 @@ class Settings {
     errno = 0;
     const long long x = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
-      bad("setting '" + key + "' is '" + v + "', not an integer in " + std::to_string(lo) + ".." +
-          std::to_string(hi));
+      bad("has setting '" + key + "' = '" + v + "', not an integer in " + std::to_string(lo) +
+          ".." + std::to_string(hi));
     return x;
   }
   double real(const std::string& key) {
     const std::string& v = text(key);
     char* end = nullptr;
     const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0') bad("setting '" + key + "' is '" + v + "', not a number");
+    if (v.empty() || *end != '\0') bad("has setting '" + key + "' = '" + v + "', not a number");
     return x;
   }
   Index dim() { return static_cast<Index>(integer("dim", 1, max_width)); }
@@ -74,7 +74,7 @@ class Settings {
     try {
       return activation_from_string(v);
     } catch (const std::invalid_argument& e) {
-      bad("setting '" + key + "': " + e.what());
+      bad("has setting '" + key + "' = '" + v + "': " + e.what());
     }
   }
   // "1,0,1": one 0/1 per column.
@@ -83,11 +83,11 @@ class Settings {
     std::vector<int> m;
     for (std::size_t i = 0; i < v.size(); i += 2) {
       if ((v[i] != '0' && v[i] != '1') || (i + 1 < v.size() && v[i + 1] != ','))
-        bad("setting '" + key + "' is '" + v + "', not a comma-separated list of 0 and 1");
+        bad("has setting '" + key + "' = '" + v + "', not a comma-separated list of 0 and 1");
       m.push_back(v[i] - '0');
     }
     if (static_cast<Index>(m.size()) != dim || v.empty() || v.back() == ',')
-      bad("setting '" + key + "' is '" + v + "', not " + std::to_string(dim) +
+      bad("has setting '" + key + "' = '" + v + "', not " + std::to_string(dim) +
           " comma-separated 0s and 1s");
     return m;
   }

@@ -200,8 +200,9 @@ std::string encode_safetensors(const std::vector<std::pair<std::string, const Te
   bytes.reserve(8 + text.size() + offset);
   bytes += text;
   for (const auto& entry : tensors)
-    bytes.append(reinterpret_cast<const char*>(entry.second->data()),
-                 static_cast<std::size_t>(entry.second->numel()) * sizeof(T));
+    if (entry.second->numel() > 0)
+      bytes.append(reinterpret_cast<const char*>(entry.second->data()),
+                   static_cast<std::size_t>(entry.second->numel()) * sizeof(T));
   return bytes;
 }
 
