@@ -1,6 +1,9 @@
 #pragma once
 // Everything a user of flowgrad needs, in one include.
 #include "flowgrad/autodiff/gradcheck.hpp"
+#include "flowgrad/autodiff/io/atomic_file.hpp"
+#include "flowgrad/autodiff/io/module_io.hpp"
+#include "flowgrad/autodiff/io/safetensors.hpp"
 #include "flowgrad/autodiff/module.hpp"
 #include "flowgrad/autodiff/ops.hpp"
 #include "flowgrad/autodiff/optim.hpp"
@@ -17,6 +20,7 @@
 #include "flowgrad/flows/normal.hpp"
 #include "flowgrad/flows/planar.hpp"
 #include "flowgrad/flows/radial.hpp"
+#include "flowgrad/flows/registry.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
 #include "flowgrad/tensor/tensor.hpp"

@@ -92,6 +92,15 @@ TEST_CASE("checkpoint round trip gives identical log_prob, running statistics in
   const Metadata meta = read_checkpoint_metadata(dir / "m.safetensors");
   CHECK(meta.at("model") == "realnvp");
   CHECK(meta.at("layers") == "4");
+  CHECK(meta.at("flowgrad.model") == "density");
+  CHECK(meta.count("flowgrad.architecture") == 1);
+  // From the file alone, as eval and sample load it.
+  const LoadedModel from_file = load_model(dir / "m.safetensors");
+  REQUIRE(from_file.density);
+  CHECK_FALSE(from_file.density->training());
+  CHECK(from_file.name == "realnvp");
+  const auto alone = from_file.density->log_prob(x);
+  for (flowgrad::Index i = 0; i < x.rows(); ++i) CHECK(alone[i] == before[i]);
   auto loaded = small_realnvp(99);  // different initial weights
   load_checkpoint(dir / "m.safetensors", *loaded);
   loaded->eval();
@@ -145,6 +154,44 @@ TEST_CASE("truncated, corrupted, foreign and mismatched checkpoints give clear e
   CHECK_THROWS_WITH_AS(config_from_metadata(read_checkpoint_metadata(dir / "badmeta"), "x"),
                        doctest::Contains("'layers' is 'eight', not an integer"),
                        std::runtime_error);
+}
+
+TEST_CASE("checkpoints written before the architecture was stored still load") {
+  TempDir dir;
+  auto model = small_realnvp(1);
+  model->eval();
+  const auto x = flowgrad::Generator(3).normal<float>(flowgrad::Shape{10, 2});
+  const auto before = model->log_prob(x);
+  // What train_2d wrote until then: the tensors and model_config's keys only.
+  flowgrad::save_module(dir / "old", *model, small_meta());
+  const LoadedModel m = load_model(dir / "old");
+  REQUIRE(m.density);
+  const auto after = m.density->log_prob(x);
+  for (flowgrad::Index i = 0; i < x.rows(); ++i) CHECK(after[i] == before[i]);
+  Metadata bad = small_meta();
+  bad["kind"] = "other";
+  flowgrad::save_module(dir / "odd", *model, bad);
+  CHECK_THROWS_WITH_AS(load_model(dir / "odd"), doctest::Contains("metadata 'kind' is 'other'"),
+                       std::runtime_error);
+  flowgrad::save_module(dir / "bare", *model);
+  CHECK_THROWS_WITH_AS(load_model(dir / "bare"), doctest::Contains("metadata has no 'model'"),
+                       std::runtime_error);
+}
+
+TEST_CASE("a variational checkpoint loads as one") {
+  TempDir dir;
+  ModelConfig c{"planar", 2, 4, 64, 2, "relu", false};
+  Generator gen(4);
+  flowgrad::VariationalFlow<float> q(build_transform(c, gen));
+  Metadata meta = to_metadata(c);
+  meta["kind"] = "variational";
+  meta["energy"] = "U1";
+  save_checkpoint(dir / "q", q, meta);
+  const LoadedModel m = load_model(dir / "q");
+  REQUIRE(m.variational);
+  CHECK_FALSE(m.density);
+  CHECK(m.meta.at("energy") == "U1");
+  CHECK(m.name == "planar");
 }
 
 TEST_CASE("a failed save leaves the previous checkpoint in place and no temporary file") {
@@ -231,10 +278,8 @@ TEST_CASE("an interrupted run leaves a loadable checkpoint") {
   REQUIRE(fs::exists(ckpt));
   const ModelConfig c = config_from_metadata(read_checkpoint_metadata(ckpt), ckpt);
   CHECK(c.hidden == 16);
-  Generator gen(0);
-  flowgrad::DensityFlow<float> model(build_transform(c, gen));
-  load_checkpoint(ckpt, model);
-  model.eval();
-  const auto lp = model.log_prob(flowgrad::TensorF(flowgrad::Shape{1, 2}));
+  const LoadedModel m = load_model(ckpt);
+  REQUIRE(m.density);
+  const auto lp = m.density->log_prob(flowgrad::TensorF(flowgrad::Shape{1, 2}));
   CHECK(std::isfinite(lp[0]));
 }

@@ -1,30 +1,36 @@
 #pragma once
-// Checkpoints as safetensors (docs/design.md §7): an 8-byte little-endian header length, a JSON
-// header giving each tensor's dtype, shape and data_offsets plus a "__metadata__" map of strings
-// (the model's configuration), then the raw little-endian data. Names are PyTorch-style
-// ("layers.0.s.0.weight"), so the same file loads in Python with safetensors.torch.load_file.
-#include <map>
+// train_2d's checkpoints are the library's flow files (flowgrad/flows/registry.hpp, docs/design.md
+// §7): the architecture and the tensors, plus train_2d's own metadata (model_config.cpp's keys and
+// the command's: kind, dataset, seed, ...).
+#include <memory>
 #include <string>
 
-#include "flowgrad/autodiff/module.hpp"
+#include "flowgrad/autodiff/io/module_io.hpp"
+#include "flowgrad/flows/registry.hpp"
 
 namespace train2d {
 
-using Metadata = std::map<std::string, std::string>;
+using flowgrad::Metadata;
 
-// Writes every parameter and buffer of `model` (float32) and the metadata. Atomic: the file is
-// written beside the target, flushed to disk and renamed over it, so a crash never leaves a
-// half-written checkpoint in place. Throws std::runtime_error naming the path on failure.
+// A DensityFlow or VariationalFlow is saved with save_flow, so that the file alone rebuilds it;
+// any other module with save_module. Atomic; throws std::runtime_error naming the path.
 void save_checkpoint(const std::string& path, flowgrad::Module<float>& model,
                      const Metadata& metadata);
 
-// Reads only the metadata (to rebuild the model before loading its tensors).
 Metadata read_checkpoint_metadata(const std::string& path);
 
-// Loads every parameter and buffer of `model` from the file. The file must hold exactly the
-// model's tensors with the model's shapes; anything else (missing or extra tensors, a shape or
-// dtype that disagrees, truncation, a header that is not safetensors JSON) throws
-// std::runtime_error naming the path and the problem, and leaves the model unchanged.
+// Loads the tensors into a model built by the caller (flowgrad::load_module: all or nothing).
 void load_checkpoint(const std::string& path, flowgrad::Module<float>& model);
+
+struct LoadedModel {
+  Metadata meta;
+  std::string name;  // "realnvp", "planar", ... for titles: metadata "model", else "flow"
+  std::unique_ptr<flowgrad::DensityFlow<float>> density;  // exactly one of the two is set
+  std::unique_ptr<flowgrad::VariationalFlow<float>> variational;
+};
+
+// The model a checkpoint holds, rebuilt from the file alone, in eval mode. Files written before
+// the architecture was stored (no "flowgrad.architecture") are rebuilt from model_config's keys.
+LoadedModel load_model(const std::string& path);
 
 }  // namespace train2d

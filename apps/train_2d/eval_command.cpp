@@ -13,37 +13,6 @@ namespace train2d {
 
 namespace {
 
-struct LoadedModel {
-  Metadata meta;
-  ModelConfig config;
-  std::string kind;
-  std::unique_ptr<flowgrad::DensityFlow<float>> density;
-  std::unique_ptr<flowgrad::VariationalFlow<float>> variational;
-};
-
-LoadedModel load_model(const std::string& path) {
-  LoadedModel m;
-  m.meta = read_checkpoint_metadata(path);
-  m.config = config_from_metadata(m.meta, path);
-  const auto kind = m.meta.find("kind");
-  m.kind = kind == m.meta.end() ? "density" : kind->second;
-  Generator gen(0);  // initial values, all overwritten by the checkpoint
-  if (m.kind == "density") {
-    m.density = std::make_unique<flowgrad::DensityFlow<float>>(build_transform(m.config, gen));
-    load_checkpoint(path, *m.density);
-    m.density->eval();
-  } else if (m.kind == "variational") {
-    m.variational =
-        std::make_unique<flowgrad::VariationalFlow<float>>(build_transform(m.config, gen));
-    load_checkpoint(path, *m.variational);
-    m.variational->eval();
-  } else {
-    throw std::runtime_error(path + ": metadata 'kind' is '" + m.kind +
-                             "' (density or variational)");
-  }
-  return m;
-}
-
 std::string meta_or(const Metadata& m, const std::string& key, const std::string& fallback) {
   const auto it = m.find(key);
   return it == m.end() ? fallback : it->second;
@@ -117,8 +86,7 @@ int run_eval(const EvalOptions& opt) {
   if (!opt.plots_dir.empty()) {
     make_output_dir(opt.plots_dir);
     if (!source) source = std::make_unique<DataSource>(source_of(m, opt.checkpoint));
-    draw_density_model(opt.plots_dir, *m.density, *source, source->name() + " - " + m.config.model,
-                       seed);
+    draw_density_model(opt.plots_dir, *m.density, *source, source->name() + " - " + m.name, seed);
     std::printf("plots written to %s/\n", opt.plots_dir.c_str());
   }
   return 0;

@@ -45,15 +45,44 @@ void SGD<T>::step() {
   }
 }
 
+namespace {
+void check_options(const AdamOptions& opt) {
+  if (!(opt.lr >= 0) || !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) ||
+      !(opt.eps > 0))
+    throw std::invalid_argument("Adam: need lr >= 0, betas in [0, 1), eps > 0");
+}
+}  // namespace
+
 template <Scalar T>
 Adam<T>::Adam(std::vector<Parameter<T>*> params, AdamOptions opt)
     : Optimizer<T>(std::move(params)),
       opt_(opt),
       m_(zeros_like(this->params_)),
       v_(zeros_like(this->params_)) {
-  if (!(opt.lr >= 0) || !(opt.beta1 >= 0 && opt.beta1 < 1) || !(opt.beta2 >= 0 && opt.beta2 < 1) ||
-      !(opt.eps > 0))
-    throw std::invalid_argument("Adam: need lr >= 0, betas in [0, 1), eps > 0");
+  check_options(opt);
+}
+
+template <Scalar T>
+void Adam<T>::set_state(AdamState<T> state) {
+  check_options(state.options);
+  if (state.steps < 0) throw std::invalid_argument("Adam::set_state: negative step count");
+  const std::size_t n = this->params_.size();
+  if (state.exp_avg.size() != n || state.exp_avg_sq.size() != n)
+    throw std::invalid_argument("Adam::set_state: " + std::to_string(state.exp_avg.size()) +
+                                " and " + std::to_string(state.exp_avg_sq.size()) +
+                                " moments for " + std::to_string(n) + " parameters");
+  for (std::size_t k = 0; k < n; ++k) {
+    const Shape& want = this->params_[k]->value.shape();
+    if (!(state.exp_avg[k].shape() == want) || !(state.exp_avg_sq[k].shape() == want))
+      throw std::invalid_argument("Adam::set_state: moments of parameter " + std::to_string(k) +
+                                  " have shapes " + state.exp_avg[k].shape().str() + " and " +
+                                  state.exp_avg_sq[k].shape().str() + ", the parameter " +
+                                  want.str());
+  }
+  opt_ = state.options;
+  t_ = state.steps;
+  m_ = std::move(state.exp_avg);
+  v_ = std::move(state.exp_avg_sq);
 }
 
 template <Scalar T>

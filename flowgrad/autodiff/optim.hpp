@@ -41,6 +41,15 @@ struct AdamOptions {
   double weight_decay = 0;  // L2 added to the gradient, as torch.optim.Adam
 };
 
+// Everything Adam carries from one step to the next, for checkpoints that resume exactly
+// (flowgrad/autodiff/io/module_io.hpp).
+template <Scalar T>
+struct AdamState {
+  AdamOptions options;
+  long steps = 0;
+  std::vector<Tensor<T>> exp_avg, exp_avg_sq;  // one per parameter, in params() order
+};
+
 // Adam with bias correction (Kingma & Ba), in torch.optim.Adam's form:
 // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
 template <Scalar T>
@@ -50,6 +59,10 @@ class Adam : public Optimizer<T> {
   void step() override;
   void set_lr(double lr) { opt_.lr = lr; }
   long steps() const { return t_; }
+  AdamState<T> state() const { return {opt_, t_, m_, v_}; }
+  // Throws std::invalid_argument, changing nothing, unless the options are valid, steps >= 0 and
+  // there is one moment of each parameter's shape.
+  void set_state(AdamState<T> state);
 
  private:
   AdamOptions opt_;

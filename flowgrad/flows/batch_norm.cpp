@@ -1,6 +1,7 @@
 #include "flowgrad/flows/batch_norm.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <stdexcept>
 
 namespace flowgrad {
@@ -14,7 +15,9 @@ BatchNorm<T>::BatchNorm(Index dim, double momentum, double eps)
       running_var(Shape{dim}, T(1)),
       num_batches_tracked(Shape{1}),
       momentum_(static_cast<T>(momentum)),
-      eps_(static_cast<T>(eps)) {
+      eps_(static_cast<T>(eps)),
+      momentum_setting_(momentum),
+      eps_setting_(eps) {
   if (!(momentum > 0 && momentum <= 1) || !(eps > 0))
     throw std::invalid_argument("batch_norm: needs momentum in (0, 1] and eps > 0");
 }
@@ -31,6 +34,20 @@ void BatchNorm<T>::named_buffers(const std::string& prefix, std::vector<NamedBuf
   out.push_back({prefix + "running_mean", &running_mean});
   out.push_back({prefix + "running_var", &running_var});
   out.push_back({prefix + "num_batches_tracked", &num_batches_tracked});
+}
+
+template <Scalar T>
+LayerSpec BatchNorm<T>::spec() const {
+  // The shortest text that reads back as the same double ("0.1", not 0.10000000000000001).
+  auto text = [](double x) {
+    char buf[32];
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
+  };
+  return {kind(),
+          {{"dim", std::to_string(this->dim())},
+           {"momentum", text(momentum_setting_)},
+           {"eps", text(eps_setting_)}},
+          {}};
 }
 
 template <Scalar T>

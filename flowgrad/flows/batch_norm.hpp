@@ -23,6 +23,7 @@ class BatchNorm : public Bijector<T> {
   // Sets the running statistics to the exact mean and variance of `data` ([n, dim], n >= 2).
   void set_statistics(const Tensor<T>& data);
   bool has_statistics() const { return num_batches_tracked[0] > 0; }
+  LayerSpec spec() const override;
 
   Parameter<T> log_gamma, beta;         // [dim]
   Tensor<T> running_mean, running_var;  // [dim]
@@ -34,6 +35,8 @@ class BatchNorm : public Bijector<T> {
 
  private:
   T momentum_, eps_;
+  // As given to the constructor, for spec(): the T values above would not print back the same.
+  double momentum_setting_, eps_setting_;
 };
 
 extern template class BatchNorm<float>;

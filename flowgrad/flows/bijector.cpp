@@ -8,6 +8,12 @@
 namespace flowgrad {
 
 template <Scalar T>
+LayerSpec Bijector<T>::spec() const {
+  throw std::logic_error(
+      label() + ": this layer has no spec(), so save_flow cannot store it; use save_module");
+}
+
+template <Scalar T>
 void Bijector<T>::check_input(const char* direction, const Var<T>& v) const {
   const Tensor<T>& x = v.value();
   if (x.shape().rank() != 2 || x.cols() != dim_)

@@ -2,12 +2,23 @@
 // The bijector interface. Direction convention (fixed, docs/design.md §4): forward(x) returns y and
 // log|det dy/dx| per sample; inverse(y) returns x and log|det dx/dy|. Both differentiable through
 // the tape unless a layer says otherwise.
+#include <map>
 #include <string>
+#include <vector>
 
 #include "flowgrad/autodiff/module.hpp"
 #include "flowgrad/autodiff/ops.hpp"
 
 namespace flowgrad {
+
+// What rebuilds a layer from a file (flowgrad/flows/registry.hpp): its kind(), its constructor's
+// settings as strings ("dim", "hidden", ...), and for a chain the specs of its layers in order.
+// Parameter values are not part of it: they are the file's tensors.
+struct LayerSpec {
+  std::string kind;
+  std::map<std::string, std::string> settings;
+  std::vector<LayerSpec> layers;
+};
 
 template <Scalar T>
 struct FlowResult {
@@ -26,6 +37,10 @@ class Bijector : public Module<T> {
 
   Index dim() const { return dim_; }
   virtual std::string kind() const = 0;  // "planar", "affine_coupling", ...
+  // Every layer of the library describes itself, so that save_flow can store the architecture; a
+  // layer of your own that does not (this default throws std::logic_error) is saved with
+  // save_module and rebuilt by your code.
+  virtual LayerSpec spec() const;
   // How errors name this layer; a composition sets "layers.3 (planar)".
   std::string label() const { return label_.empty() ? kind() : label_; }
   void set_label(std::string label) { label_ = std::move(label); }

@@ -17,6 +17,13 @@ Bijector<T>& Composition<T>::add(std::unique_ptr<Bijector<T>> layer) {
 }
 
 template <Scalar T>
+LayerSpec Composition<T>::spec() const {
+  LayerSpec s{kind(), {{"dim", std::to_string(this->dim())}}, {}};
+  for (const auto& layer : layers_) s.layers.push_back(layer->spec());
+  return s;
+}
+
+template <Scalar T>
 void Composition<T>::named_parameters(const std::string& prefix,
                                       std::vector<NamedParameter<T>>& out) {
   for (std::size_t i = 0; i < layers_.size(); ++i)

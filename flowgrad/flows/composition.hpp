@@ -21,6 +21,7 @@ class Composition : public Bijector<T> {
   using Module<T>::named_parameters;
   using Module<T>::named_buffers;
   void train(bool on = true) override;
+  LayerSpec spec() const override;
 
   std::size_t size() const { return layers_.size(); }
   Bijector<T>& operator[](std::size_t i) { return *layers_[i]; }

@@ -18,7 +18,7 @@ std::vector<int> AffineCoupling<T>::half_mask(Index dim, int parity) {
 template <Scalar T>
 AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& config,
                                   Generator& gen)
-    : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)) {
+    : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)), config_(config) {
   for (std::size_t j = 0; j < mask_.size(); ++j) {
     if (mask_[j] != 0 && mask_[j] != 1)
       throw std::invalid_argument("affine_coupling: mask entries must be 0 or 1");
@@ -42,6 +42,22 @@ void AffineCoupling<T>::named_parameters(const std::string& prefix,
                                          std::vector<NamedParameter<T>>& out) {
   s_->named_parameters(prefix + "s.", out);
   t_->named_parameters(prefix + "t.", out);
+}
+
+template <Scalar T>
+LayerSpec AffineCoupling<T>::spec() const {
+  std::string mask;
+  for (std::size_t j = 0; j < mask_.size(); ++j) {
+    if (j) mask.push_back(',');
+    mask.push_back(mask_[j] ? '1' : '0');
+  }
+  return {kind(),
+          {{"dim", std::to_string(this->dim())},
+           {"mask", mask},
+           {"hidden", std::to_string(config_.hidden)},
+           {"hidden_layers", std::to_string(config_.hidden_layers)},
+           {"activation", to_string(config_.activation)}},
+          {}};
 }
 
 // y2 = x2 * exp(s(x1)) + t(x1) with x1 passed through, as one affine_columns node.

@@ -27,6 +27,8 @@ class AffineCoupling : public Bijector<T> {
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
   const std::vector<int>& mask() const { return mask_; }
+  const CouplingConfig& config() const { return config_; }
+  LayerSpec spec() const override;
 
  protected:
   FlowResult<T> forward_impl(const Var<T>& x) override;
@@ -34,6 +36,7 @@ class AffineCoupling : public Bijector<T> {
 
  private:
   std::vector<int> mask_;
+  CouplingConfig config_;
   std::vector<Index> fixed_, changed_;  // column indices of x1 and x2
   std::unique_ptr<MLP<T>> s_, t_;
 };

@@ -20,6 +20,7 @@ class Planar : public Bijector<T> {
   std::string kind() const override { return "planar"; }
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
+  LayerSpec spec() const override { return {kind(), {{"dim", std::to_string(this->dim())}}, {}}; }
 
   Parameter<T> w, u, b;  // w, u: [dim]; b: [1]
 

@@ -17,6 +17,7 @@ class Radial : public Bijector<T> {
   std::string kind() const override { return "radial"; }
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
+  LayerSpec spec() const override { return {kind(), {{"dim", std::to_string(this->dim())}}, {}}; }
 
   Parameter<T> z0;         // [dim]
   Parameter<T> alpha_raw;  // [1]
