@@ -6,8 +6,8 @@
 #include "atomic_file.hpp"
 #include "checkpoint.hpp"
 #include "commands.hpp"
-#include "csv.hpp"
 #include "density_training.hpp"
+#include "flowgrad/data/csv.hpp"
 
 namespace train2d {
 
@@ -63,7 +63,7 @@ int run_eval(const EvalOptions& opt) {
   std::string what;
   std::unique_ptr<DataSource> source;
   if (!opt.data_csv.empty()) {
-    test = load_csv(opt.data_csv).points;
+    test = flowgrad::load_csv(opt.data_csv).points;
     what = opt.data_csv + " (all rows)";
   } else {
     source = std::make_unique<DataSource>(source_of(m, opt.checkpoint));
