@@ -16,6 +16,7 @@
 #include "flowgrad/flows/composition.hpp"
 #include "flowgrad/flows/coupling.hpp"
 #include "flowgrad/flows/fit.hpp"
+#include "flowgrad/flows/fit_checkpoint.hpp"
 #include "flowgrad/flows/models.hpp"
 #include "flowgrad/flows/normal.hpp"
 #include "flowgrad/flows/planar.hpp"

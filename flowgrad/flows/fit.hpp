@@ -112,6 +112,8 @@ class Trainer {
   void set_step(long step);
   long total_steps() const { return total_steps_; }
   Adam<T>& optimizer() { return adam_; }
+  // The model being fitted, as a module (its parameters and buffers).
+  Module<T>& module() { return model_; }
   const FitOptions& options() const { return options_; }
 
   // Everything that decides the coming batches or samples, as text: the sampler's state when

@@ -306,7 +306,7 @@ std::unique_ptr<Composition<T>> build_flow(const std::string& architecture) {
 }
 
 template <Scalar T>
-void save_flow(const std::string& path, FlowModel<T>& model, const Metadata& extra) {
+Metadata flow_metadata(FlowModel<T>& model, const Metadata& extra) {
   std::string kind;
   if (dynamic_cast<DensityFlow<T>*>(&model))
     kind = "density";
@@ -319,7 +319,12 @@ void save_flow(const std::string& path, FlowModel<T>& model, const Metadata& ext
   meta[key_architecture] = architecture_json(model.transform().spec());
   meta[key_model] = kind;
   meta[key_dtype] = dtype_name<T>();
-  save_module(path, model, meta);
+  return meta;
+}
+
+template <Scalar T>
+void save_flow(const std::string& path, FlowModel<T>& model, const Metadata& extra) {
+  save_module(path, model, flow_metadata(model, extra));
 }
 
 template <Scalar T>
@@ -334,6 +339,7 @@ std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string& pat
 
 #define FLOWGRAD_INSTANTIATE(T)                                                           \
   template void save_flow(const std::string&, FlowModel<T>&, const Metadata&);            \
+  template Metadata flow_metadata(FlowModel<T>&, const Metadata&);                        \
   template std::unique_ptr<DensityFlow<T>> load_density_flow(const std::string&);         \
   template std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string&); \
   template std::unique_ptr<Composition<T>> build_flow(const std::string&);

@@ -24,6 +24,9 @@ namespace flowgrad {
 // Throws std::logic_error if a layer has no spec(), std::runtime_error if the write fails.
 template <Scalar T>
 void save_flow(const std::string& path, FlowModel<T>& model, const Metadata& extra = {});
+// The metadata save_flow writes: `extra` with the three keys above set.
+template <Scalar T>
+Metadata flow_metadata(FlowModel<T>& model, const Metadata& extra = {});
 
 // Rebuild the model a file holds and load its tensors. The model comes back in training mode, as a
 // freshly built one does: call eval() before evaluating or sampling a model with batch norm.
