@@ -12,10 +12,13 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "checkpoint.hpp"
 #include "commands.hpp"
 #include "density_training.hpp"
+#include "flowgrad/autodiff/io/safetensors.hpp"
 #include "flowgrad/autodiff/optim.hpp"
 #include "model_config.hpp"
 
@@ -60,10 +63,11 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out << bytes;
 }
 
-// Runs train_2d with arguments; returns its exit status (or 128 + signal).
-int run_cli(const std::string& args) {
-  const int status =
-      std::system((std::string(TRAIN_2D_PATH) + " " + args + " > /dev/null 2>&1").c_str());
+// Runs train_2d with arguments, its standard output to `out`; returns its exit status (or 128 +
+// signal).
+int run_cli(const std::string& args, const std::string& out = "/dev/null") {
+  const int status = std::system(
+      (std::string(TRAIN_2D_PATH) + " " + args + " > " + out + " 2> /dev/null").c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -282,4 +286,89 @@ TEST_CASE("an interrupted run leaves a loadable checkpoint") {
   REQUIRE(m.density);
   const auto lp = m.density->log_prob(flowgrad::TensorF(flowgrad::Shape{1, 2}));
   CHECK(std::isfinite(lp[0]));
+}
+
+// What a run ends with that must not depend on where it was stopped: every tensor of the
+// checkpoint (model and optimizer), the loss of every step, and the test NLL it printed.
+struct RunEnd {
+  std::vector<std::pair<std::string, std::string>> tensors;  // name, raw bytes
+  std::string losses, printed;
+};
+RunEnd run_end(const std::string& dir, const std::string& printed) {
+  const flowgrad::SafetensorsFile f(dir + "/model.safetensors");
+  RunEnd e;
+  for (const auto& [name, info] : f.tensors()) {
+    REQUIRE(info.shape.size() <= 2);
+    flowgrad::TensorF t(info.shape.size() == 1 ? flowgrad::Shape{info.shape[0]}
+                        : info.shape.empty()    ? flowgrad::Shape{}
+                                                : flowgrad::Shape{info.shape[0], info.shape[1]});
+    f.copy_to(name, t);
+    e.tensors.emplace_back(name, std::string(reinterpret_cast<const char*>(t.data()),
+                                             static_cast<std::size_t>(t.numel()) * sizeof(float)));
+  }
+  e.losses = read_bytes(dir + "/loss.csv");
+  e.printed = read_bytes(printed);
+  return e;
+}
+
+TEST_CASE("a run killed between checkpoints resumes from the last one and ends as if never stopped") {
+  for (const int threads : {1, 2}) {
+    INFO("threads " << threads);
+    TempDir dir;
+    const std::string killed = dir / "killed", whole = dir / "whole", log = dir / "log.txt";
+    // At 2 threads, a batch of 1024 is split between them inside the coupling networks.
+    const std::string batch = threads == 1 ? "64" : "1024", nt = std::to_string(threads);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      if (!std::freopen(log.c_str(), "w", stderr)) ::_exit(126);
+      ::execl(TRAIN_2D_PATH, TRAIN_2D_PATH, "train", "--steps", "1000000", "--hidden", "16",
+              "--layers", "4", "--batch", batch.c_str(), "--threads", nt.c_str(), "--out",
+              killed.c_str(), "--checkpoint-every", "50", "--log-every", "10", "--no-plots",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    bool started = false;
+    for (int i = 0; i < 1200 && !started; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      started = read_bytes(log).find("step 120/") != std::string::npos;
+    }
+    // SIGKILL: no handler runs, so the run keeps only what its last periodic checkpoint saved.
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(started);
+    REQUIRE(WIFSIGNALED(status));
+    const Metadata meta = read_checkpoint_metadata(killed + "/model.safetensors");
+    const long at = std::stol(meta.at("fit.step"));
+    CHECK(at % 50 == 0);
+    CHECK(at >= 100);
+    const std::string last = std::to_string(at + 40);
+    const std::string common = " --quiet --no-plots --test-samples 1000 --threads " + nt;
+    REQUIRE(run_cli("train --resume " + killed + " --steps " + last + common,
+                    dir / "killed.txt") == 0);
+    REQUIRE(run_cli("train --steps " + last + " --hidden 16 --layers 4 --batch " + batch +
+                        " --out " + whole + common,
+                    dir / "whole.txt") == 0);
+    const RunEnd a = run_end(killed, dir / "killed.txt"), b = run_end(whole, dir / "whole.txt");
+    CHECK(a.tensors.size() > 20);
+    CHECK(a.tensors == b.tensors);
+    CHECK(a.losses == b.losses);
+    CHECK(a.printed.find("test NLL") != std::string::npos);
+    CHECK(a.printed.substr(0, a.printed.find('\n')) == b.printed.substr(0, b.printed.find('\n')));
+  }
+}
+
+TEST_CASE("--resume refuses settings that would change the run, and a directory without a run") {
+  TempDir dir;
+  REQUIRE(run_cli("train --steps 5 --hidden 8 --layers 2 --batch 16 --no-plots --quiet "
+                  "--test-samples 100 --out " + (dir / "r")) == 0);
+  CHECK(run_cli("train --resume " + (dir / "r") + " --lr 0.1") == 2);
+  CHECK(run_cli("train --resume " + (dir / "r") + " --dataset rings") == 2);
+  fs::create_directories(dir / "empty");
+  CHECK(run_cli("train --resume " + (dir / "empty") + " --quiet") == 1);
+  // Resuming a finished run to its own end changes nothing.
+  const std::string before = read_bytes(dir / "r/model.safetensors");
+  CHECK(run_cli("train --resume " + (dir / "r") + " --quiet --no-plots --test-samples 100") == 0);
+  CHECK(read_bytes(dir / "r/model.safetensors") == before);
 }

@@ -13,13 +13,14 @@ struct TrainOptions {
   std::string dataset = "moons";
   std::string data_csv;        // when set, train on this file instead of a toy dataset
   double test_fraction = 0.2;  // CSV rows held out for the test NLL
-  long steps = 3000;
+  long steps = 3000;  // with resume, 0 means the stopped run's own total
   flowgrad::Index batch = 512;
   double lr = 1e-3;
   double clip = 0;  // global gradient-norm limit; 0 = none
   std::uint64_t seed = 0;
   int threads = 1;
-  std::string out;  // output directory; empty = runs/<dataset>-<model>
+  std::string out;     // output directory; empty = runs/<dataset>-<model>
+  std::string resume;  // a run's directory: continue it with the settings its checkpoint holds
   long checkpoint_every = 1000;
   long log_every = 500;
   flowgrad::Index test_samples = 20000;

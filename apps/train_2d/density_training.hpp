@@ -15,9 +15,12 @@ struct DensityRun : LoopResult {
 
 // Trains opt.model on `data` with the library's DensityTrainer (Adam; a CSV's training rows drawn
 // with replacement, a toy's points fresh every step, both continuing the generator that
-// initialised the model, as train_2d always drew them); saves the checkpoint (with `metadata`)
-// every opt.checkpoint_every steps and when a SIGINT/SIGTERM stops the run early. An empty
-// checkpoint path saves nothing. Throws std::runtime_error if the loss stops being finite.
+// initialised the model, as train_2d always drew them); saves the checkpoint (the trainer's whole
+// state, with `metadata`) and loss.csv beside it every opt.checkpoint_every steps, at the end and
+// when a SIGINT/SIGTERM stops the run early. An empty checkpoint path saves nothing. With
+// opt.resume set, the run continues from that checkpoint (the model, the optimizer, the step, the
+// batches to come) and the losses in its loss.csv, exactly as if it had not stopped. Throws
+// std::runtime_error if the loss stops being finite.
 DensityRun train_density(const TrainOptions& opt, const DataSource& data,
                          const std::string& checkpoint, const Metadata& metadata);
 
@@ -28,7 +31,12 @@ using flowgrad::test_nll;
 void draw_density_model(const std::string& dir, flowgrad::DensityFlow<float>& model,
                         const DataSource& data, const std::string& title, std::uint64_t seed);
 
-// "step,loss" lines.
+// "step,loss" lines, the losses to float precision (9 digits) so that a resumed run reads them back
+// exactly. loss_csv_beside: the loss.csv in a checkpoint's directory ("" for "").
 void write_loss_csv(const std::string& path, const std::vector<float>& losses);
+std::string loss_csv_beside(const std::string& checkpoint);
+// The first `steps` losses of a loss.csv; throws std::runtime_error naming the file and line if it
+// has fewer or a line is not "<step>,<loss>".
+std::vector<float> read_loss_csv(const std::string& path, long steps);
 
 }  // namespace train2d

@@ -111,6 +111,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   t->add_flag("!--no-plots", train.plots, "Skip density.png and samples.png");
   t->add_flag("--quiet", train.quiet, "No progress output");
+  t->add_option("--resume", train.resume,
+                "Continue the run in this directory from its last checkpoint, with its settings "
+                "(to --steps, if given), as if it had never stopped")
+      ->check(CLI::ExistingDirectory);
 
   EvalOptions eval;
   CLI::App* e = app.add_subcommand(
@@ -206,6 +210,17 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (*t && !train.resume.empty()) {
+      // A resumed run is the stopped run: what decides its results comes from its checkpoint.
+      for (const char* flag : {"--dataset", "--data", "--test-fraction", "--model", "--layers",
+                               "--hidden", "--hidden-layers", "--activation", "--no-batch-norm",
+                               "--batch", "--lr", "--clip", "--seed", "--out"})
+        if (t->count(flag) > 0)
+          throw std::invalid_argument(std::string("--resume continues a run with the settings of "
+                                                  "its checkpoint; ") +
+                                      flag + " cannot be given with it");
+      if (t->count("--steps") == 0) train.steps = 0;
+    }
     // One setting for the whole process: every subcommand's large ops use it.
     for (int n : {train.threads, eval.threads, sample.threads, vi.threads, gallery.threads})
       if (n != 1) flowgrad::set_num_threads(n);

@@ -8,8 +8,9 @@ namespace train2d {
 
 bool is_terminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
 
-Progress::Progress(long total, std::FILE* out, bool terminal, long every, bool quiet)
+Progress::Progress(long total, std::FILE* out, bool terminal, long every, bool quiet, long first)
     : total_(total),
+      first_(first),
       out_(out),
       terminal_(terminal),
       quiet_(quiet),
@@ -23,7 +24,7 @@ double Progress::elapsed_seconds() const {
 
 double Progress::steps_per_second(long step) const {
   const double t = elapsed_seconds();
-  return t > 0 ? static_cast<double>(step) / t : 0.0;
+  return t > 0 ? static_cast<double>(step - first_) / t : 0.0;
 }
 
 namespace {

@@ -8,8 +8,10 @@ namespace train2d {
 
 class Progress {
  public:
-  // `total` steps; `every` is the step interval of plain lines; quiet prints nothing.
-  Progress(long total, std::FILE* out, bool terminal, long every, bool quiet = false);
+  // `total` steps; `every` is the step interval of plain lines; quiet prints nothing. A resumed
+  // run starts after `first` steps already done, which its rate does not count.
+  Progress(long total, std::FILE* out, bool terminal, long every, bool quiet = false,
+           long first = 0);
   void update(long step, double loss);
   // Ends the bar's line (or prints the last line) with the final figures.
   void finish(long step, double loss);
@@ -19,6 +21,7 @@ class Progress {
  private:
   std::string line(long step, double loss) const;
   long total_;
+  long first_;
   std::FILE* out_;
   bool terminal_, quiet_;
   long every_;

@@ -1,10 +1,12 @@
 // train: fit a density flow to a toy dataset or a CSV, then measure and draw it.
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "atomic_file.hpp"
+#include "checkpoint.hpp"
 #include "commands.hpp"
 #include "density_training.hpp"
 
@@ -26,9 +28,60 @@ std::string describe(const ModelConfig& c) {
   return c.model + " (" + std::to_string(c.layers) + " layers)";
 }
 
+// Numbers as the shortest text that reads back exactly, so a resumed run gets the same settings.
+std::string exact(double x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
+const std::string& need(const Metadata& m, const std::string& key, const std::string& path) {
+  const auto it = m.find(key);
+  if (it == m.end())
+    throw std::runtime_error(path + ": metadata has no '" + key +
+                             "' (written by a train_2d that could not resume runs)");
+  return it->second;
+}
+
+template <class Number>
+Number parse(const Metadata& m, const std::string& key, const std::string& path) {
+  const std::string& text = need(m, key, path);
+  Number x{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw std::runtime_error(path + ": metadata '" + key + "' is '" + text + "', not a number");
+  return x;
+}
+
+// The settings of the run in cli.resume, as its checkpoint holds them; how to run (threads,
+// output, cadence) and, when given, the total steps stay the command line's.
+TrainOptions resumed(const TrainOptions& cli) {
+  const std::string path = cli.resume + "/model.safetensors";
+  const Metadata m = read_checkpoint_metadata(path);
+  if (need(m, "kind", path) != "density")
+    throw std::runtime_error(path + ": holds a " + m.at("kind") + " run, not a train run");
+  TrainOptions o = cli;
+  o.out = cli.resume;
+  o.model = config_from_metadata(m, path);
+  if (need(m, "source", path) == "csv") {
+    o.data_csv = need(m, "dataset", path);
+    o.test_fraction = parse<double>(m, "test_fraction", path);
+  } else {
+    o.dataset = need(m, "dataset", path);
+    o.data_csv.clear();
+  }
+  o.seed = parse<std::uint64_t>(m, "seed", path);
+  o.batch = parse<flowgrad::Index>(m, "batch", path);
+  o.lr = parse<double>(m, "lr", path);
+  o.clip = parse<double>(m, "clip", path);
+  if (cli.steps == 0) o.steps = parse<long>(m, "steps", path);
+  return o;
+}
+
 }  // namespace
 
-int run_train(const TrainOptions& opt) {
+int run_train(const TrainOptions& cli) {
+  const TrainOptions opt = cli.resume.empty() ? cli : resumed(cli);
   validate(opt.model);
   if (opt.steps < 1 || opt.batch < 2)
     throw std::invalid_argument("--steps must be >= 1 and --batch >= 2");
@@ -44,7 +97,11 @@ int run_train(const TrainOptions& opt) {
   meta["source"] = data.is_csv() ? "csv" : "toy";
   meta["dataset"] = data.name();
   meta["seed"] = std::to_string(opt.seed);
-  meta["test_fraction"] = std::to_string(opt.test_fraction);
+  meta["test_fraction"] = exact(opt.test_fraction);
+  meta["batch"] = std::to_string(opt.batch);
+  meta["lr"] = exact(opt.lr);
+  meta["clip"] = exact(opt.clip);
+  meta["steps"] = std::to_string(opt.steps);
   const std::string checkpoint = dir + "/model.safetensors";
 
   if (!opt.quiet) {
@@ -55,9 +112,12 @@ int run_train(const TrainOptions& opt) {
     std::fprintf(stderr,
                  "loss = -mean log p(x) in nats per point; a density's NLL can be negative.\n");
   }
+  if (!opt.resume.empty() && !opt.quiet)
+    std::fprintf(stderr, "train_2d: resuming %s\n", checkpoint.c_str());
   DensityRun run = train_density(opt, data, checkpoint, meta);
   write_loss_csv(dir + "/loss.csv", run.losses);
-  const double samples_per_s = static_cast<double>(run.steps_done * opt.batch) / run.wall_seconds;
+  const double samples_per_s =
+      static_cast<double>((run.steps_done - run.first_step) * opt.batch) / run.wall_seconds;
   if (run.signal != 0) {
     std::fprintf(stderr, "interrupted (signal %d) at step %ld of %ld; checkpoint saved to %s\n",
                  run.signal, run.steps_done, opt.steps, checkpoint.c_str());

@@ -1,5 +1,6 @@
 #include "training_loop.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "interrupt.hpp"
@@ -7,11 +8,13 @@
 
 namespace train2d {
 
-LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& trainer,
-                             flowgrad::Module<float>& model, const Metadata& metadata) {
+LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& trainer) {
   LoopResult r;
-  r.losses.reserve(static_cast<std::size_t>(s.steps));
-  Progress progress(s.steps, stderr, is_terminal(stderr), s.log_every, s.quiet);
+  r.losses = s.earlier_losses;
+  r.losses.reserve(static_cast<std::size_t>(std::max(s.steps, trainer.step())));
+  r.first_step = trainer.step();
+  r.steps_done = trainer.step();
+  Progress progress(s.steps, stderr, is_terminal(stderr), s.log_every, s.quiet, r.first_step);
   InterruptGuard interrupts;
   double loss = 0;
   flowgrad::FitCallbacks callbacks;
@@ -22,9 +25,8 @@ LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& tr
     r.steps_done = p.step;
     progress.update(p.step, p.loss);
     r.signal = InterruptGuard::signal_received();
-    if (!s.checkpoint.empty() &&
-        (p.step % s.checkpoint_every == 0 || r.signal != 0 || p.step == s.steps))
-      save_checkpoint(s.checkpoint, model, metadata);
+    if (s.save && (p.step % s.checkpoint_every == 0 || r.signal != 0 || p.step == s.steps))
+      s.save(r);
     return r.signal != 0 ? flowgrad::FitAction::stop : flowgrad::FitAction::proceed;
   };
   try {
