@@ -154,7 +154,8 @@ def run_ours(binary, names):
     results = {}
     for b in json.loads(out.stdout)["benchmarks"]:
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-        results[b["run_name"]] = {"ms": b["real_time"] * scale, "gflops": b.get("GFLOP/s")}
+        results[b["run_name"]] = {"ms": b["real_time"] * scale, "gflops": b.get("GFLOP/s"),
+                                  "label": b.get("label", "")}
     return results
 
 
@@ -237,6 +238,8 @@ def main():
                  + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
     ours, torch = measure(args.binary, per_threads, args.repeats)
     peak = median_and_range([r["gflops"] for r in ours.get("BM_FmaPeak", [])])[0]
+    # BM_FmaPeak runs the widest FMA the CPU has; its label says which.
+    peak_isa = next((r["label"] for r in ours.get("BM_FmaPeak", []) if r.get("label")), "?")
     for threads in thread_counts:
         for name, base, cfg, spec in per_threads[threads]:
             runs = ours.get(name, [])
@@ -264,7 +267,8 @@ def main():
     print()
     f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
     if peak:
-        print(f"measured float32 FMA peak of one core (BM_FmaPeak): {peak:.1f} GFLOP/s")
+        print(f"measured float32 FMA peak of one core (BM_FmaPeak, {peak_isa}, the widest this CPU "
+              f"has): {peak:.1f} GFLOP/s")
         print()
     print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | over rounds | "
           "flowgrad GFLOP/s | % of one core's peak | PyTorch threads |")
@@ -293,7 +297,8 @@ def main():
                   f"{f(base['flowgrad_ms'] if base else None, '{:.2f}')} | {f(up, '{:.2f}x')} | {fmt_range(lo, hi)} |")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"fma_peak_gflops": peak, "rounds": args.repeats, "rows": rows}, fh, indent=2)
+            json.dump({"fma_peak_gflops": peak, "fma_peak_isa": peak_isa, "rounds": args.repeats,
+                       "rows": rows}, fh, indent=2)
 
 
 if __name__ == "__main__":
