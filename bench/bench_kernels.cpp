@@ -91,7 +91,13 @@ bool register_all() {
   constexpr Index batches[] = {256, 1024, 4096};
   constexpr std::array<Index, 2> layers[] = {{1, 64}, {2, 64}, {64, 64}, {256, 256},
                                              {64, 1}, {64, 2}, {256, 1}};
-  for (const GemmShape& s : bench::mlp_shapes(batches, layers)) {
+  // The coupling networks of a 784-dimensional flow (Fashion-MNIST's pixels), 392 -> 1024 -> 1024
+  // -> 392, at batch 256: the wide-layer regime of BM_WideCouplingTrainStep in bench_flows.
+  constexpr Index wide_batches[] = {256};
+  constexpr std::array<Index, 2> wide_layers[] = {{392, 1024}, {1024, 1024}, {1024, 392}};
+  std::vector<GemmShape> shapes = bench::mlp_shapes(batches, layers);
+  for (const GemmShape& s : bench::mlp_shapes(wide_batches, wide_layers)) shapes.push_back(s);
+  for (const GemmShape& s : shapes) {
     const std::string suffix = bench::gemm_suffix(s);
     benchmark::RegisterBenchmark(("BM_Gemm_Ours/" + suffix).c_str(), bm_gemm_ours, s)->MinTime(0.2);
     benchmark::RegisterBenchmark(("BM_Gemm_OpenBLAS/" + suffix).c_str(), bm_gemm_openblas, s)
