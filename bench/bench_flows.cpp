@@ -63,13 +63,10 @@ void report(benchmark::State& state, Index batch, double flops_per_iteration,
   state.counters["peak_RSS_MB"] = peak_rss_mb();
 }
 
-void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int threads) {
-  reset_peak_rss();
-  set_num_threads(threads);
-  Generator gen(0);
-  DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
+// The protocol's training step (forward, backward, Adam at lr 1e-3) on a fixed batch x, timed;
+// returns the tape's bytes.
+std::size_t train_steps(benchmark::State& state, DensityFlow<float>& model, const TensorF& x) {
   Adam<float> adam(model.parameters(), {.lr = 1e-3});
-  const TensorF x = gen.normal<float>(Shape{batch, 2});
   Tape<float> tape;
   run_steps(state, [&] {
     tape.reset();
@@ -79,8 +76,17 @@ void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int 
     adam.step();
     benchmark::DoNotOptimize(loss.item());
   });
+  return tape.bytes_reserved();
+}
+
+void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
+  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, 2}));
   // Forward, then the gradients with respect to the layers' inputs and weights: three products.
-  report(state, batch, 3 * forward_matmul_flops(hidden, batch), tape.bytes_reserved());
+  report(state, batch, 3 * forward_matmul_flops(hidden, batch), tape_bytes);
   set_num_threads(1);
 }
 
@@ -95,22 +101,12 @@ void wide_coupling_train_step(benchmark::State& state, Index dim, Index hidden, 
   chain->add(std::make_unique<AffineCoupling<float>>(
       AffineCoupling<float>::half_mask(dim, 0), CouplingConfig{hidden, 2, Activation::relu}, gen));
   DensityFlow<float> model(std::move(chain));
-  Adam<float> adam(model.parameters(), {.lr = 1e-3});
-  const TensorF x = gen.normal<float>(Shape{batch, dim});
-  Tape<float> tape;
-  run_steps(state, [&] {
-    tape.reset();
-    adam.zero_grad();
-    const auto loss = -mean(model.log_prob(tape.constant(x)));
-    tape.backward(loss);
-    adam.step();
-    benchmark::DoNotOptimize(loss.item());
-  });
+  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, dim}));
   // Per row, each of s and t multiplies d/2 x H, H x H and H x d/2; training is three such passes
   // (forward, input gradients, weight gradients), as for RealNVP above.
   const double macs =
       2.0 * static_cast<double>(dim / 2 * hidden + hidden * hidden + hidden * (dim - dim / 2));
-  report(state, batch, 3 * 2 * macs * static_cast<double>(batch), tape.bytes_reserved());
+  report(state, batch, 3 * 2 * macs * static_cast<double>(batch), tape_bytes);
   set_num_threads(1);
 }
 

@@ -13,7 +13,7 @@ struct TrainOptions {
   std::string dataset = "moons";
   std::string data_csv;        // when set, train on this file instead of a toy dataset
   double test_fraction = 0.2;  // CSV rows held out for the test NLL
-  long steps = 3000;  // with resume, 0 means the stopped run's own total
+  long steps = 3000;           // with resume, 0 means the stopped run's own total
   flowgrad::Index batch = 512;
   double lr = 1e-3;
   double clip = 0;  // global gradient-norm limit; 0 = none

@@ -31,12 +31,4 @@ using flowgrad::test_nll;
 void draw_density_model(const std::string& dir, flowgrad::DensityFlow<float>& model,
                         const DataSource& data, const std::string& title, std::uint64_t seed);
 
-// "step,loss" lines, the losses to float precision (9 digits) so that a resumed run reads them back
-// exactly. loss_csv_beside: the loss.csv in a checkpoint's directory ("" for "").
-void write_loss_csv(const std::string& path, const std::vector<float>& losses);
-std::string loss_csv_beside(const std::string& checkpoint);
-// The first `steps` losses of a loss.csv; throws std::runtime_error naming the file and line if it
-// has fewer or a line is not "<step>,<loss>".
-std::vector<float> read_loss_csv(const std::string& path, long steps);
-
 }  // namespace train2d

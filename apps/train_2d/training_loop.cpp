@@ -1,8 +1,13 @@
 #include "training_loop.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
+#include "atomic_file.hpp"
 #include "interrupt.hpp"
 #include "progress.hpp"
 
@@ -39,6 +44,46 @@ LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& tr
   progress.finish(r.steps_done, loss);
   r.wall_seconds = progress.elapsed_seconds();
   return r;
+}
+
+std::string loss_csv_beside(const std::string& checkpoint) {
+  if (checkpoint.empty()) return {};
+  return (std::filesystem::path(checkpoint).parent_path() / "loss.csv").string();
+}
+
+void write_loss_csv(const std::string& path, const std::vector<float>& losses) {
+  std::string text = "step,loss\n";
+  char buf[64];
+  for (std::size_t i = 0; i < losses.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%zu,%.9g\n", i + 1, static_cast<double>(losses[i]));
+    text += buf;
+  }
+  write_file_atomic(path, text);
+}
+
+std::vector<float> read_loss_csv(const std::string& path, long steps) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot be read (a resumed run continues its losses)");
+  std::vector<float> losses;
+  std::string line;
+  std::getline(in, line);
+  if (line != "step,loss") throw std::runtime_error(path + ": line 1 is not 'step,loss'");
+  for (long step = 1; step <= steps; ++step) {
+    if (!std::getline(in, line))
+      throw std::runtime_error(path + ": has the losses of " + std::to_string(step - 1) +
+                               " steps; the checkpoint is at step " + std::to_string(steps));
+    const auto comma = line.find(',');
+    float loss = 0;
+    const char* end = line.data() + line.size();
+    const auto [at, ec] = comma == std::string::npos
+                              ? std::from_chars_result{line.data(), std::errc::invalid_argument}
+                              : std::from_chars(line.data() + comma + 1, end, loss);
+    if (ec != std::errc() || at != end || line.substr(0, comma) != std::to_string(step))
+      throw std::runtime_error(path + ": line " + std::to_string(step + 1) + " is not '" +
+                               std::to_string(step) + ",<loss>'");
+    losses.push_back(loss);
+  }
+  return losses;
 }
 
 }  // namespace train2d

@@ -4,10 +4,12 @@
 // stops being finite.
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoint.hpp"
 #include "flowgrad/flows/fit.hpp"
+#include "flowgrad/flows/fit_checkpoint.hpp"
 
 namespace train2d {
 
@@ -30,6 +32,34 @@ struct LoopSettings {
   std::function<void(const LoopResult& so_far)> save;
   std::vector<float> earlier_losses;  // a resumed run's losses up to the trainer's step
 };
+
+// "step,loss" lines, the losses to float precision (9 digits) so that a resumed run reads them back
+// exactly. loss_csv_beside: the loss.csv in a checkpoint's directory ("" for "").
+void write_loss_csv(const std::string& path, const std::vector<float>& losses);
+std::string loss_csv_beside(const std::string& checkpoint);
+// The first `steps` losses of a loss.csv; throws std::runtime_error naming the file and line if it
+// has fewer or a line is not "<step>,<loss>".
+std::vector<float> read_loss_csv(const std::string& path, long steps);
+
+// A command's loop settings (steps, log_every, checkpoint_every and quiet from its options), with
+// a save that writes loss.csv beside `checkpoint` and then the trainer's whole state into it, so
+// that a checkpoint at step k always finds k losses beside it. An empty checkpoint saves nothing.
+template <class Options, class TrainerType>
+LoopSettings loop_settings(const Options& opt, std::string hint, TrainerType& trainer,
+                           const std::string& checkpoint, const Metadata& metadata) {
+  LoopSettings s;
+  s.steps = opt.steps;
+  s.log_every = opt.log_every;
+  s.checkpoint_every = opt.checkpoint_every;
+  s.quiet = opt.quiet;
+  s.hint = std::move(hint);
+  if (!checkpoint.empty())
+    s.save = [&trainer, checkpoint, metadata](const LoopResult& so_far) {
+      write_loss_csv(loss_csv_beside(checkpoint), so_far.losses);
+      flowgrad::save_trainer(checkpoint, trainer, metadata);
+    };
+  return s;
+}
 
 // Runs `trainer` from its step to settings.steps. Throws std::runtime_error, naming the step and
 // giving settings.hint, when a loss is not finite.

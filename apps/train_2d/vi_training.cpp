@@ -5,10 +5,8 @@
 #include <stdexcept>
 
 #include "checkpoint.hpp"
-#include "density_training.hpp"
 #include "energies.hpp"
 #include "flowgrad/autodiff/optim.hpp"
-#include "flowgrad/flows/fit_checkpoint.hpp"
 
 namespace train2d {
 
@@ -33,18 +31,8 @@ ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
   flowgrad::VariationalTrainer<float> trainer(
       q, [which](const flowgrad::Var<float>& x) { return -energy(which, x); }, fit);
   trainer.generator() = gen;  // base samples continue the stream that initialised q
-  LoopSettings settings;
-  settings.steps = opt.steps;
-  settings.log_every = opt.log_every;
-  settings.checkpoint_every = opt.checkpoint_every;
-  settings.quiet = opt.quiet;
-  settings.hint = "try a lower --lr";
-  const std::string losses = loss_csv_beside(checkpoint);
-  if (!checkpoint.empty())
-    settings.save = [&](const LoopResult& so_far) {
-      write_loss_csv(losses, so_far.losses);
-      flowgrad::save_trainer(checkpoint, trainer, metadata);
-    };
+  const LoopSettings settings =
+      loop_settings(opt, "try a lower --lr", trainer, checkpoint, metadata);
   static_cast<LoopResult&>(run) = run_training_loop(settings, trainer);
   return run;
 }
