@@ -17,8 +17,10 @@
 #include "flowgrad/data/csv.hpp"
 #include "flowgrad/data/split.hpp"
 #include "flowgrad/tensor/random.hpp"
+#include "temp_files.hpp"
 
 using namespace flowgrad;
+using flowgrad::testing::TempDir;
 
 namespace {
 
@@ -28,30 +30,6 @@ bool same(const TensorF& a, const TensorF& b) {
     if (a[i] != b[i]) return false;
   return true;
 }
-
-// A scratch directory, removed with everything in it at the end of the scope.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("flowgrad_test_csv_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  // Writes `text` byte for byte and returns the file's path.
-  std::string write(const std::string& name, const std::string& text) const {
-    const auto p = (path / name).string();
-    std::ofstream out(p, std::ios::binary);
-    out << text;
-    return p;
-  }
-};
 
 // doctest::Contains for a std::string (it copies the text).
 doctest::Contains has(const std::string& s) { return doctest::Contains(s.c_str()); }

@@ -12,40 +12,16 @@
 #include <string>
 
 #include "flowgrad/flowgrad.hpp"
+#include "temp_files.hpp"
 
 using namespace flowgrad;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using flowgrad::testing::read_bytes;
+using flowgrad::testing::TempDir;
+using flowgrad::testing::write_bytes;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/flowgrad-io-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  int count() const {
-    int n = 0;
-    for ([[maybe_unused]] auto& e : fs::directory_iterator(path)) ++n;
-    return n;
-  }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
 
 // A file's header and data, to be edited and written back.
 struct Parts {

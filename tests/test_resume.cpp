@@ -16,20 +16,13 @@
 #include "flowgrad/flows/fit_checkpoint.hpp"
 #include "flowgrad/flows/registry.hpp"
 #include "flowgrad/tensor/threads.hpp"
+#include "temp_files.hpp"
 
 using namespace flowgrad;
 namespace fs = std::filesystem;
+using flowgrad::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("flowgrad_resume_" + std::to_string(::getpid()))) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 struct ThreadsGuard {
   explicit ThreadsGuard(int n) { set_num_threads(n); }
@@ -117,11 +110,10 @@ TEST_CASE("a density fit on a tensor resumes bit for bit, mid-epoch, at 1 and 2 
     opt.adam.lr = 3e-3;
     opt.seed = 11;
     INFO("threads " << threads);
-    check_resume(
-        dir.file("density.safetensors"), 23, 29, 60, [] { return realnvp(16); },
-        [&](DensityFlow<float>& m) {
-          return std::make_unique<DensityTrainer<float>>(m, data, opt);
-        });
+    check_resume((dir / "density.safetensors"), 23, 29, 60, [] { return realnvp(16); },
+                 [&](DensityFlow<float>& m) {
+                   return std::make_unique<DensityTrainer<float>>(m, data, opt);
+                 });
   }
 }
 
@@ -137,11 +129,10 @@ TEST_CASE("a density fit on a batch source (a toy set) and a variational fit res
       out(i, 1) = static_cast<float>(0.5 * gen.normal() + out(i, 0) * out(i, 0));
     }
   };
-  check_resume(
-      dir.file("toy.safetensors"), 17, 25, 40, [] { return realnvp(8); },
-      [&](DensityFlow<float>& m) {
-        return std::make_unique<DensityTrainer<float>>(m, source, opt);
-      });
+  check_resume((dir / "toy.safetensors"), 17, 25, 40, [] { return realnvp(8); },
+               [&](DensityFlow<float>& m) {
+                 return std::make_unique<DensityTrainer<float>>(m, source, opt);
+               });
 
   LogDensity<float> target = [](const Var<float>& x) {
     return -0.5f * sum(square(x - 1.0f), 1);  // N((1, 1), I), unnormalised
@@ -150,7 +141,7 @@ TEST_CASE("a density fit on a batch source (a toy set) and a variational fit res
     Generator gen(8);
     return std::make_unique<VariationalFlow<float>>(make_planar_stack<float>(2, 4, gen));
   };
-  check_resume(dir.file("vi.safetensors"), 13, 20, 35, make_q, [&](VariationalFlow<float>& q) {
+  check_resume((dir / "vi.safetensors"), 13, 20, 35, make_q, [&](VariationalFlow<float>& q) {
     return std::make_unique<VariationalTrainer<float>>(q, target, opt);
   });
 }
@@ -163,19 +154,19 @@ TEST_CASE("resume_trainer refuses a bad file and leaves the trainer as it was") 
   auto model = realnvp(8);
   DensityTrainer<float> trainer(*model, data, opt);
   trainer.run_to(5);
-  const std::string good = dir.file("good.safetensors");
+  const std::string good = (dir / "good.safetensors");
   save_trainer(good, trainer);
   trainer.run_to(9);
   const std::vector<float> before = everything(trainer);
   const std::string batch_state = trainer.batch_state();
 
   // A model's file without the trainer's keys.
-  const std::string plain = dir.file("plain.safetensors");
+  const std::string plain = (dir / "plain.safetensors");
   save_flow(plain, *model);
   CHECK_THROWS_WITH_AS(resume_trainer(plain, trainer), doctest::Contains("fit.step"),
                        std::runtime_error);
   // A truncated checkpoint.
-  const std::string cut = dir.file("cut.safetensors");
+  const std::string cut = (dir / "cut.safetensors");
   {
     std::ifstream in(good, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
@@ -186,14 +177,14 @@ TEST_CASE("resume_trainer refuses a bad file and leaves the trainer as it was") 
   // A checkpoint of a wider model: its batch state fits, its tensors do not.
   auto wide = realnvp(16);
   DensityTrainer<float> wide_trainer(*wide, data, opt);
-  const std::string other = dir.file("other.safetensors");
+  const std::string other = (dir / "other.safetensors");
   save_trainer(other, wide_trainer);
   CHECK_THROWS_AS(resume_trainer(other, trainer), std::runtime_error);
   // A batch state of another data set's size.
   const TensorF small = ring_data(100, 7);
   auto model2 = realnvp(8);
   DensityTrainer<float> small_trainer(*model2, small, opt);
-  const std::string rows = dir.file("rows.safetensors");
+  const std::string rows = (dir / "rows.safetensors");
   save_trainer(rows, small_trainer);
   CHECK_THROWS_WITH_AS(resume_trainer(rows, trainer), doctest::Contains("fit.batch_state"),
                        std::runtime_error);

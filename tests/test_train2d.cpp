@@ -21,21 +21,15 @@
 #include "flowgrad/autodiff/io/safetensors.hpp"
 #include "flowgrad/autodiff/optim.hpp"
 #include "model_config.hpp"
+#include "temp_files.hpp"
 
 using namespace train2d;
 namespace fs = std::filesystem;
+using flowgrad::testing::read_bytes;
+using flowgrad::testing::TempDir;
+using flowgrad::testing::write_bytes;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/flowgrad-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 std::unique_ptr<flowgrad::DensityFlow<float>> small_realnvp(std::uint64_t seed) {
   ModelConfig c;
@@ -52,15 +46,6 @@ Metadata small_meta() {
   Metadata m = to_metadata(c);
   m["kind"] = "density";
   return m;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
 }
 
 // Runs train_2d with arguments, its standard output to `out`; returns its exit status (or 128 +
@@ -300,8 +285,8 @@ RunEnd run_end(const std::string& dir, const std::string& printed) {
   for (const auto& [name, info] : f.tensors()) {
     REQUIRE(info.shape.size() <= 2);
     flowgrad::TensorF t(info.shape.size() == 1 ? flowgrad::Shape{info.shape[0]}
-                        : info.shape.empty()    ? flowgrad::Shape{}
-                                                : flowgrad::Shape{info.shape[0], info.shape[1]});
+                        : info.shape.empty()   ? flowgrad::Shape{}
+                                               : flowgrad::Shape{info.shape[0], info.shape[1]});
     f.copy_to(name, t);
     e.tensors.emplace_back(name, std::string(reinterpret_cast<const char*>(t.data()),
                                              static_cast<std::size_t>(t.numel()) * sizeof(float)));
@@ -311,7 +296,8 @@ RunEnd run_end(const std::string& dir, const std::string& printed) {
   return e;
 }
 
-TEST_CASE("a run killed between checkpoints resumes from the last one and ends as if never stopped") {
+TEST_CASE(
+    "a run killed between checkpoints resumes from the last one and ends as if never stopped") {
   for (const int threads : {1, 2}) {
     INFO("threads " << threads);
     TempDir dir;
@@ -345,8 +331,8 @@ TEST_CASE("a run killed between checkpoints resumes from the last one and ends a
     CHECK(at >= 100);
     const std::string last = std::to_string(at + 40);
     const std::string common = " --quiet --no-plots --test-samples 1000 --threads " + nt;
-    REQUIRE(run_cli("train --resume " + killed + " --steps " + last + common,
-                    dir / "killed.txt") == 0);
+    REQUIRE(run_cli("train --resume " + killed + " --steps " + last + common, dir / "killed.txt") ==
+            0);
     REQUIRE(run_cli("train --steps " + last + " --hidden 16 --layers 4 --batch " + batch +
                         " --out " + whole + common,
                     dir / "whole.txt") == 0);
@@ -362,7 +348,8 @@ TEST_CASE("a run killed between checkpoints resumes from the last one and ends a
 TEST_CASE("--resume refuses settings that would change the run, and a directory without a run") {
   TempDir dir;
   REQUIRE(run_cli("train --steps 5 --hidden 8 --layers 2 --batch 16 --no-plots --quiet "
-                  "--test-samples 100 --out " + (dir / "r")) == 0);
+                  "--test-samples 100 --out " +
+                  (dir / "r")) == 0);
   CHECK(run_cli("train --resume " + (dir / "r") + " --lr 0.1") == 2);
   CHECK(run_cli("train --resume " + (dir / "r") + " --dataset rings") == 2);
   fs::create_directories(dir / "empty");
