@@ -396,11 +396,15 @@ std::unique_ptr<Composition<T>> mixed_flow(Generator& gen) {
                                                 CouplingConfig{8, 1, Activation::tanh}, gen));
   flow->add(std::make_unique<BatchNorm<T>>(3, 0.05, 1e-4));
   flow->add(std::make_unique<Radial<T>>(3, gen));
+  flow->add(std::make_unique<ActNorm<T>>(3));
+  flow->add(std::make_unique<Permutation<T>>(3, PermutationMode::random, gen));
+  flow->add(std::make_unique<LULinear<T>>(3));
   auto inner = std::make_unique<Composition<T>>(3);
   inner->add(std::make_unique<Planar<T>>(3, gen));
   inner->add(std::make_unique<AffineCoupling<T>>(std::vector<int>{0, 1, 1},
                                                  CouplingConfig{4, 3, Activation::softplus}, gen));
   inner->add(std::make_unique<BatchNorm<T>>(3));
+  inner->add(std::make_unique<Permutation<T>>(3, PermutationMode::reverse, gen));
   flow->add(std::move(inner));
   return flow;
 }

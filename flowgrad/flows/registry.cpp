@@ -7,7 +7,10 @@
 #include <set>
 #include <stdexcept>
 
+#include "flowgrad/flows/actnorm.hpp"
 #include "flowgrad/flows/batch_norm.hpp"
+#include "flowgrad/flows/lu_linear.hpp"
+#include "flowgrad/flows/permutation.hpp"
 #include "flowgrad/flows/planar.hpp"
 #include "flowgrad/flows/radial.hpp"
 
@@ -167,6 +170,27 @@ LayerPtr<T> make_batch_norm(Settings& s, Generator&) {
   return std::make_unique<BatchNorm<T>>(dim, momentum, s.real("eps"));
 }
 template <Scalar T>
+LayerPtr<T> make_actnorm(Settings& s, Generator&) {
+  return std::make_unique<ActNorm<T>>(s.dim());
+}
+template <Scalar T>
+LayerPtr<T> make_permutation(Settings& s, Generator& g) {
+  const Index dim = s.dim();
+  const std::string& mode = s.text("mode");
+  PermutationMode m{};
+  try {
+    m = permutation_mode_from_string(mode);
+  } catch (const std::invalid_argument& e) {
+    s.bad("has setting 'mode' = '" + mode + "': " + e.what());
+  }
+  // A random order drawn here is overwritten by the file's `order` buffer.
+  return std::make_unique<Permutation<T>>(dim, m, g);
+}
+template <Scalar T>
+LayerPtr<T> make_lu_linear(Settings& s, Generator&) {
+  return std::make_unique<LULinear<T>>(s.dim());
+}
+template <Scalar T>
 LayerPtr<T> make_composition(Settings& s, Generator& g) {
   return build_chain<T>(s, g);
 }
@@ -180,6 +204,9 @@ const std::map<std::string, Factory<T>>& layer_table() {
       {"radial", &make_radial<T>},
       {"affine_coupling", &make_coupling<T>},
       {"batch_norm", &make_batch_norm<T>},
+      {"actnorm", &make_actnorm<T>},
+      {"permutation", &make_permutation<T>},
+      {"lu_linear", &make_lu_linear<T>},
       {"composition", &make_composition<T>},
   };
   return table;
