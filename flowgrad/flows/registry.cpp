@@ -13,6 +13,7 @@
 #include "flowgrad/flows/permutation.hpp"
 #include "flowgrad/flows/planar.hpp"
 #include "flowgrad/flows/radial.hpp"
+#include "flowgrad/flows/spline_coupling.hpp"
 
 namespace flowgrad {
 
@@ -164,6 +165,17 @@ LayerPtr<T> make_coupling(Settings& s, Generator& g) {
   return std::make_unique<AffineCoupling<T>>(std::move(mask), c, g);
 }
 template <Scalar T>
+LayerPtr<T> make_spline_coupling(Settings& s, Generator& g) {
+  std::vector<int> mask = s.mask("mask", s.dim());
+  SplineCouplingConfig c;
+  c.bins = static_cast<Index>(s.integer("bins", 1, 128));
+  c.tail_bound = s.real("tail_bound");
+  c.hidden = static_cast<Index>(s.integer("hidden", 1, max_width));
+  c.hidden_layers = static_cast<int>(s.integer("hidden_layers", 1, max_hidden_layers));
+  c.activation = s.activation("activation");
+  return std::make_unique<SplineCoupling<T>>(std::move(mask), c, g);
+}
+template <Scalar T>
 LayerPtr<T> make_batch_norm(Settings& s, Generator&) {
   const Index dim = s.dim();
   const double momentum = s.real("momentum");
@@ -203,6 +215,7 @@ const std::map<std::string, Factory<T>>& layer_table() {
       {"planar", &make_planar<T>},
       {"radial", &make_radial<T>},
       {"affine_coupling", &make_coupling<T>},
+      {"spline_coupling", &make_spline_coupling<T>},
       {"batch_norm", &make_batch_norm<T>},
       {"actnorm", &make_actnorm<T>},
       {"permutation", &make_permutation<T>},
