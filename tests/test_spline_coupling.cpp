@@ -2,11 +2,11 @@
 // -mean log p through a few of them, and the save_flow / load_density_flow round trip.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <unistd.h>
 
 #include "flow_helpers.hpp"
 #include "flowgrad/flows/models.hpp"
@@ -108,8 +108,7 @@ TEST_CASE("gradcheck: -mean log p through three spline couplings, every paramete
   const auto x = gen.normal<D>(Shape{10, d}, 0.0, 1.5);
   const auto params = m.parameters();
   CHECK(params.size() == 18);  // 3 layers x 3 linear layers x (weight, bias)
-  CHECK_GRADCHECK(
-      gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, params));
+  CHECK_GRADCHECK(gradcheck([&](Tape<D>& t) { return -mean(m.log_prob(t.constant(x))); }, params));
 }
 
 TEST_CASE_TEMPLATE("spline coupling: save_flow / load_density_flow gives identical log_prob", T,
@@ -152,4 +151,28 @@ TEST_CASE("spline coupling: rejects bad settings") {
                   std::invalid_argument);
   CHECK_THROWS_AS(SplineCoupling<D>(std::vector<int>{1, 1}, small_config(4, 2.0), gen),
                   std::invalid_argument);
+}
+
+TEST_CASE("make_nsf: alternating spline couplings, rebuilt from its file alone") {
+  Generator gen(41);
+  NSFConfig c;
+  c.dim = 3;
+  c.couplings = 3;
+  c.coupling = small_config(4, 3.0);
+  DensityFlow<double> nsf(make_nsf<double>(c, gen));
+  REQUIRE(nsf.transform().size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto* layer = dynamic_cast<const SplineCoupling<double>*>(&nsf.transform()[i]);
+    REQUIRE(layer != nullptr);
+    CHECK(layer->mask() == AffineCoupling<double>::half_mask(3, static_cast<int>(i % 2)));
+  }
+  const Tensor<double> x = gen.normal<double>(Shape{8, 3});
+  randomize(nsf, gen, 0.5);
+  char tmpl[] = "/tmp/flowgrad-nsf-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  save_flow(dir + "/nsf.safetensors", nsf);
+  auto loaded = load_density_flow<double>(dir + "/nsf.safetensors");
+  std::filesystem::remove_all(dir);
+  const Tensor<double> a = nsf.log_prob(x), b = loaded->log_prob(x);
+  CHECK(std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(double)) == 0);
 }

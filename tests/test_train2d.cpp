@@ -359,3 +359,23 @@ TEST_CASE("--resume refuses settings that would change the run, and a directory 
   CHECK(run_cli("train --resume " + (dir / "r") + " --quiet --no-plots --test-samples 100") == 0);
   CHECK(read_bytes(dir / "r/model.safetensors") == before);
 }
+
+TEST_CASE("--model nsf trains a spline flow whose checkpoint eval and sample rebuild") {
+  TempDir dir;
+  const std::string out = dir / "nsf";
+  REQUIRE(run_cli("train --model nsf --layers 2 --hidden 8 --bins 4 --tail-bound 3 --steps 20 "
+                  "--batch 32 --no-plots --quiet --test-samples 200 --out " +
+                  out) == 0);
+  const std::string ckpt = out + "/model.safetensors";
+  const LoadedModel m = load_model(ckpt);
+  REQUIRE(m.density);
+  CHECK(m.name == "nsf");
+  CHECK(m.meta.at("bins") == "4");
+  CHECK(m.meta.at("tail_bound") == "3");
+  CHECK(m.density->transform().size() == 2);
+  CHECK(m.density->transform()[0].kind() == "spline_coupling");
+  CHECK(run_cli("eval --checkpoint " + ckpt + " --test-samples 200") == 0);
+  CHECK(run_cli("sample --checkpoint " + ckpt + " -n 10") == 0);
+  CHECK(run_cli("train --model nsf --bins 0 --steps 1") == 2);
+  CHECK(run_cli("train --model nsf --tail-bound -1 --steps 1") == 2);
+}

@@ -22,8 +22,8 @@ namespace {
 
 void add_model_options(CLI::App& cmd, ModelConfig& m, bool density) {
   if (density)
-    cmd.add_option("--model", m.model, "Flow: realnvp, planar or radial")
-        ->check(CLI::IsMember({"realnvp", "planar", "radial"}))
+    cmd.add_option("--model", m.model, "Flow: realnvp, nsf (neural spline flow), planar or radial")
+        ->check(CLI::IsMember({"realnvp", "nsf", "planar", "radial"}))
         ->capture_default_str();
   else
     cmd.add_option("--model", m.model, "Flow: planar or radial")
@@ -43,6 +43,12 @@ void add_model_options(CLI::App& cmd, ModelConfig& m, bool density) {
       ->check(CLI::IsMember({"relu", "leaky_relu", "tanh", "softplus", "sigmoid"}))
       ->capture_default_str();
   cmd.add_flag("!--no-batch-norm", m.batch_norm, "RealNVP without batch norm between couplings");
+  cmd.add_option("--bins", m.bins, "NSF: spline bins per coordinate")
+      ->check(CLI::Range(1, 128))
+      ->capture_default_str();
+  cmd.add_option("--tail-bound", m.tail_bound, "NSF: splines act on [-B, B], identity outside")
+      ->check(CLI::Range(1e-3, 1e6))
+      ->capture_default_str();
 }
 
 void add_threads(CLI::App& cmd, int& threads) {
@@ -212,9 +218,10 @@ int main(int argc, char** argv) {
   try {
     if (*t && !train.resume.empty()) {
       // A resumed run is the stopped run: what decides its results comes from its checkpoint.
-      for (const char* flag : {"--dataset", "--data", "--test-fraction", "--model", "--layers",
-                               "--hidden", "--hidden-layers", "--activation", "--no-batch-norm",
-                               "--batch", "--lr", "--clip", "--seed", "--out"})
+      for (const char* flag :
+           {"--dataset", "--data", "--test-fraction", "--model", "--layers", "--hidden",
+            "--hidden-layers", "--activation", "--no-batch-norm", "--bins", "--tail-bound",
+            "--batch", "--lr", "--clip", "--seed", "--out"})
         if (t->count(flag) > 0)
           throw std::invalid_argument(std::string("--resume continues a run with the settings of "
                                                   "its checkpoint; ") +

@@ -1,14 +1,18 @@
 #include "model_config.hpp"
 
+#include <charconv>
 #include <stdexcept>
 
 namespace train2d {
 
 void validate(const ModelConfig& c) {
-  if (c.model != "realnvp" && c.model != "planar" && c.model != "radial")
-    throw std::invalid_argument("unknown model '" + c.model + "' (realnvp, planar, radial)");
-  if (c.dim < 2 && c.model == "realnvp")
-    throw std::invalid_argument("realnvp needs dimension >= 2");
+  if (c.model != "realnvp" && c.model != "nsf" && c.model != "planar" && c.model != "radial")
+    throw std::invalid_argument("unknown model '" + c.model + "' (realnvp, nsf, planar, radial)");
+  if (c.dim < 2 && (c.model == "realnvp" || c.model == "nsf"))
+    throw std::invalid_argument(c.model + " needs dimension >= 2");
+  if (c.bins < 1 || c.bins > 128) throw std::invalid_argument("bins must be in 1..128");
+  if (!(c.tail_bound > 0 && c.tail_bound <= 1e6))
+    throw std::invalid_argument("tail bound must be in (0, 1e6]");
   if (c.dim < 1) throw std::invalid_argument("dimension must be >= 1");
   if (c.layers < 1 || c.layers > 1000) throw std::invalid_argument("layers must be in 1..1000");
   if (c.hidden < 1 || c.hidden > 65536) throw std::invalid_argument("hidden must be in 1..65536");
@@ -16,6 +20,14 @@ void validate(const ModelConfig& c) {
     throw std::invalid_argument("hidden layers must be in 1..16");
   flowgrad::activation_from_string(c.activation);
 }
+
+namespace {
+// The shortest text that reads back as the same double.
+std::string exact_number(double x) {
+  char buf[32];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
+}
+}  // namespace
 
 Metadata to_metadata(const ModelConfig& c) {
   return {{"format", "flowgrad"},
@@ -25,7 +37,9 @@ Metadata to_metadata(const ModelConfig& c) {
           {"hidden", std::to_string(c.hidden)},
           {"hidden_layers", std::to_string(c.hidden_layers)},
           {"activation", c.activation},
-          {"batch_norm", c.batch_norm ? "true" : "false"}};
+          {"batch_norm", c.batch_norm ? "true" : "false"},
+          {"bins", std::to_string(c.bins)},
+          {"tail_bound", exact_number(c.tail_bound)}};
 }
 
 namespace {
@@ -60,6 +74,14 @@ ModelConfig config_from_metadata(const Metadata& m, const std::string& path) {
   if (bn != "true" && bn != "false")
     throw std::runtime_error(path + ": metadata 'batch_norm' is '" + bn + "'");
   c.batch_norm = bn == "true";
+  // Files from before spline flows have no bins or tail bound: they are not NSF models.
+  if (m.count("bins")) c.bins = need_int(m, "bins", path);
+  if (m.count("tail_bound")) {
+    const std::string& v = need(m, "tail_bound", path);
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), c.tail_bound);
+    if (ec != std::errc() || end != v.data() + v.size())
+      throw std::runtime_error(path + ": metadata 'tail_bound' is '" + v + "', not a number");
+  }
   try {
     validate(c);
   } catch (const std::invalid_argument& e) {
@@ -73,6 +95,14 @@ std::unique_ptr<flowgrad::Composition<float>> build_transform(const ModelConfig&
   validate(c);
   if (c.model == "planar") return flowgrad::make_planar_stack<float>(c.dim, c.layers, gen);
   if (c.model == "radial") return flowgrad::make_radial_stack<float>(c.dim, c.layers, gen);
+  if (c.model == "nsf") {
+    flowgrad::NSFConfig n;
+    n.dim = c.dim;
+    n.couplings = c.layers;
+    n.coupling = {c.bins, c.tail_bound, c.hidden, c.hidden_layers,
+                  flowgrad::activation_from_string(c.activation)};
+    return flowgrad::make_nsf<float>(n, gen);
+  }
   flowgrad::RealNVPConfig r;
   r.dim = c.dim;
   r.couplings = c.layers;

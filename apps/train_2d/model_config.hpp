@@ -9,13 +9,15 @@
 namespace train2d {
 
 struct ModelConfig {
-  std::string model = "realnvp";  // realnvp, planar or radial
+  std::string model = "realnvp";  // realnvp, nsf, planar or radial
   flowgrad::Index dim = 2;
   int layers = 8;               // couplings, or planar/radial layers
   flowgrad::Index hidden = 64;  // width of the coupling networks' hidden layers
   int hidden_layers = 2;
   std::string activation = "relu";
-  bool batch_norm = true;  // RealNVP: batch norm between couplings
+  bool batch_norm = true;    // RealNVP: batch norm between couplings
+  flowgrad::Index bins = 8;  // NSF: spline bins per transformed coordinate
+  double tail_bound = 4;     // NSF: the splines act on [-tail_bound, tail_bound]
 };
 
 // Throws std::invalid_argument on an unknown model or a value out of range.

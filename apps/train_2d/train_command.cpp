@@ -14,6 +14,13 @@ namespace train2d {
 
 namespace {
 
+// Numbers as the shortest text that reads back exactly, so a resumed run gets the same settings.
+std::string exact(double x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
 std::string default_dir(const TrainOptions& opt) {
   const std::string data =
       opt.data_csv.empty() ? opt.dataset : std::filesystem::path(opt.data_csv).stem().string();
@@ -21,18 +28,16 @@ std::string default_dir(const TrainOptions& opt) {
 }
 
 std::string describe(const ModelConfig& c) {
+  if (c.model == "nsf")
+    return "nsf (" + std::to_string(c.layers) + " spline couplings, " + std::to_string(c.bins) +
+           " bins on [-" + exact(c.tail_bound) + ", " + exact(c.tail_bound) + "], hidden " +
+           std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) + ", " +
+           c.activation + ")";
   if (c.model == "realnvp")
     return "realnvp (" + std::to_string(c.layers) + " couplings, hidden " +
            std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) + ", " +
            c.activation + (c.batch_norm ? ", batch norm" : "") + ")";
   return c.model + " (" + std::to_string(c.layers) + " layers)";
-}
-
-// Numbers as the shortest text that reads back exactly, so a resumed run gets the same settings.
-std::string exact(double x) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, r.ptr);
 }
 
 const std::string& need(const Metadata& m, const std::string& key, const std::string& path) {

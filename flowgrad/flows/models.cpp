@@ -82,6 +82,16 @@ std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig& config, Genera
 }
 
 template <Scalar T>
+std::unique_ptr<Composition<T>> make_nsf(const NSFConfig& config, Generator& gen) {
+  if (config.couplings < 1) throw std::invalid_argument("nsf: needs at least one coupling");
+  auto flow = std::make_unique<Composition<T>>(config.dim);
+  for (int i = 0; i < config.couplings; ++i)
+    flow->add(std::make_unique<SplineCoupling<T>>(AffineCoupling<T>::half_mask(config.dim, i % 2),
+                                                  config.coupling, gen));
+  return flow;
+}
+
+template <Scalar T>
 std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen) {
   if (layers < 1) throw std::invalid_argument("planar stack: needs at least one layer");
   auto flow = std::make_unique<Composition<T>>(dim);
@@ -103,6 +113,7 @@ template class VariationalFlow<float>;
 template class VariationalFlow<double>;
 #define FLOWGRAD_INSTANTIATE(T)                                                            \
   template std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig&, Generator&); \
+  template std::unique_ptr<Composition<T>> make_nsf(const NSFConfig&, Generator&);         \
   template std::unique_ptr<Composition<T>> make_planar_stack(Index, int, Generator&);      \
   template std::unique_ptr<Composition<T>> make_radial_stack(Index, int, Generator&);
 FLOWGRAD_INSTANTIATE(float)

@@ -11,6 +11,7 @@
 #include "flowgrad/flows/composition.hpp"
 #include "flowgrad/flows/coupling.hpp"
 #include "flowgrad/flows/normal.hpp"
+#include "flowgrad/flows/spline_coupling.hpp"
 
 namespace flowgrad {
 
@@ -104,6 +105,19 @@ struct RealNVPConfig {
 
 template <Scalar T>
 std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig& config, Generator& gen);
+// Neural spline flow with coupling layers (NSF-C, Durkan et al. 2019): rational-quadratic spline
+// couplings whose masks alternate, as make_realnvp's do. The defaults (8 couplings, 8 bins on
+// [-4, 4], conditioner |x1| -> 64 -> 64 -> |x2| (3K - 1) with ReLU, its last layer zero at start)
+// are the configuration measured in PyTorch close to the 2-D toy sets' true entropies.
+struct NSFConfig {
+  Index dim = 2;
+  int couplings = 8;
+  SplineCouplingConfig coupling;
+};
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_nsf(const NSFConfig& config, Generator& gen);
+
 template <Scalar T>
 std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen);
 template <Scalar T>
