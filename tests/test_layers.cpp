@@ -3,12 +3,12 @@
 // density that integrates to 1.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <memory>
 #include <numbers>
 #include <string>
-#include <unistd.h>
 
 #include "flow_helpers.hpp"
 #include "flowgrad/flows/actnorm.hpp"
@@ -133,8 +133,9 @@ TEST_CASE("permutation: an order that is not a permutation is rejected when the 
   Permutation<D> p(3, PermutationMode::random, gen);
   Tape<D> t;
   const auto x = t.constant(gen.normal<D>(Shape{2, 3}));
-  for (const auto& bad : {std::vector<D>{0, 0, 1}, std::vector<D>{0, 1, 3}, std::vector<D>{0, 1.5, 2},
-                          std::vector<D>{0, -1, 2}, std::vector<D>{0, 1, NAN}}) {
+  for (const auto& bad :
+       {std::vector<D>{0, 0, 1}, std::vector<D>{0, 1, 3}, std::vector<D>{0, 1.5, 2},
+        std::vector<D>{0, -1, 2}, std::vector<D>{0, 1, NAN}}) {
     for (Index j = 0; j < 3; ++j) p.order[j] = bad[static_cast<std::size_t>(j)];
     CHECK_THROWS_AS(p.forward(x), std::invalid_argument);
     CHECK_THROWS_AS(p.inverse(x), std::invalid_argument);

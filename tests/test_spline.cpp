@@ -275,9 +275,9 @@ TEST_CASE("rational_quadratic_spline: float agrees with double, values and gradi
 TEST_CASE("rational_quadratic_spline: rejects bad shapes and settings") {
   Tape<double> t;
   const Var<double> x = t.constant(Tensor<double>(Shape{2, 3}, 0.0));
-  CHECK_THROWS_AS(rational_quadratic_spline(x, t.constant(Tensor<double>(Shape{2, 14}, 0.0)), 5,
-                                            3.0),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      rational_quadratic_spline(x, t.constant(Tensor<double>(Shape{2, 14}, 0.0)), 5, 3.0),
+      std::invalid_argument);
   const Var<double> p = t.constant(Tensor<double>(Shape{2, 42}, 0.0));
   CHECK_NOTHROW(rational_quadratic_spline(x, p, 5, 3.0));
   CHECK_THROWS_AS(rational_quadratic_spline(x, p, 5, -1.0), std::invalid_argument);

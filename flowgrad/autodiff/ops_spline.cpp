@@ -38,11 +38,11 @@ double sigmoid_d(double z) {
 
 // One element's spline: K widths and heights as softmax fractions and the knots they make.
 struct Knots {
-  double sw[max_bins];          // softmax of the width logits
-  double sh[max_bins];          // softmax of the height logits
-  double cx[max_bins + 1];      // x knots, cx[0] = -B, cx[K] = B
-  double cy[max_bins + 1];      // y knots
-  double d[max_bins + 1];       // knot derivatives, d[0] = d[K] = 1
+  double sw[max_bins];      // softmax of the width logits
+  double sh[max_bins];      // softmax of the height logits
+  double cx[max_bins + 1];  // x knots, cx[0] = -B, cx[K] = B
+  double cy[max_bins + 1];  // y knots
+  double d[max_bins + 1];   // knot derivatives, d[0] = d[K] = 1
 
   template <class T>
   void build(const T* p, Index K, double B) {
@@ -86,9 +86,9 @@ struct Knots {
 enum { P_x, P_xk, P_W, P_yk, P_H, P_d0, P_d1, P_count };
 
 struct BinEval {
-  double y, L;             // y and log dy/dx
-  double dy[P_count];      // dy / d(input)
-  double dL[P_count];      // dL / d(input)
+  double y, L;         // y and log dy/dx
+  double dy[P_count];  // dy / d(input)
+  double dL[P_count];  // dL / d(input)
 };
 
 // y = yk + H (s xi^2 + d0 xi (1 - xi)) / den, den = s + (d0 + d1 - 2 s) xi (1 - xi),
@@ -293,11 +293,10 @@ SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params,
                                 std::to_string(double(tail_bound)));
   const Index P = 3 * bins - 1;
   if (xs.rank() != 2 || ps.rank() != 2 || ps.rows() != xs.rows() || ps.cols() != xs.cols() * P)
-    throw std::invalid_argument("rational_quadratic_spline: input " + xs.str() + " with " +
-                                std::to_string(bins) + " bins needs params [" +
-                                std::to_string(xs.rank() == 2 ? xs.rows() : 0) + ", " +
-                                std::to_string(xs.rank() == 2 ? xs.cols() * P : 0) + "], got " +
-                                ps.str());
+    throw std::invalid_argument(
+        "rational_quadratic_spline: input " + xs.str() + " with " + std::to_string(bins) +
+        " bins needs params [" + std::to_string(xs.rank() == 2 ? xs.rows() : 0) + ", " +
+        std::to_string(xs.rank() == 2 ? xs.cols() * P : 0) + "], got " + ps.str());
   Var<T> both;
   Node<T>& n = push<SplineOp<T>>("rational_quadratic_spline", &both, {x, params});
   const typename SplineOp<T>::State st{bins, double(tail_bound), inverse};

@@ -6,7 +6,9 @@ namespace flowgrad {
 
 namespace {
 
-double softplus_d(double a) { return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a)); }
+double softplus_d(double a) {
+  return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+}
 
 }  // namespace
 

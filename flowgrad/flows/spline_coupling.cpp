@@ -78,8 +78,8 @@ template <Scalar T>
 FlowResult<T> SplineCoupling<T>::run(const Var<T>& v, bool inverse) {
   const Var<T> v1 = select_columns(v, fixed_);
   const Var<T> params = mul((*net_)(v1), v.tape().constant(logit_scale_));
-  const SplineResult<T> r = rational_quadratic_spline(
-      select_columns(v, changed_), params, config_.bins, T(config_.tail_bound), inverse);
+  const SplineResult<T> r = rational_quadratic_spline(select_columns(v, changed_), params,
+                                                      config_.bins, T(config_.tail_bound), inverse);
   return {select_columns(cat({v1, r.out}), order_), sum(r.log_det, 1)};
 }
 

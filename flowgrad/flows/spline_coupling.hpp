@@ -13,10 +13,10 @@
 namespace flowgrad {
 
 struct SplineCouplingConfig {
-  Index bins = 8;           // K, 1..128
-  double tail_bound = 4;    // B: the splines act on [-B, B]
-  Index hidden = 64;        // width of each hidden layer of the conditioner
-  int hidden_layers = 2;    // |x1| -> H -> ... -> H -> |x2| (3K - 1)
+  Index bins = 8;         // K, 1..128
+  double tail_bound = 4;  // B: the splines act on [-B, B]
+  Index hidden = 64;      // width of each hidden layer of the conditioner
+  int hidden_layers = 2;  // |x1| -> H -> ... -> H -> |x2| (3K - 1)
   Activation activation = Activation::relu;
 };
 
