@@ -1,5 +1,8 @@
 #pragma once
 // Brute-force references for the flow tests.
+#include <doctest/doctest.h>
+
+#include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -57,6 +60,29 @@ inline std::vector<double> brute_force_log_det(Bijector<double>& f, const Tensor
     out.push_back(log_abs_det(jac, d));
   }
   return out;
+}
+
+// forward's log-det against the brute-force Jacobian (relative to 1 + |log det|),
+// inverse(forward(x)) against x, and the inverse's log-det against minus the forward's, in float64.
+inline void check_bijector(Bijector<double>& f, const Tensor<double>& x, double logdet_tol = 1e-6,
+                           double inverse_tol = 1e-9, double inverse_logdet_tol = 1e-7) {
+  Tape<double> t;
+  NoGradGuard<double> guard(t);
+  const FlowResult<double> fwd = f.forward(t.constant(x));
+  const auto brute = brute_force_log_det(f, x);
+  for (Index i = 0; i < x.rows(); ++i) {
+    CAPTURE(i);
+    const double b = brute[static_cast<std::size_t>(i)];
+    CHECK(std::abs(fwd.log_det.value()[i] - b) < logdet_tol * (1 + std::abs(b)));
+  }
+  const FlowResult<double> inv = f.inverse(fwd.out);
+  double worst = 0, worst_ld = 0;
+  for (Index k = 0; k < x.numel(); ++k)
+    worst = std::max(worst, std::abs(inv.out.value()[k] - x[k]));
+  for (Index i = 0; i < x.rows(); ++i)
+    worst_ld = std::max(worst_ld, std::abs(inv.log_det.value()[i] + fwd.log_det.value()[i]));
+  CHECK(worst < inverse_tol);
+  CHECK(worst_ld < inverse_logdet_tol);
 }
 
 }  // namespace flowgrad::testing

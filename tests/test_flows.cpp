@@ -18,34 +18,6 @@ using D = double;
 
 namespace {
 
-FlowResult<D> run_forward(Bijector<D>& f, const Tensor<D>& x, Tape<D>& t) {
-  return f.forward(t.constant(x));
-}
-
-// forward's log-det against the brute-force Jacobian, and inverse(forward(x)) against x.
-void check_bijector(Bijector<D>& f, const Tensor<D>& x, double logdet_tol = 1e-6,
-                    double inverse_tol = 1e-9) {
-  Tape<D> t;
-  NoGradGuard<D> guard(t);
-  const FlowResult<D> fwd = run_forward(f, x, t);
-  const auto brute = brute_force_log_det(f, x);
-  for (Index i = 0; i < x.rows(); ++i) {
-    CAPTURE(i);
-    CHECK(fwd.log_det.value()[i] ==
-          doctest::Approx(brute[static_cast<std::size_t>(i)]).epsilon(logdet_tol).scale(1));
-    CHECK(std::abs(fwd.log_det.value()[i] - brute[static_cast<std::size_t>(i)]) <
-          logdet_tol * (1 + std::abs(brute[static_cast<std::size_t>(i)])));
-  }
-  const FlowResult<D> inv = f.inverse(fwd.out);
-  double worst = 0, worst_ld = 0;
-  for (Index k = 0; k < x.numel(); ++k)
-    worst = std::max(worst, std::abs(inv.out.value()[k] - x[k]));
-  for (Index i = 0; i < x.rows(); ++i)
-    worst_ld = std::max(worst_ld, std::abs(inv.log_det.value()[i] + fwd.log_det.value()[i]));
-  CHECK(worst < inverse_tol);
-  CHECK(worst_ld < inverse_tol * 100);
-}
-
 const Index dims[] = {2, 3, 5};
 
 }  // namespace
@@ -162,7 +134,7 @@ TEST_CASE("composition adds log-dets and inverts in reverse order") {
     DensityFlow<D> model(std::move(flow));
     model.set_batch_norm_statistics(gen.normal<D>(Shape{200, d}, 0.5, 2.0));
     model.eval();
-    check_bijector(model.transform(), gen.normal<D>(Shape{5, d}), 1e-6, 1e-8);
+    check_bijector(model.transform(), gen.normal<D>(Shape{5, d}), 1e-6, 1e-8, 1e-6);
     // Planar and radial stacks too.
     auto planar = make_planar_stack<D>(d, 4, gen);
     check_bijector(*planar, gen.normal<D>(Shape{5, d}));
