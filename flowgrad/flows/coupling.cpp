@@ -1,6 +1,7 @@
 #include "flowgrad/flows/coupling.hpp"
 
 #include <stdexcept>
+#include <utility>
 
 namespace flowgrad {
 
@@ -15,18 +16,25 @@ std::vector<int> AffineCoupling<T>::half_mask(Index dim, int parity) {
   return mask;
 }
 
+MaskColumns split_mask(const std::vector<int>& mask, const std::string& layer) {
+  MaskColumns c;
+  for (std::size_t j = 0; j < mask.size(); ++j) {
+    if (mask[j] != 0 && mask[j] != 1)
+      throw std::invalid_argument(layer + ": mask entries must be 0 or 1");
+    (mask[j] ? c.fixed : c.changed).push_back(static_cast<Index>(j));
+  }
+  if (c.fixed.empty() || c.changed.empty())
+    throw std::invalid_argument(layer + ": the mask must fix some columns and change others");
+  return c;
+}
+
 template <Scalar T>
 AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& config,
                                   Generator& gen)
     : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)), config_(config) {
-  for (std::size_t j = 0; j < mask_.size(); ++j) {
-    if (mask_[j] != 0 && mask_[j] != 1)
-      throw std::invalid_argument("affine_coupling: mask entries must be 0 or 1");
-    (mask_[j] ? fixed_ : changed_).push_back(static_cast<Index>(j));
-  }
-  if (fixed_.empty() || changed_.empty())
-    throw std::invalid_argument(
-        "affine_coupling: the mask must fix some columns and change others");
+  MaskColumns columns = split_mask(mask_, "affine_coupling");
+  fixed_ = std::move(columns.fixed);
+  changed_ = std::move(columns.changed);
   if (config.hidden <= 0 || config.hidden_layers < 1)
     throw std::invalid_argument(
         "affine_coupling: needs hidden width >= 1 and at least one hidden layer");

@@ -3,6 +3,7 @@
 // unchanged; the others become y2 = x2 exp(s(x1)) + t(x1), so log|det| = sum s(x1). s and t are
 // MLPs; s ends in tanh, which bounds the scale and keeps exp(s) from blowing up.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "flowgrad/flows/bijector.hpp"
@@ -14,6 +15,13 @@ struct CouplingConfig {
   int hidden_layers = 2;  // d1 -> H -> ... -> H -> d2
   Activation activation = Activation::relu;
 };
+
+// The columns a coupling's mask fixes (entries 1) and changes (entries 0), in order. Throws
+// std::invalid_argument naming `layer` when an entry is not 0 or 1 or either kind is missing.
+struct MaskColumns {
+  std::vector<Index> fixed, changed;
+};
+MaskColumns split_mask(const std::vector<int>& mask, const std::string& layer);
 
 template <Scalar T>
 class AffineCoupling : public Bijector<T> {

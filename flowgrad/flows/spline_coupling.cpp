@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "flowgrad/autodiff/ops.hpp"
+#include "flowgrad/flows/coupling.hpp"
 
 namespace flowgrad {
 
@@ -12,14 +14,9 @@ template <Scalar T>
 SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingConfig& config,
                                   Generator& gen)
     : Bijector<T>(static_cast<Index>(mask.size())), mask_(std::move(mask)), config_(config) {
-  for (std::size_t j = 0; j < mask_.size(); ++j) {
-    if (mask_[j] != 0 && mask_[j] != 1)
-      throw std::invalid_argument("spline_coupling: mask entries must be 0 or 1");
-    (mask_[j] ? fixed_ : changed_).push_back(static_cast<Index>(j));
-  }
-  if (fixed_.empty() || changed_.empty())
-    throw std::invalid_argument(
-        "spline_coupling: the mask must fix some columns and change others");
+  MaskColumns columns = split_mask(mask_, "spline_coupling");
+  fixed_ = std::move(columns.fixed);
+  changed_ = std::move(columns.changed);
   if (config.hidden <= 0 || config.hidden_layers < 1)
     throw std::invalid_argument(
         "spline_coupling: needs hidden width >= 1 and at least one hidden layer");
