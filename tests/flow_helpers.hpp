@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flowgrad/flows/bijector.hpp"
+#include "flowgrad/tensor/random.hpp"
 
 namespace flowgrad::testing {
 
@@ -32,6 +33,14 @@ inline double log_abs_det(std::vector<double> a, Index d) {
     }
   }
   return log_det;
+}
+
+// Every parameter drawn from N(0, scale^2): builders start some layers at zero (a fixed map), and
+// a test of a layer's structure needs each part of it to matter.
+template <Scalar T>
+void randomize_parameters(Module<T>& m, Generator& gen, double scale) {
+  for (Parameter<T>* p : m.parameters())
+    for (Index k = 0; k < p->value.numel(); ++k) p->value[k] = T(scale * gen.normal());
 }
 
 // Runs a bijector forward on one row, values only.

@@ -20,14 +20,6 @@ using D = double;
 
 namespace {
 
-// The conditioner starts with a zero last layer (every spline the same); random parameters make
-// each spline depend on x1.
-template <Scalar T>
-void randomize(Module<T>& m, Generator& gen, double scale) {
-  for (Parameter<T>* p : m.parameters())
-    for (Index k = 0; k < p->value.numel(); ++k) p->value[k] = T(scale * gen.normal());
-}
-
 SplineCouplingConfig small_config(Index bins, double bound) {
   SplineCouplingConfig c;
   c.bins = bins;
@@ -55,7 +47,7 @@ TEST_CASE("spline coupling: log-det against the Jacobian, inverse round trip, an
       masks.push_back(scattered);
       for (const auto& mask : masks) {
         SplineCoupling<D> f(mask, small_config(bins, 2.0), gen);
-        randomize(f, gen, 0.7);
+        randomize_parameters(f, gen, 0.7);
         // Scale 1.5 against a bound of 2: some elements fall in the tails.
         const Tensor<D> x = gen.normal<D>(Shape{8, d}, 0.0, 1.5);
         Tape<D> t;
@@ -88,7 +80,7 @@ TEST_CASE("spline coupling: float inverts to float precision; a fresh layer is f
     const auto r = f.forward(t.constant(x));
     for (Index k = 0; k < r.out.value().numel(); ++k) CHECK(std::isfinite(r.out.value()[k]));
   }
-  randomize(f, gen, 0.7);
+  randomize_parameters(f, gen, 0.7);
   Tape<float> t;
   const auto x = gen.normal<float>(Shape{32, 4}, 0.0f, 2.0f);
   const auto y = f.forward(t.constant(x)).out;
@@ -104,7 +96,7 @@ TEST_CASE("gradcheck: -mean log p through three spline couplings, every paramete
     chain->add(std::make_unique<SplineCoupling<D>>(AffineCoupling<D>::half_mask(d, l % 2),
                                                    small_config(4, 2.5), gen));
   DensityFlow<D> m(std::move(chain));
-  randomize(m, gen, 0.5);
+  randomize_parameters(m, gen, 0.5);
   const auto x = gen.normal<D>(Shape{10, d}, 0.0, 1.5);
   const auto params = m.parameters();
   CHECK(params.size() == 18);  // 3 layers x 3 linear layers x (weight, bias)
@@ -121,7 +113,7 @@ TEST_CASE_TEMPLATE("spline coupling: save_flow / load_density_flow gives identic
   chain->add(std::make_unique<SplineCoupling<T>>(AffineCoupling<T>::half_mask(d, 0), c, gen));
   chain->add(std::make_unique<SplineCoupling<T>>(std::vector<int>{1, 0, 1}, c, gen));
   DensityFlow<T> density(std::move(chain));
-  randomize(density, gen, 0.5);
+  randomize_parameters(density, gen, 0.5);
   char tmpl[] = "/tmp/flowgrad-spline-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
   const std::string path = dir + "/flow.safetensors";
@@ -167,7 +159,7 @@ TEST_CASE("make_nsf: alternating spline couplings, rebuilt from its file alone")
     CHECK(layer->mask() == AffineCoupling<double>::half_mask(3, static_cast<int>(i % 2)));
   }
   const Tensor<double> x = gen.normal<double>(Shape{8, 3});
-  randomize(nsf, gen, 0.5);
+  randomize_parameters(nsf, gen, 0.5);
   char tmpl[] = "/tmp/flowgrad-nsf-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
   save_flow(dir + "/nsf.safetensors", nsf);

@@ -92,6 +92,28 @@ std::unique_ptr<Composition<T>> make_nsf(const NSFConfig& config, Generator& gen
 }
 
 template <Scalar T>
+std::unique_ptr<Composition<T>> make_maf(const MAFConfig& config, Generator& gen) {
+  if (config.layers < 1) throw std::invalid_argument("maf: needs at least one layer");
+  auto flow = std::make_unique<Composition<T>>(config.dim);
+  for (int i = 0; i < config.layers; ++i) {
+    if (i > 0) flow->add(std::make_unique<Permutation<T>>(config.dim, config.permutation, gen));
+    flow->add(std::make_unique<MaskedAffineAutoregressive<T>>(config.dim, config.layer, gen));
+  }
+  return flow;
+}
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_nsf_ar(const NSFARConfig& config, Generator& gen) {
+  if (config.layers < 1) throw std::invalid_argument("nsf-ar: needs at least one layer");
+  auto flow = std::make_unique<Composition<T>>(config.dim);
+  for (int i = 0; i < config.layers; ++i) {
+    if (i > 0) flow->add(std::make_unique<Permutation<T>>(config.dim, config.permutation, gen));
+    flow->add(std::make_unique<MaskedSplineAutoregressive<T>>(config.dim, config.layer, gen));
+  }
+  return flow;
+}
+
+template <Scalar T>
 std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen) {
   if (layers < 1) throw std::invalid_argument("planar stack: needs at least one layer");
   auto flow = std::make_unique<Composition<T>>(dim);
@@ -114,6 +136,8 @@ template class VariationalFlow<double>;
 #define FLOWGRAD_INSTANTIATE(T)                                                            \
   template std::unique_ptr<Composition<T>> make_realnvp(const RealNVPConfig&, Generator&); \
   template std::unique_ptr<Composition<T>> make_nsf(const NSFConfig&, Generator&);         \
+  template std::unique_ptr<Composition<T>> make_maf(const MAFConfig&, Generator&);         \
+  template std::unique_ptr<Composition<T>> make_nsf_ar(const NSFARConfig&, Generator&);    \
   template std::unique_ptr<Composition<T>> make_planar_stack(Index, int, Generator&);      \
   template std::unique_ptr<Composition<T>> make_radial_stack(Index, int, Generator&);
 FLOWGRAD_INSTANTIATE(float)

@@ -8,9 +8,11 @@
 #include <memory>
 #include <utility>
 
+#include "flowgrad/flows/autoregressive.hpp"
 #include "flowgrad/flows/composition.hpp"
 #include "flowgrad/flows/coupling.hpp"
 #include "flowgrad/flows/normal.hpp"
+#include "flowgrad/flows/permutation.hpp"
 #include "flowgrad/flows/spline_coupling.hpp"
 
 namespace flowgrad {
@@ -117,6 +119,32 @@ struct NSFConfig {
 
 template <Scalar T>
 std::unique_ptr<Composition<T>> make_nsf(const NSFConfig& config, Generator& gen);
+
+// Masked autoregressive flow (Papamakarios et al. 2017) with the sbi package's defaults: 5 masked
+// affine autoregressive layers, MADE 50 x 2 with tanh, a seeded random permutation between
+// consecutive layers. As a DensityFlow it is a MAF; as a VariationalFlow, an IAF.
+struct MAFConfig {
+  Index dim = 2;
+  int layers = 5;
+  MaskedAffineConfig layer;
+  PermutationMode permutation = PermutationMode::random;
+};
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_maf(const MAFConfig& config, Generator& gen);
+
+// Autoregressive neural spline flow (NSF-AR): masked spline autoregressive layers with a
+// permutation between consecutive layers (reverse by default, so that in 2-D the two coordinates
+// take turns, as the couplings of make_nsf do); the spline settings default to make_nsf's.
+struct NSFARConfig {
+  Index dim = 2;
+  int layers = 8;
+  SplineCouplingConfig layer;
+  PermutationMode permutation = PermutationMode::reverse;
+};
+
+template <Scalar T>
+std::unique_ptr<Composition<T>> make_nsf_ar(const NSFARConfig& config, Generator& gen);
 
 template <Scalar T>
 std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generator& gen);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "flowgrad/flows/actnorm.hpp"
+#include "flowgrad/flows/autoregressive.hpp"
 #include "flowgrad/flows/batch_norm.hpp"
 #include "flowgrad/flows/lu_linear.hpp"
 #include "flowgrad/flows/permutation.hpp"
@@ -175,6 +176,33 @@ LayerPtr<T> make_spline_coupling(Settings& s, Generator& g) {
   c.activation = s.activation("activation");
   return std::make_unique<SplineCoupling<T>>(std::move(mask), c, g);
 }
+MADEConfig made_settings(Settings& s) {
+  MADEConfig c;
+  c.hidden = static_cast<Index>(s.integer("hidden", 1, max_width));
+  c.hidden_layers = static_cast<int>(s.integer("hidden_layers", 1, made_max_hidden_layers));
+  c.activation = s.activation("activation");
+  return c;
+}
+template <Scalar T>
+LayerPtr<T> make_masked_affine(Settings& s, Generator& g) {
+  const Index dim = s.dim();
+  MaskedAffineConfig c;
+  c.made = made_settings(s);
+  c.log_scale_bound = s.real("log_scale_bound");
+  return std::make_unique<MaskedAffineAutoregressive<T>>(dim, c, g);
+}
+template <Scalar T>
+LayerPtr<T> make_masked_spline(Settings& s, Generator& g) {
+  const Index dim = s.dim();
+  SplineCouplingConfig c;
+  c.bins = static_cast<Index>(s.integer("bins", 1, 128));
+  c.tail_bound = s.real("tail_bound");
+  const MADEConfig m = made_settings(s);
+  c.hidden = m.hidden;
+  c.hidden_layers = m.hidden_layers;
+  c.activation = m.activation;
+  return std::make_unique<MaskedSplineAutoregressive<T>>(dim, c, g);
+}
 template <Scalar T>
 LayerPtr<T> make_batch_norm(Settings& s, Generator&) {
   const Index dim = s.dim();
@@ -216,6 +244,8 @@ const std::map<std::string, Factory<T>>& layer_table() {
       {"radial", &make_radial<T>},
       {"affine_coupling", &make_coupling<T>},
       {"spline_coupling", &make_spline_coupling<T>},
+      {"masked_affine_autoregressive", &make_masked_affine<T>},
+      {"masked_spline_autoregressive", &make_masked_spline<T>},
       {"batch_norm", &make_batch_norm<T>},
       {"actnorm", &make_actnorm<T>},
       {"permutation", &make_permutation<T>},

@@ -10,6 +10,39 @@
 
 namespace flowgrad {
 
+void check_spline_config(const SplineCouplingConfig& config, const std::string& layer) {
+  if (config.hidden <= 0 || config.hidden_layers < 1)
+    throw std::invalid_argument(layer + ": needs hidden width >= 1 and at least one hidden layer");
+  if (config.bins < 1 || config.bins > 128)
+    throw std::invalid_argument(layer + ": bins must be in 1..128, got " +
+                                std::to_string(config.bins));
+  if (!(config.tail_bound > 0) || !std::isfinite(config.tail_bound))
+    throw std::invalid_argument(layer + ": tail_bound must be positive and finite");
+}
+
+void add_spline_settings(const SplineCouplingConfig& config,
+                         std::map<std::string, std::string>& settings) {
+  char bound[32];
+  std::snprintf(bound, sizeof bound, "%.17g", config.tail_bound);
+  settings["bins"] = std::to_string(config.bins);
+  settings["tail_bound"] = bound;
+  settings["hidden"] = std::to_string(config.hidden);
+  settings["hidden_layers"] = std::to_string(config.hidden_layers);
+  settings["activation"] = to_string(config.activation);
+}
+
+template <Scalar T>
+Tensor<T> spline_logit_scale(Index columns, const SplineCouplingConfig& config) {
+  const Index K = config.bins, P = 3 * K - 1;
+  Tensor<T> scale(Shape{1, columns * P}, T(1));
+  const T inv_sqrt_h = T(1 / std::sqrt(double(config.hidden)));
+  for (Index j = 0; j < columns * P; ++j)
+    if (j % P < 2 * K) scale[j] = inv_sqrt_h;
+  return scale;
+}
+template Tensor<float> spline_logit_scale(Index, const SplineCouplingConfig&);
+template Tensor<double> spline_logit_scale(Index, const SplineCouplingConfig&);
+
 template <Scalar T>
 SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingConfig& config,
                                   Generator& gen)
@@ -17,31 +50,21 @@ SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingCon
   MaskColumns columns = split_mask(mask_, "spline_coupling");
   fixed_ = std::move(columns.fixed);
   changed_ = std::move(columns.changed);
-  if (config.hidden <= 0 || config.hidden_layers < 1)
-    throw std::invalid_argument(
-        "spline_coupling: needs hidden width >= 1 and at least one hidden layer");
-  if (config.bins < 1 || config.bins > 128)
-    throw std::invalid_argument("spline_coupling: bins must be in 1..128, got " +
-                                std::to_string(config.bins));
-  if (!(config.tail_bound > 0) || !std::isfinite(config.tail_bound))
-    throw std::invalid_argument("spline_coupling: tail_bound must be positive and finite");
+  check_spline_config(config, "spline_coupling");
   // [x1, y2] back to the column order of x.
   order_.resize(mask_.size());
   for (std::size_t p = 0; p < fixed_.size(); ++p)
     order_[static_cast<std::size_t>(fixed_[p])] = static_cast<Index>(p);
   for (std::size_t p = 0; p < changed_.size(); ++p)
     order_[static_cast<std::size_t>(changed_[p])] = static_cast<Index>(fixed_.size() + p);
-  const Index K = config.bins, P = 3 * K - 1, width = static_cast<Index>(changed_.size()) * P;
+  const Index width = static_cast<Index>(changed_.size()) * (3 * config.bins - 1);
   std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
   for (int l = 0; l < config.hidden_layers; ++l) sizes.push_back(config.hidden);
   sizes.push_back(width);
   net_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::none);
   net_->layers().back().weight.value.fill(T(0));
   net_->layers().back().bias.value.fill(T(0));
-  logit_scale_ = Tensor<T>(Shape{1, width}, T(1));
-  const T inv_sqrt_h = T(1 / std::sqrt(double(config.hidden)));
-  for (Index j = 0; j < width; ++j)
-    if (j % P < 2 * K) logit_scale_[j] = inv_sqrt_h;
+  logit_scale_ = spline_logit_scale<T>(static_cast<Index>(changed_.size()), config);
 }
 
 template <Scalar T>
@@ -57,17 +80,9 @@ LayerSpec SplineCoupling<T>::spec() const {
     if (j) mask.push_back(',');
     mask.push_back(mask_[j] ? '1' : '0');
   }
-  char bound[32];
-  std::snprintf(bound, sizeof bound, "%.17g", config_.tail_bound);
-  return {kind(),
-          {{"dim", std::to_string(this->dim())},
-           {"mask", mask},
-           {"bins", std::to_string(config_.bins)},
-           {"tail_bound", bound},
-           {"hidden", std::to_string(config_.hidden)},
-           {"hidden_layers", std::to_string(config_.hidden_layers)},
-           {"activation", to_string(config_.activation)}},
-          {}};
+  LayerSpec spec{kind(), {{"dim", std::to_string(this->dim())}, {"mask", mask}}, {}};
+  add_spline_settings(config_, spec.settings);
+  return spec;
 }
 
 // y2 = spline(x2; net(x1)) with x1 passed through; the output puts [x1, y2] back in x's order.

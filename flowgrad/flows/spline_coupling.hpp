@@ -20,6 +20,16 @@ struct SplineCouplingConfig {
   Activation activation = Activation::relu;
 };
 
+// Shared with the autoregressive spline layer (autoregressive.hpp):
+// throws std::invalid_argument, naming `layer`, on a configuration out of range;
+void check_spline_config(const SplineCouplingConfig& config, const std::string& layer);
+// adds bins, tail_bound, hidden, hidden_layers and activation to a spec's settings;
+void add_spline_settings(const SplineCouplingConfig& config,
+                         std::map<std::string, std::string>& settings);
+// [1, columns (3K - 1)]: 1/sqrt(hidden) on each column's width and height logits, 1 elsewhere.
+template <Scalar T>
+Tensor<T> spline_logit_scale(Index columns, const SplineCouplingConfig& config);
+
 template <Scalar T>
 class SplineCoupling : public Bijector<T> {
  public:

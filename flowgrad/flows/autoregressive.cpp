@@ -1,0 +1,120 @@
+#include "flowgrad/flows/autoregressive.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "flowgrad/autodiff/ops.hpp"
+
+namespace flowgrad {
+
+template <Scalar T>
+MaskedAutoregressive<T>::MaskedAutoregressive(Index dim, Index outputs_per_dim,
+                                              const MADEConfig& config, Generator& gen)
+    : Bijector<T>(dim),
+      made_config_(config),
+      made_(std::make_unique<MADE<T>>(dim, outputs_per_dim, config, gen)) {}
+
+template <Scalar T>
+void MaskedAutoregressive<T>::named_parameters(const std::string& prefix,
+                                               std::vector<NamedParameter<T>>& out) {
+  made_->named_parameters(prefix + "made.", out);
+}
+
+template <Scalar T>
+LayerSpec MaskedAutoregressive<T>::made_spec() const {
+  return {this->kind(),
+          {{"dim", std::to_string(this->dim())},
+           {"hidden", std::to_string(made_config_.hidden)},
+           {"hidden_layers", std::to_string(made_config_.hidden_layers)},
+           {"activation", to_string(made_config_.activation)}},
+          {}};
+}
+
+template <Scalar T>
+FlowResult<T> MaskedAutoregressive<T>::forward_impl(const Var<T>& x) {
+  return transform(x, (*made_)(x), false);
+}
+
+template <Scalar T>
+FlowResult<T> MaskedAutoregressive<T>::inverse_impl(const Var<T>& y) {
+  // After pass k coordinates 0..k are exact; the last pass also gives the exact log-det. The
+  // result is the inverse as a function of y everywhere, so its tape gradient is the inverse's.
+  FlowResult<T> r{y, {}};
+  for (Index k = 0; k < this->dim(); ++k) r = transform(y, (*made_)(r.out), true);
+  return r;
+}
+
+namespace {
+MADEConfig made_of(const SplineCouplingConfig& c) {
+  return {c.hidden, c.hidden_layers, c.activation};
+}
+}  // namespace
+
+template <Scalar T>
+MaskedAffineAutoregressive<T>::MaskedAffineAutoregressive(Index dim,
+                                                          const MaskedAffineConfig& config,
+                                                          Generator& gen)
+    : MaskedAutoregressive<T>(dim, 2, config.made, gen), bound_(config.log_scale_bound) {
+  if (!(bound_ > 0) || !(bound_ <= 80))
+    throw std::invalid_argument("masked_affine_autoregressive: log_scale_bound must be in (0, 80]");
+  for (Index i = 0; i < dim; ++i) {
+    columns_.push_back(i);
+    shift_.push_back(2 * i);
+    raw_scale_.push_back(2 * i + 1);
+  }
+}
+
+template <Scalar T>
+LayerSpec MaskedAffineAutoregressive<T>::spec() const {
+  LayerSpec spec = this->made_spec();
+  char bound[32];
+  std::snprintf(bound, sizeof bound, "%.17g", bound_);
+  spec.settings["log_scale_bound"] = bound;
+  return spec;
+}
+
+template <Scalar T>
+FlowResult<T> MaskedAffineAutoregressive<T>::transform(const Var<T>& v, const Var<T>& params,
+                                                       bool inverse) {
+  const T b = T(bound_);
+  const Var<T> s = tanh(select_columns(params, raw_scale_) * (T(1) / b)) * b;
+  const Var<T> out = affine_columns(v, s, select_columns(params, shift_), columns_, inverse);
+  const Var<T> log_det = sum(s, 1);
+  return {out, inverse ? -log_det : log_det};
+}
+
+template <Scalar T>
+MaskedSplineAutoregressive<T>::MaskedSplineAutoregressive(Index dim,
+                                                          const SplineCouplingConfig& config,
+                                                          Generator& gen)
+    : MaskedAutoregressive<T>(
+          dim, 3 * config.bins - 1,
+          (check_spline_config(config, "masked_spline_autoregressive"), made_of(config)), gen),
+      config_(config),
+      logit_scale_(spline_logit_scale<T>(dim, config)) {}
+
+template <Scalar T>
+LayerSpec MaskedSplineAutoregressive<T>::spec() const {
+  LayerSpec spec{this->kind(), {{"dim", std::to_string(this->dim())}}, {}};
+  add_spline_settings(config_, spec.settings);
+  return spec;
+}
+
+template <Scalar T>
+FlowResult<T> MaskedSplineAutoregressive<T>::transform(const Var<T>& v, const Var<T>& params,
+                                                       bool inverse) {
+  const SplineResult<T> r =
+      rational_quadratic_spline(v, mul(params, v.tape().constant(logit_scale_)), config_.bins,
+                                T(config_.tail_bound), inverse);
+  return {r.out, sum(r.log_det, 1)};
+}
+
+template class MaskedAutoregressive<float>;
+template class MaskedAutoregressive<double>;
+template class MaskedAffineAutoregressive<float>;
+template class MaskedAffineAutoregressive<double>;
+template class MaskedSplineAutoregressive<float>;
+template class MaskedSplineAutoregressive<double>;
+
+}  // namespace flowgrad
