@@ -22,33 +22,45 @@ namespace {
 
 void add_model_options(CLI::App& cmd, ModelConfig& m, bool density) {
   if (density)
-    cmd.add_option("--model", m.model, "Flow: realnvp, nsf (neural spline flow), planar or radial")
-        ->check(CLI::IsMember({"realnvp", "nsf", "planar", "radial"}))
+    cmd.add_option("--model", m.model,
+                   "Flow: realnvp, nsf (neural spline flow, couplings), maf (masked "
+                   "autoregressive), nsf-ar (autoregressive splines), planar or radial")
+        ->check(CLI::IsMember({"realnvp", "nsf", "maf", "nsf-ar", "planar", "radial"}))
         ->capture_default_str();
   else
-    cmd.add_option("--model", m.model, "Flow: planar or radial")
-        ->check(CLI::IsMember({"planar", "radial"}))
+    cmd.add_option("--model", m.model,
+                   "Flow: planar, radial, iaf (inverse autoregressive), nsf or nsf-ar")
+        ->check(CLI::IsMember({"planar", "radial", "iaf", "nsf", "nsf-ar"}))
         ->capture_default_str();
-  cmd.add_option("--layers", m.layers, "Couplings (realnvp) or planar/radial layers")
+  cmd.add_option("--layers", m.layers,
+                 "Couplings or autoregressive layers (default 8; maf/iaf 5), or planar/radial "
+                 "layers")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  if (!density) return;
-  cmd.add_option("--hidden", m.hidden, "Width of the coupling networks' hidden layers")
+  cmd.add_option("--hidden", m.hidden,
+                 "Width of the coupling networks' or MADEs' hidden layers (maf/iaf: 50)")
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
-  cmd.add_option("--hidden-layers", m.hidden_layers, "Hidden layers of each coupling network")
+  cmd.add_option("--hidden-layers", m.hidden_layers, "Hidden layers of each network")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
-  cmd.add_option("--activation", m.activation, "Coupling networks' activation")
+  cmd.add_option("--activation", m.activation, "The networks' activation (maf/iaf: tanh)")
       ->check(CLI::IsMember({"relu", "leaky_relu", "tanh", "softplus", "sigmoid"}))
       ->capture_default_str();
-  cmd.add_flag("!--no-batch-norm", m.batch_norm, "RealNVP without batch norm between couplings");
-  cmd.add_option("--bins", m.bins, "NSF: spline bins per coordinate")
+  if (density)
+    cmd.add_flag("!--no-batch-norm", m.batch_norm, "RealNVP without batch norm between couplings");
+  cmd.add_option("--bins", m.bins, "nsf, nsf-ar: spline bins per coordinate")
       ->check(CLI::Range(1, 128))
       ->capture_default_str();
-  cmd.add_option("--tail-bound", m.tail_bound, "NSF: splines act on [-B, B], identity outside")
+  cmd.add_option("--tail-bound", m.tail_bound,
+                 "nsf, nsf-ar: splines act on [-B, B], identity outside")
       ->check(CLI::Range(1e-3, 1e6))
       ->capture_default_str();
+}
+
+// What the command line left to the model's own defaults.
+GivenOptions given_options(const CLI::App& cmd) {
+  return {cmd.count("--layers") > 0, cmd.count("--hidden") > 0, cmd.count("--activation") > 0};
 }
 
 void add_threads(CLI::App& cmd, int& threads) {
@@ -150,7 +162,8 @@ int main(int argc, char** argv) {
   add_threads(*s, sample.threads);
 
   ViOptions vi;
-  CLI::App* v = app.add_subcommand("vi", "Fit a planar (or radial) flow to exp(-U) by reverse KL");
+  CLI::App* v = app.add_subcommand(
+      "vi", "Fit a flow (planar, radial, iaf, nsf, nsf-ar) to exp(-U) by reverse KL");
   v->add_option("--energy", vi.energy, "U1, U2, U3 or U4")
       ->check(CLI::IsMember({"U1", "U2", "U3", "U4"}, CLI::ignore_case))
       ->capture_default_str();
@@ -228,6 +241,8 @@ int main(int argc, char** argv) {
                                       flag + " cannot be given with it");
       if (t->count("--steps") == 0) train.steps = 0;
     }
+    if (*t && train.resume.empty()) apply_model_defaults(train.model, given_options(*t));
+    if (*v) apply_model_defaults(vi.model, given_options(*v));
     // One setting for the whole process: every subcommand's large ops use it.
     for (int n : {train.threads, eval.threads, sample.threads, vi.threads, gallery.threads})
       if (n != 1) flowgrad::set_num_threads(n);

@@ -1,13 +1,41 @@
 #include "model_config.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <stdexcept>
 
 namespace train2d {
 
+void check_model_for(const std::string& model, bool density) {
+  if (density && model == "iaf")
+    throw std::invalid_argument(
+        "iaf is a variational flow (`train_2d vi --model iaf`); as a density model the same "
+        "chain is --model maf");
+  if (!density && model == "maf")
+    throw std::invalid_argument(
+        "in vi a masked affine flow samples in one pass: that is --model iaf");
+  if (!density && model == "realnvp")
+    throw std::invalid_argument(
+        "vi fits planar, radial, iaf, nsf or nsf-ar flows (RealNVP's batch norm has no meaning "
+        "for base samples)");
+}
+
+void apply_model_defaults(ModelConfig& c, const GivenOptions& given) {
+  if (c.model == "maf" || c.model == "iaf") {
+    if (!given.layers) c.layers = 5;
+    if (!given.hidden) c.hidden = 50;
+    if (!given.activation) c.activation = "tanh";
+  } else if (c.model == "nsf" || c.model == "nsf-ar") {
+    if (!given.layers) c.layers = 8;
+  }
+}
+
 void validate(const ModelConfig& c) {
-  if (c.model != "realnvp" && c.model != "nsf" && c.model != "planar" && c.model != "radial")
-    throw std::invalid_argument("unknown model '" + c.model + "' (realnvp, nsf, planar, radial)");
+  static const char* const known[] = {"realnvp", "nsf", "maf", "nsf-ar", "iaf", "planar", "radial"};
+  if (std::find(std::begin(known), std::end(known), c.model) == std::end(known))
+    throw std::invalid_argument("unknown model '" + c.model +
+                                "' (realnvp, nsf, maf, nsf-ar, iaf, planar, radial)");
   if (c.dim < 2 && (c.model == "realnvp" || c.model == "nsf"))
     throw std::invalid_argument(c.model + " needs dimension >= 2");
   if (c.bins < 1 || c.bins > 128) throw std::invalid_argument("bins must be in 1..128");
@@ -21,13 +49,32 @@ void validate(const ModelConfig& c) {
   flowgrad::activation_from_string(c.activation);
 }
 
-namespace {
-// The shortest text that reads back as the same double.
 std::string exact_number(double x) {
   char buf[32];
   return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
 }
-}  // namespace
+
+std::string describe(const ModelConfig& c) {
+  if (c.model == "nsf")
+    return "nsf (" + std::to_string(c.layers) + " spline couplings, " + std::to_string(c.bins) +
+           " bins on [-" + exact_number(c.tail_bound) + ", " + exact_number(c.tail_bound) +
+           "], hidden " + std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) +
+           ", " + c.activation + ")";
+  if (c.model == "nsf-ar")
+    return "nsf-ar (" + std::to_string(c.layers) + " autoregressive spline layers, " +
+           std::to_string(c.bins) + " bins on [-" + exact_number(c.tail_bound) + ", " +
+           exact_number(c.tail_bound) + "], MADE " + std::to_string(c.hidden) + " x " +
+           std::to_string(c.hidden_layers) + ", " + c.activation + ", reverse permutations)";
+  if (c.model == "maf" || c.model == "iaf")
+    return c.model + " (" + std::to_string(c.layers) +
+           " masked affine autoregressive layers, MADE " + std::to_string(c.hidden) + " x " +
+           std::to_string(c.hidden_layers) + ", " + c.activation + ", random permutations)";
+  if (c.model == "realnvp")
+    return "realnvp (" + std::to_string(c.layers) + " couplings, hidden " +
+           std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) + ", " +
+           c.activation + (c.batch_norm ? ", batch norm" : "") + ")";
+  return c.model + " (" + std::to_string(c.layers) + " layers)";
+}
 
 Metadata to_metadata(const ModelConfig& c) {
   return {{"format", "flowgrad"},
@@ -95,6 +142,21 @@ std::unique_ptr<flowgrad::Composition<float>> build_transform(const ModelConfig&
   validate(c);
   if (c.model == "planar") return flowgrad::make_planar_stack<float>(c.dim, c.layers, gen);
   if (c.model == "radial") return flowgrad::make_radial_stack<float>(c.dim, c.layers, gen);
+  if (c.model == "maf" || c.model == "iaf") {
+    flowgrad::MAFConfig m;
+    m.dim = c.dim;
+    m.layers = c.layers;
+    m.layer.made = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation)};
+    return flowgrad::make_maf<float>(m, gen);
+  }
+  if (c.model == "nsf-ar") {
+    flowgrad::NSFARConfig n;
+    n.dim = c.dim;
+    n.layers = c.layers;
+    n.layer = {c.bins, c.tail_bound, c.hidden, c.hidden_layers,
+               flowgrad::activation_from_string(c.activation)};
+    return flowgrad::make_nsf_ar<float>(n, gen);
+  }
   if (c.model == "nsf") {
     flowgrad::NSFConfig n;
     n.dim = c.dim;

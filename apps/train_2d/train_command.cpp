@@ -14,30 +14,10 @@ namespace train2d {
 
 namespace {
 
-// Numbers as the shortest text that reads back exactly, so a resumed run gets the same settings.
-std::string exact(double x) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, r.ptr);
-}
-
 std::string default_dir(const TrainOptions& opt) {
   const std::string data =
       opt.data_csv.empty() ? opt.dataset : std::filesystem::path(opt.data_csv).stem().string();
   return "runs/" + data + "-" + opt.model.model;
-}
-
-std::string describe(const ModelConfig& c) {
-  if (c.model == "nsf")
-    return "nsf (" + std::to_string(c.layers) + " spline couplings, " + std::to_string(c.bins) +
-           " bins on [-" + exact(c.tail_bound) + ", " + exact(c.tail_bound) + "], hidden " +
-           std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) + ", " +
-           c.activation + ")";
-  if (c.model == "realnvp")
-    return "realnvp (" + std::to_string(c.layers) + " couplings, hidden " +
-           std::to_string(c.hidden) + " x " + std::to_string(c.hidden_layers) + ", " +
-           c.activation + (c.batch_norm ? ", batch norm" : "") + ")";
-  return c.model + " (" + std::to_string(c.layers) + " layers)";
 }
 
 const std::string& need(const Metadata& m, const std::string& key, const std::string& path) {
@@ -87,6 +67,7 @@ TrainOptions resumed(const TrainOptions& cli) {
 
 int run_train(const TrainOptions& cli) {
   const TrainOptions opt = cli.resume.empty() ? cli : resumed(cli);
+  check_model_for(opt.model.model, true);
   validate(opt.model);
   if (opt.steps < 1 || opt.batch < 2)
     throw std::invalid_argument("--steps must be >= 1 and --batch >= 2");
@@ -102,10 +83,10 @@ int run_train(const TrainOptions& cli) {
   meta["source"] = data.is_csv() ? "csv" : "toy";
   meta["dataset"] = data.name();
   meta["seed"] = std::to_string(opt.seed);
-  meta["test_fraction"] = exact(opt.test_fraction);
+  meta["test_fraction"] = exact_number(opt.test_fraction);
   meta["batch"] = std::to_string(opt.batch);
-  meta["lr"] = exact(opt.lr);
-  meta["clip"] = exact(opt.clip);
+  meta["lr"] = exact_number(opt.lr);
+  meta["clip"] = exact_number(opt.clip);
   meta["steps"] = std::to_string(opt.steps);
   const std::string checkpoint = dir + "/model.safetensors";
 

@@ -1,4 +1,4 @@
-// vi: fit a planar (or radial) flow to one of the energies U1..U4 by reverse KL.
+// vi: fit a flow (planar, radial, iaf, nsf, nsf-ar) to one of the energies U1..U4 by reverse KL.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -16,10 +16,7 @@ int run_vi(const ViOptions& opt) {
   const std::string name = "U" + std::to_string(which);
   ViOptions o = opt;
   o.model.dim = 2;
-  if (o.model.model == "realnvp")
-    throw std::invalid_argument(
-        "vi fits planar or radial flows (RealNVP's coupling inverse is not needed here, "
-        "but its batch norm has no meaning for base samples)");
+  check_model_for(o.model.model, false);
   validate(o.model);
   if (o.steps < 1 || o.batch < 1) throw std::invalid_argument("--steps and --batch must be >= 1");
   const std::string dir = o.out.empty() ? "runs/vi-" + name : o.out;
@@ -30,11 +27,10 @@ int run_vi(const ViOptions& opt) {
   meta["seed"] = std::to_string(o.seed);
   const std::string checkpoint = dir + "/model.safetensors";
   if (!o.quiet) {
-    std::fprintf(
-        stderr,
-        "train_2d vi: %d %s layers fitted to %s by reverse KL, %ld steps of batch %ld, lr %g%s\n",
-        o.model.layers, o.model.model.c_str(), name.c_str(), o.steps, static_cast<long>(o.batch),
-        o.lr, o.anneal ? ", annealed" : "");
+    std::fprintf(stderr,
+                 "train_2d vi: %s fitted to %s by reverse KL, %ld steps of batch %ld, lr %g%s\n",
+                 describe(o.model).c_str(), name.c_str(), o.steps, static_cast<long>(o.batch), o.lr,
+                 o.anneal ? ", annealed" : "");
     std::fprintf(stderr,
                  "loss = E_q[log q + beta U]; it tends to -log Z, so it can be negative.\n");
   }
