@@ -1,6 +1,6 @@
 // Training steps and inference of the benchmark protocol (docs/design.md §5): RealNVP with d = 2,
 // 8 couplings, s and t MLPs 1 -> H -> H -> 1 with ReLU (tanh on s), batch norm between couplings,
-// Adam at lr 1e-3; and the planar VI step (32 layers, batch 512, reverse KL on U1).
+// Adam at lr 1e-3; the planar VI step (32 layers, batch 512, reverse KL on U1); NSF and MAF.
 // Names are fixed: scripts filter on them. "/threads:2" variants run the ops on two threads; read
 // real_time (wall clock) for those, as bench/compare_pytorch.py does.
 #include <benchmark/benchmark.h>
@@ -107,6 +107,77 @@ void wide_coupling_train_step(benchmark::State& state, Index dim, Index hidden, 
   const double macs =
       2.0 * static_cast<double>(dim / 2 * hidden + hidden * hidden + hidden * (dim - dim / 2));
   report(state, batch, 3 * 2 * macs * static_cast<double>(batch), tape_bytes);
+  set_num_threads(1);
+}
+
+// Modern flows at their builders' defaults (the same models in PyTorch:
+// bench/reference_pytorch.py): NSF, 8 spline couplings (8 bins on [-4, 4], conditioner |x1| -> 64
+// -> 64 -> |x2| 23, ReLU), and MAF, 5 masked affine autoregressive layers (MADE d -> 50 -> 50 ->
+// 2d, tanh) with permutations. Their FLOP counters count the networks' products only (forward,
+// input and weight gradients).
+double nsf_flops(Index dim, Index batch) {
+  const double x1 = static_cast<double>(dim / 2), x2 = static_cast<double>(dim - dim / 2);
+  // Couplings alternate which half is fixed; for odd d the halves swap sizes.
+  const double a = x1 * 64 + 64 * 64 + 64 * 23 * x2, b = x2 * 64 + 64 * 64 + 64 * 23 * x1;
+  return 3 * 2 * static_cast<double>(batch) * 4 * (a + b);
+}
+double maf_forward_flops(Index dim, Index batch) {
+  const double d = static_cast<double>(dim);
+  return 2 * static_cast<double>(batch) * 5 * (d * 50 + 50 * 50 + 50 * 2 * d);
+}
+
+void nsf_train_step(benchmark::State& state, Index dim, Index batch, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  NSFConfig c;
+  c.dim = dim;
+  DensityFlow<float> model(make_nsf<float>(c, gen));
+  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, dim}));
+  report(state, batch, nsf_flops(dim, batch), tape_bytes);
+  set_num_threads(1);
+}
+
+void maf_train_step(benchmark::State& state, Index dim, Index batch, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  MAFConfig c;
+  c.dim = dim;
+  DensityFlow<float> model(make_maf<float>(c, gen));
+  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, dim}));
+  report(state, batch, 3 * maf_forward_flops(dim, batch), tape_bytes);
+  set_num_threads(1);
+}
+
+// MAF's two directions: log p in one MADE pass per layer, sampling in d passes per layer.
+void maf_log_prob(benchmark::State& state, Index dim, Index n, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  MAFConfig c;
+  c.dim = dim;
+  DensityFlow<float> model(make_maf<float>(c, gen));
+  const TensorF x = gen.normal<float>(Shape{n, dim});
+  Tape<float> tape;
+  run_steps(state, [&] {
+    tape.reset();
+    NoGradGuard<float> guard(tape);
+    benchmark::DoNotOptimize(model.log_prob(tape.constant(x)).value().data());
+  });
+  report(state, n, maf_forward_flops(dim, n), tape.bytes_reserved());
+  set_num_threads(1);
+}
+
+void maf_sample(benchmark::State& state, Index dim, Index n, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  MAFConfig c;
+  c.dim = dim;
+  DensityFlow<float> model(make_maf<float>(c, gen));
+  run_steps(state, [&] { benchmark::DoNotOptimize(model.sample(n, gen).data()); });
+  report(state, n, static_cast<double>(dim) * maf_forward_flops(dim, n), 0);
   set_num_threads(1);
 }
 
@@ -231,6 +302,21 @@ const int registered = [] {
     benchmark::RegisterBenchmark(
         ("BM_WideCouplingTrainStep/D:784/H:1024/B:256" + suffix(threads)).c_str(),
         wide_coupling_train_step, Index{784}, Index{1024}, Index{256}, threads)
+        ->Unit(benchmark::kMillisecond);
+    for (Index d : {2, 8}) {
+      const std::string cfg = "/D:" + std::to_string(d) + "/B:1024" + suffix(threads);
+      benchmark::RegisterBenchmark(("BM_NSFTrainStep" + cfg).c_str(), nsf_train_step, d,
+                                   Index{1024}, threads)
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("BM_MAFTrainStep" + cfg).c_str(), maf_train_step, d,
+                                   Index{1024}, threads)
+          ->Unit(benchmark::kMillisecond);
+    }
+    benchmark::RegisterBenchmark(("BM_MAFLogProb/D:8/N:1024" + suffix(threads)).c_str(),
+                                 maf_log_prob, Index{8}, Index{1024}, threads)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("BM_MAFSample/D:8/N:1024" + suffix(threads)).c_str(), maf_sample,
+                                 Index{8}, Index{1024}, threads)
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_PlanarVIStep/K:32/B:512" + suffix(threads)).c_str(),
                                  planar_vi_step, 32, Index{512}, threads)

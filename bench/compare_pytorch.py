@@ -15,6 +15,11 @@ ms, the ratio and its range, GFLOP/s and its share of one core's peak; with seve
 also each configuration's speed-up over one thread (median and range of the rounds' speed-ups). Run
 by hand, not in CI.
 
+The rows: RealNVP (train step, log p, sampling), the planar VI step, and NSF-C and MAF (train step at
+d = 2 and 8, batch 1024; MAF sampling and log p at d = 8, N = 1024), reference_pytorch.NSF and .MAF.
+--filter (a substring) and --only (a regular expression) pick rows by name, e.g.
+--only '^BM_(NSF|MAF)' for the spline and autoregressive flows alone.
+
 Debian's torch runs its GEMMs in OpenBLAS, which ignores torch.set_num_threads: the PyTorch side
 runs in a child process with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS pinned before torch loads.
 With more than one thread, torch's OpenMP pool and OpenBLAS's pool spin on the same cores (on a
@@ -44,6 +49,14 @@ def configurations():
         out.append(("BM_RealNVPLogProb", f"H:{h}/B:4096", {"kind": "log_prob", "hidden": h, "batch": 4096}))
         out.append(("BM_RealNVPSample", f"H:{h}/B:4096", {"kind": "sample", "hidden": h, "batch": 4096}))
     out.append(("BM_PlanarVIStep", "K:32/B:512", {"kind": "planar_vi", "layers": 32, "batch": 512}))
+    # NSF-C (8 spline couplings, K = 8 on [-4, 4], conditioner 64 x 2) and MAF (5 MADE layers of
+    # 50 x 2, permutations between them): reference_pytorch.NSF and .MAF.
+    for d in (2, 8):
+        out.append(("BM_NSFTrainStep", f"D:{d}/B:1024", {"kind": "nsf_train", "dim": d, "batch": 1024}))
+    for d in (2, 8):
+        out.append(("BM_MAFTrainStep", f"D:{d}/B:1024", {"kind": "maf_train", "dim": d, "batch": 1024}))
+    out.append(("BM_MAFSample", "D:8/N:1024", {"kind": "maf_sample", "dim": 8, "batch": 1024}))
+    out.append(("BM_MAFLogProb", "D:8/N:1024", {"kind": "maf_log_prob", "dim": 8, "batch": 1024}))
     return out
 
 
@@ -74,6 +87,24 @@ def torch_worker(threads, repeats, configs):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+        elif kind in ("nsf_train", "maf_train", "maf_sample", "maf_log_prob"):
+            model = ref.NSF(spec["dim"]) if kind == "nsf_train" else ref.MAF(spec["dim"])
+            x = torch.randn(spec["batch"], spec["dim"])
+            if kind.endswith("_train"):
+                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+                def step():
+                    loss = -model.log_prob(x).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            else:
+                def step():
+                    with torch.no_grad():
+                        if kind == "maf_log_prob":
+                            model.log_prob(x)
+                        else:  # d MADE passes per MAF layer
+                            model.inverse(torch.randn(spec["batch"], spec["dim"]))
         else:
             model = ref.RealNVP(spec["hidden"])
             x = torch.randn(spec["batch"], 2)
@@ -198,6 +229,9 @@ def main():
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
     ap.add_argument("--repeats", type=int, default=5, help="rounds of both sides")
     ap.add_argument("--filter", default="", help="only configurations whose name contains this")
+    ap.add_argument("--only", default="", metavar="REGEX",
+                    help="only configurations whose name (e.g. BM_NSFTrainStep/D:2/B:1024) matches this "
+                         "regular expression (re.search; with --filter, both must match)")
     ap.add_argument("--json", help="also write the table as JSON")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--configs", help=argparse.SUPPRESS)
@@ -224,12 +258,20 @@ def main():
         ap.error(f"--threads takes comma-separated counts such as 1,2, got {args.threads!r}")
     if any(t < 1 for t in thread_counts):
         ap.error(f"--threads: every count must be at least 1, got {args.threads!r}")
+    try:
+        only = re.compile(args.only)
+    except re.error as e:
+        ap.error(f"--only {args.only!r} is not a regular expression: {e}")
+
+    def wanted(name):
+        return args.filter in name and only.search(name) is not None
+
     per_threads = {threads: [(bench_name(base, cfg, threads), base, cfg, spec)
-                             for base, cfg, spec in configurations() if args.filter in f"{base}/{cfg}"]
+                             for base, cfg, spec in configurations() if wanted(f"{base}/{cfg}")]
                    for threads in thread_counts}
     if not any(per_threads.values()):
-        ap.error(f"--filter {args.filter!r} matches no configuration (they are named like "
-                 f"{bench_name(*configurations()[0][:2], 1)})")
+        ap.error(f"--filter {args.filter!r} / --only {args.only!r} match no configuration (they are named "
+                 f"like {bench_name(*configurations()[0][:2], 1)})")
     listed = set(subprocess.run([args.binary, "--benchmark_list_tests"], check=True, capture_output=True,
                                 text=True).stdout.split())
     missing = [c[0] for cs in per_threads.values() for c in cs if c[0] not in listed]

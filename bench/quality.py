@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The quality protocol (docs/design.md §5) via train_2d: RealNVP (H = 64) trained 10,000 steps
+"""The quality protocol (docs/design.md §5) via train_2d: RealNVP (H = 64; or --model) trained 10,000 steps
 at batch 512 with seed 0 on every toy dataset, test NLL on 20,000 points drawn with seed 1; and
 32-layer planar flows fitted to U1..U4, with their final KL. Prints a markdown table, and beside
 it PyTorch's figures when bench/reference_pytorch.py's JSON is given.
@@ -29,21 +29,24 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="training seed; test points use seed + 1")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--energies", default=",".join(ENERGIES))
+    ap.add_argument("--model", default="realnvp", help="train_2d train --model (realnvp, nsf, maf, nsf-ar)")
+    ap.add_argument("--vi-model", default="planar", help="train_2d vi --model (planar, iaf, nsf)")
     ap.add_argument("--pytorch", help="JSON written by bench/reference_pytorch.py --json")
     ap.add_argument("--json", help="write our figures here too")
     args = ap.parse_args()
 
     ours = {}
     for name in filter(None, args.datasets.split(",")):
-        out = os.path.join(args.out, name)
-        run([args.train_2d, "train", "--dataset", name, "--steps", str(args.steps), "--batch", "512",
-             "--hidden", "64", "--seed", str(args.seed), "--log-every", "2500", "--out", out])
+        out = os.path.join(args.out, args.model + "-" + name)
+        run([args.train_2d, "train", "--model", args.model, "--dataset", name, "--steps", str(args.steps),
+             "--batch", "512", "--hidden", "64", "--seed", str(args.seed), "--log-every", "2500", "--out", out])
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
         ours[name] = {"test_nll": m["test_nll_nats"], "wall_time_s": m["wall_time_s"]}
     for name in filter(None, args.energies.split(",")):
-        out = os.path.join(args.out, "vi-" + name)
-        run([args.train_2d, "vi", "--energy", name, "--layers", "32", "--steps", str(args.steps), "--batch", "512",
+        out = os.path.join(args.out, "vi-" + args.vi_model + "-" + name)
+        layers = ["--layers", "32"] if args.vi_model == "planar" else []
+        run([args.train_2d, "vi", "--model", args.vi_model, "--energy", name, *layers, "--steps", str(args.steps), "--batch", "512",
              "--seed", str(args.seed), "--log-every", "2500", "--out", out])
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)

@@ -18,6 +18,8 @@ test NLL (density) and KL (planar VI) can be compared with PyTorch's:
            log Z by the midpoint rule on a 1000 x 1000 grid.
 
 The datasets follow docs/design.md section 6 (same distribution; not flowgrad's exact RNG stream).
+NSF (8 rational-quadratic spline couplings, NSF-C) and MAF (5 MADE layers with permutations) are
+speed twins of bench/bench_flows.cpp's models for bench/compare_pytorch.py; no protocol trains them.
 `--selftest` runs small correctness checks (log-dets against autograd Jacobians, inverses, ...).
 """
 import os
@@ -388,6 +390,224 @@ def run_vi(name, steps, n_layers=32, batch=512, n_eval=100000, seed=0, eval_seed
 
 
 # ----------------------------------------------------------------------------------------------
+# Speed twins for bench/compare_pytorch.py (no quality protocol): the neural spline flow with
+# coupling layers (NSF-C) and the masked autoregressive flow (MAF) of bench/bench_flows.cpp.
+# ----------------------------------------------------------------------------------------------
+def half_mask(dim, parity):
+    """flowgrad's AffineCoupling::half_mask: column j is fixed (1) iff (j < dim // 2) == (parity even)."""
+    return [1 if (j < dim // 2) == (parity % 2 == 0) else 0 for j in range(dim)]
+
+
+def rq_spline(x, params, bins=8, bound=4.0, inverse=False, min_width=1e-3, min_height=1e-3,
+              min_derivative=1e-3):
+    """Monotone rational-quadratic spline (Durkan et al. 2019), elementwise on x [n, m], identity
+    outside [-bound, bound]. params [n, m (3K - 1)]: for column j, columns [j (3K - 1), (j + 1)(3K - 1))
+    hold K width logits, K height logits, K - 1 interior derivative logits (docs/design.md §4).
+    Returns (y, log dy/dx), each [n, m]; with inverse=True, (x, log dx/dy) of the inverse map."""
+    k_bins = bins
+    n, m = x.shape
+    p = params.reshape(n, m, 3 * k_bins - 1)
+    inside = (x >= -bound) & (x <= bound)
+    v = x.clamp(-bound, bound)  # the spline's own input; the identity replaces it outside
+
+    def knots(logits, minimum):
+        size = minimum + (1 - minimum * k_bins) * torch.softmax(logits, -1)
+        c = -bound + 2 * bound * torch.cumsum(size, -1)
+        edge = torch.full_like(c[..., :1], bound)
+        return torch.cat([-edge, c[..., :-1], edge], -1)  # [n, m, K + 1], the ends exactly -B, B
+
+    cx = knots(p[..., :k_bins], min_width)
+    cy = knots(p[..., k_bins:2 * k_bins], min_height)
+    one = torch.ones_like(p[..., :1])
+    d = torch.cat([one, min_derivative + F.softplus(p[..., 2 * k_bins:]), one], -1)
+    # Bin k: c_k <= v < c_{k+1}, the last knot counted as +inf (v = B lies in bin K - 1).
+    c = cy if inverse else cx
+    k = torch.searchsorted(c[..., :k_bins].contiguous(), v[..., None], right=True) - 1
+    k = k.clamp(0, k_bins - 1)
+
+    def at(t, idx):
+        return t.gather(-1, idx)[..., 0]
+
+    xk, yk, dk, dk1 = at(cx, k), at(cy, k), at(d, k), at(d, k + 1)
+    wk = at(cx, k + 1) - xk
+    hk = at(cy, k + 1) - yk
+    s = hk / wk
+    if inverse:
+        dy = v - yk
+        e = dk + dk1 - 2 * s
+        a = hk * (s - dk) + dy * e
+        b = hk * dk - dy * e
+        cc = -s * dy
+        xi = 2 * cc / (-b - torch.sqrt((b * b - 4 * a * cc).clamp(min=0)))
+        out = xk + xi * wk
+    else:
+        xi = (v - xk) / wk
+    t = xi * (1 - xi)
+    den = s + (dk1 + dk - 2 * s) * t
+    log_d = (2 * torch.log(s) + torch.log(dk1 * xi * xi + 2 * s * t + dk * (1 - xi) ** 2)
+             - 2 * torch.log(den))
+    if inverse:
+        log_d = -log_d
+    else:
+        out = yk + hk * (s * xi * xi + dk * t) / den
+    return torch.where(inside, out, x), torch.where(inside, log_d, torch.zeros_like(log_d))
+
+
+class SplineCoupling(nn.Module):
+    """NSF-C coupling: mask[j] = 1 passes column j (x1) to the conditioner unchanged; every other
+    column goes through its own spline, 3K - 1 numbers per column from an MLP
+    |x1| -> H -> H -> |x2| (3K - 1) (ReLU, last layer zero) whose width and height logits are
+    multiplied by 1/sqrt(H). The output keeps x's column order."""
+
+    def __init__(self, mask, bins=8, bound=4.0, hidden=64):
+        super().__init__()
+        self.bins, self.bound = bins, bound
+        fixed = [j for j, keep in enumerate(mask) if keep]
+        changed = [j for j, keep in enumerate(mask) if not keep]
+        assert fixed and changed, "the mask must fix some columns and change others"
+        self.register_buffer("fixed", torch.tensor(fixed))
+        self.register_buffer("changed", torch.tensor(changed))
+        # Column c of the output is column order[c] of [x1, y2].
+        self.register_buffer("order", torch.argsort(torch.tensor(fixed + changed)))
+        per = 3 * bins - 1
+        self.net = _mlp(len(fixed), hidden, len(changed) * per)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        scale = torch.ones(per)
+        scale[:2 * bins] = 1 / math.sqrt(hidden)
+        self.register_buffer("logit_scale", scale.repeat(len(changed)))
+
+    def _run(self, v, inverse):
+        v1 = v.index_select(1, self.fixed)
+        params = self.net(v1) * self.logit_scale
+        y2, log_d = rq_spline(v.index_select(1, self.changed), params, self.bins, self.bound,
+                              inverse=inverse)
+        return torch.cat([v1, y2], 1).index_select(1, self.order), log_d.sum(1)
+
+    def forward(self, x):
+        return self._run(x, False)
+
+    def inverse(self, y):
+        return self._run(y, True)
+
+
+class MaskedLinear(nn.Linear):
+    """nn.Linear whose weight is multiplied by a fixed 0/1 mask [out, in] on every call."""
+
+    def __init__(self, d_in, d_out, mask):
+        super().__init__(d_in, d_out)
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class MADE(nn.Module):
+    """MADE with inputs of degree 1..d, hidden unit k of degree 1 + (k mod max(d - 1, 1)), tanh after
+    each hidden layer, 2 outputs per input laid out dimension-major (columns 2i, 2i + 1 have degree
+    i + 1); hidden masks deg_out >= deg_in, output mask deg_out > deg_in; the last layer zero."""
+
+    def __init__(self, dim, hidden=50, hidden_layers=2):
+        super().__init__()
+        deg_in = torch.arange(1, dim + 1)
+        deg_h = 1 + torch.arange(hidden) % max(dim - 1, 1)
+        deg_out = torch.arange(1, dim + 1).repeat_interleave(2)
+        layers = [MaskedLinear(dim, hidden, deg_h[:, None] >= deg_in[None, :]), nn.Tanh()]
+        for _ in range(hidden_layers - 1):
+            layers += [MaskedLinear(hidden, hidden, deg_h[:, None] >= deg_h[None, :]), nn.Tanh()]
+        layers.append(MaskedLinear(hidden, 2 * dim, deg_out[:, None] > deg_h[None, :]))
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class MAFLayer(nn.Module):
+    """data -> latent in one MADE pass: s = 3 tanh(a / 3), z = x exp(s) + t, log|det| = sum(s);
+    the inverse takes d passes, each recomputing t and s from the current x."""
+
+    def __init__(self, dim, hidden=50):
+        super().__init__()
+        self.made = MADE(dim, hidden)
+
+    def _shift_log_scale(self, x):
+        out = self.made(x)
+        return out[:, 0::2], 3 * torch.tanh(out[:, 1::2] / 3)
+
+    def forward(self, x):
+        t, s = self._shift_log_scale(x)
+        return x * torch.exp(s) + t, s.sum(1)
+
+    def inverse(self, z):
+        x = torch.zeros_like(z)
+        for _ in range(z.shape[1]):
+            t, s = self._shift_log_scale(x)
+            x = (z - t) * torch.exp(-s)
+        return x, -s.sum(1)  # the last pass saw every x_j it depends on
+
+
+class Permutation(nn.Module):
+    def __init__(self, order):
+        super().__init__()
+        self.register_buffer("order", order)
+        self.register_buffer("inverse_order", torch.argsort(order))
+
+    def forward(self, x):
+        return x.index_select(1, self.order), x.new_zeros(x.shape[0])
+
+    def inverse(self, y):
+        return y.index_select(1, self.inverse_order), y.new_zeros(y.shape[0])
+
+
+class FlowChain(nn.Module):
+    """Layers applied in order from data to latent; each returns (output, log|det|) per sample."""
+
+    def forward(self, x):
+        log_det = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, ld = layer(x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def log_prob(self, x):
+        z, log_det = self(x)
+        return std_normal_log_prob(z) + log_det
+
+    def inverse(self, z):
+        log_det = z.new_zeros(z.shape[0])
+        for layer in reversed(self.layers):
+            z, ld = layer.inverse(z)
+            log_det = log_det + ld
+        return z, log_det
+
+
+class NSF(FlowChain):
+    """NSF-C: couplings alternate half_mask(d, i % 2); K bins on [-B, B], conditioner H x 2."""
+
+    def __init__(self, dim, n_couplings=8, bins=8, bound=4.0, hidden=64):
+        super().__init__()
+        self.layers = nn.ModuleList([SplineCoupling(half_mask(dim, i % 2), bins, bound, hidden)
+                                     for i in range(n_couplings)])
+
+
+class MAF(FlowChain):
+    """n_layers MAF layers with a fixed random permutation of the columns between consecutive ones
+    (from a generator of its own, seeded `seed`, so torch's global stream is left alone)."""
+
+    def __init__(self, dim, n_layers=5, hidden=50, seed=0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        layers = []
+        for i in range(n_layers):
+            if i:
+                layers.append(Permutation(torch.randperm(dim, generator=gen)))
+            layers.append(MAFLayer(dim, hidden))
+        self.layers = nn.ModuleList(layers)
+
+
+# ----------------------------------------------------------------------------------------------
 # Self test.
 # ----------------------------------------------------------------------------------------------
 def _jac_logdet(fn, x):
@@ -397,6 +617,129 @@ def _jac_logdet(fn, x):
         j = torch.autograd.functional.jacobian(lambda v: fn(v[None])[0], row)
         out.append(torch.linalg.slogdet(j)[1])
     return torch.stack(out)
+
+
+def _perturb(model, scale):
+    """Move every parameter (the zero last layers too) by scale * N(0, 1), so that checks do not
+    run on the identity-like starting point."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+
+
+def _selftest_nsf_maf(check):
+    """The speed twins NSF and MAF (default dtype float64 here)."""
+    # The spline alone: derivative, end knots, tails, inverse.
+    k_bins, bound = 8, 4.0
+    x = torch.tensor([[-6.0, -4.0, -3.99, -1.3, 0.0, 0.7, 2.2, 3.999, 4.0, 5.5]]).repeat(3, 1)
+    x[1:] += 0.37 * torch.randn(2, x.shape[1])
+    params = 2 * torch.randn(x.shape[0], x.shape[1] * (3 * k_bins - 1))
+    xg = x.clone().requires_grad_(True)
+    y, log_d = rq_spline(xg, params, k_bins, bound)
+    (grad,) = torch.autograd.grad(y.sum(), xg)  # elementwise map: the diagonal of its Jacobian
+    check("spline log-derivative vs autograd", (log_d - torch.log(grad)).abs().max(), 1e-10)
+    check("spline log-derivative finite everywhere", 0.0 if bool(torch.isfinite(log_d).all()) else 1.0,
+          0.0)
+    ends = rq_spline(torch.tensor([[-bound, bound]]), params[:1, :2 * (3 * k_bins - 1)], k_bins, bound)[0]
+    check("spline maps -B, B to -B, B", (ends - torch.tensor([[-bound, bound]])).abs().max(), 1e-12)
+    outside = x.abs() > bound
+    check("spline is the identity (log-derivative 0) outside [-B, B]",
+          max((y - x)[outside].abs().max().item(), log_d[outside].abs().max().item()), 0.0)
+    xs = torch.linspace(-bound, bound, 2001)[:, None].repeat(1, 2)
+    ys = rq_spline(xs, params[:1].expand(2001, -1)[:, :2 * (3 * k_bins - 1)], k_bins, bound)[0]
+    check("spline strictly increasing on a 2001-point grid", max(0.0, -(ys[1:] - ys[:-1]).min().item()),
+          0.0)
+    with torch.no_grad():
+        xr, log_di = rq_spline(y.detach(), params, k_bins, bound, inverse=True)
+    check("spline inverse round trip", (xr - x).abs().max(), 1e-10)
+    check("spline inverse log-derivative = -forward", (log_di + log_d.detach()).abs().max(), 1e-10)
+
+    # Spline couplings: odd and even d, both parities; then whole NSFs.
+    for d in (2, 5):
+        for parity in (0, 1):
+            mask = half_mask(d, parity)
+            c = SplineCoupling(mask, hidden=16)
+            _perturb(c, 0.5)
+            pts = 2.5 * torch.randn(6, d)
+            pts[0, :] = torch.tensor([4.5, -5.0, 3.0, -4.2, 0.5])[:d]  # tails in several columns
+            y, ld = c(pts)
+            fixed = torch.tensor(mask, dtype=torch.bool)
+            check(f"spline coupling d={d} parity {parity} mask {mask} keeps fixed columns",
+                  (y[:, fixed] - pts[:, fixed]).abs().max(), 0.0)
+            check(f"spline coupling d={d} parity {parity} log-det vs autograd Jacobian",
+                  (ld - _jac_logdet(lambda v: c(v)[0], pts)).abs().max(), 1e-10)
+            with torch.no_grad():
+                xr, ldi = c.inverse(y)
+            check(f"spline coupling d={d} parity {parity} inverse round trip",
+                  (xr - pts).abs().max(), 1e-10)
+            check(f"spline coupling d={d} parity {parity} inverse log-det = -forward",
+                  (ldi + ld).abs().max(), 1e-10)
+    # Whole NSFs moved less than single couplings: at 0.3 the d = 8 flow's log-det reaches ~55 and
+    # the round trip amplifies each coupling's 1e-12 error to 1e-5 (conditioning, not a bug).
+    for d in (2, 3, 8):
+        model = NSF(d)
+        _perturb(model, 0.1)
+        pts = 2 * torch.randn(5, d)
+        pts[0, 0] = 4.7
+        with torch.no_grad():
+            z, ld = model(pts)
+        check(f"NSF d={d} log-det vs autograd Jacobian",
+              (ld - _jac_logdet(lambda v: model(v)[0], pts)).abs().max(), 1e-9)
+        with torch.no_grad():
+            xr, ldi = model.inverse(z)
+        check(f"NSF d={d} inverse round trip", (xr - pts).abs().max(), 1e-9)
+        check(f"NSF d={d} inverse log-det = -forward", (ldi + ld).abs().max(), 1e-9)
+    model = NSF(2)
+    with torch.no_grad():
+        n = 600
+        g = -12 + 24 * (torch.arange(n) + 0.5) / n
+        grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+        _perturb(model, 0.1)
+        mass = torch.exp(model.log_prob(grid)).sum().item() * (24 / n) ** 2
+    check("NSF d=2 density integrates to 1 on [-12,12]^2", abs(mass - 1), 2e-3)
+
+    # MADE: output columns 2i, 2i + 1 depend on x_0..x_{i-1} only.
+    for d in (2, 5):
+        made = MADE(d)
+        _perturb(made, 0.5)
+        j = torch.autograd.functional.jacobian(lambda v: made(v[None])[0], torch.randn(d))  # [2d, d]
+        allowed = (torch.arange(2 * d)[:, None] // 2) > torch.arange(d)[None, :]
+        check(f"MADE d={d} autoregressive (no output depends on x_j, j >= its dimension)",
+              j[~allowed].abs().max(), 0.0)
+        check(f"MADE d={d} output i depends on every x_j, j < i (random weights)",
+              0.0 if j[allowed].abs().min() > 0 else 1.0, 0.0)
+    # MAF layers and whole MAFs.
+    for d in (2, 5, 8):
+        layer = MAFLayer(d)
+        _perturb(layer, 0.5)
+        pts = 2 * torch.randn(6, d)
+        z, ld = layer(pts)
+        check(f"MAF layer d={d} log-det vs autograd Jacobian",
+              (ld - _jac_logdet(lambda v: layer(v)[0], pts)).abs().max(), 1e-10)
+        with torch.no_grad():
+            xr, ldi = layer.inverse(z)
+        check(f"MAF layer d={d} inverse ({d} passes) round trip", (xr - pts).abs().max(), 1e-10)
+        check(f"MAF layer d={d} inverse log-det = -forward", (ldi + ld).abs().max(), 1e-10)
+    for d in (2, 8):
+        model = MAF(d)
+        _perturb(model, 0.3)
+        pts = 2 * torch.randn(6, d)
+        with torch.no_grad():
+            z, ld = model(pts)
+        check(f"MAF d={d} log-det vs autograd Jacobian",
+              (ld - _jac_logdet(lambda v: model(v)[0], pts)).abs().max(), 1e-9)
+        with torch.no_grad():
+            xr, ldi = model.inverse(z)
+            x_new, _ = model.inverse(torch.randn(100, d))
+            back = model(x_new)[0]
+            again = model.inverse(back)[0]
+        check(f"MAF d={d} inverse round trip", (xr - pts).abs().max(), 1e-9)
+        check(f"MAF d={d} inverse log-det = -forward", (ldi + ld).abs().max(), 1e-9)
+        check(f"MAF d={d} samples: inverse(forward(x)) = x", (again - x_new).abs().max(), 1e-9)
+        perms = [m.order.tolist() for m in model.layers if isinstance(m, Permutation)]
+        check(f"MAF d={d} has 4 permutations between 5 MAF layers",
+              0.0 if len(perms) == 4 and sum(isinstance(m, MAFLayer) for m in model.layers) == 5
+              and all(sorted(p) == list(range(d)) for p in perms) else 1.0, 0.0)
 
 
 def selftest():
@@ -506,6 +849,8 @@ def selftest():
         for name, width in (("U2", 0.4), ("U3", 0.7), ("U4", 0.75)):
             check(f"{name} log Z vs closed form", abs(log_z(name) - math.log(wall_int * width * s2pi)),
                   1e-6)
+
+        _selftest_nsf_maf(check)
     finally:
         torch.set_default_dtype(torch.float32)
 
