@@ -329,6 +329,32 @@ TEST_CASE_TEMPLATE("the fused MLP node at 2 threads is bit-identical, values and
     }
 }
 
+TEST_CASE_TEMPLATE("the rational-quadratic spline at 2 threads is bit-identical, both directions",
+                   T, float, double) {
+  Generator gen(23);
+  const Index bins = 8, rows = 3001, cols = 3;                       // rows: an odd split
+  const Tensor<T> x = gen.normal<T>(Shape{rows, cols}, T(0), T(2));  // some in the tails
+  const Tensor<T> params = gen.normal<T>(Shape{rows, cols * (3 * bins - 1)});
+  const Tensor<T> seed = gen.normal<T>(Shape{rows, cols});
+  for (const bool inverse : {false, true}) {
+    // The output and log-derivative, then the gradients of x and of the parameters.
+    auto run = [&](int part) {
+      flowgrad::Tape<T> t;
+      const auto xv = t.constant(x, true), pv = t.constant(params, true);
+      const auto r = flowgrad::rational_quadratic_spline(xv, pv, bins, T(3), inverse);
+      t.backward(flowgrad::sum(r.out * t.constant(seed)) + flowgrad::sum(r.log_det));
+      return part == 0   ? r.out.value()
+             : part == 1 ? r.log_det.value()
+             : part == 2 ? xv.grad()
+                         : pv.grad();
+    };
+    for (int part = 0; part < 4; ++part)
+      check_bitwise<T>(
+          std::string(inverse ? "inverse" : "forward") + " spline part " + std::to_string(part),
+          [&] { return run(part); });
+  }
+}
+
 TEST_CASE_TEMPLATE("binary ops, axpy and accumulate_reduced at 2 threads", T, float, double) {
   Generator gen(14);
   const Index m = 2001, n = 131;

@@ -11,13 +11,17 @@
 // Per element the work is done in double whatever T is (a float spline is then as accurate as
 // its float inputs allow), on stack arrays of at most max_bins + 1 knots: nothing is allocated.
 // Nothing is saved for backward either: the rule recomputes the element's knots and bin from the
-// inputs, which costs O(K) per element, like the forward.
+// inputs, which costs O(K) per element, like the forward. The 2K exponentials of the two softmaxes
+// dominate that cost and run on SIMD batches; of the K - 1 interior derivatives only the element's
+// bin's two are computed. Elements are independent, so rows are split between threads, and every
+// element is computed the same way at any thread count (bit-identical results).
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "flowgrad/autodiff/detail/op_support.hpp"
+#include "flowgrad/tensor/detail/simd.hpp"
 
 namespace flowgrad {
 
@@ -42,7 +46,6 @@ struct Knots {
   double sh[max_bins];      // softmax of the height logits
   double cx[max_bins + 1];  // x knots, cx[0] = -B, cx[K] = B
   double cy[max_bins + 1];  // y knots
-  double d[max_bins + 1];   // knot derivatives, d[0] = d[K] = 1
 
   template <class T>
   void build(const T* p, Index K, double B) {
@@ -50,16 +53,27 @@ struct Knots {
     softmax(p + K, K, sh);
     knots(sw, K, B, cx);
     knots(sh, K, B, cy);
-    d[0] = d[K] = 1;
-    for (Index k = 1; k < K; ++k) d[k] = min_derivative + softplus_d(double(p[2 * K + k - 1]));
+  }
+  // The derivative at knot k: 1 at the two ends, m_d + softplus(logit) inside.
+  template <class T>
+  static double derivative(const T* p, Index K, Index k) {
+    return k == 0 || k == K ? 1.0 : min_derivative + softplus_d(double(p[2 * K + k - 1]));
   }
 
   template <class T>
   static void softmax(const T* z, Index K, double* s) {
+    using Batch = simd::batch<double>;
+    constexpr Index w = simd::width<double>;
     double mx = double(z[0]);
     for (Index k = 1; k < K; ++k) mx = std::max(mx, double(z[k]));
+    // exp on whole batches, the tail padded: each s[k] is the same whatever K's remainder.
+    alignas(64) double shifted[max_bins + w];
+    for (Index k = 0; k < K; ++k) shifted[k] = double(z[k]) - mx;
+    for (Index k = K; k < (K + w - 1) / w * w; ++k) shifted[k] = 0;
+    for (Index k = 0; k < K; k += w)
+      xsimd::exp(Batch::load_aligned(shifted + k)).store_aligned(shifted + k);
     double total = 0;
-    for (Index k = 0; k < K; ++k) total += s[k] = std::exp(double(z[k]) - mx);
+    for (Index k = 0; k < K; ++k) total += s[k] = shifted[k];
     for (Index k = 0; k < K; ++k) s[k] /= total;
   }
   // c_0 = -B, c_k = -B + 2B cumsum(m + (1 - m K) s), c_K = B exactly.
@@ -104,7 +118,7 @@ BinEval eval_bin(double xi, double W, double yk, double H, double d0, double d1,
   const double R = num / den;
   const double q = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
   e.y = yk + H * R;
-  e.L = 2 * std::log(s) + std::log(q) - 2 * std::log(den);
+  e.L = std::log(s * s * q / (den * den));  // one log: all four factors are positive
   if (!partials) return e;
   // numerator, denominator and q against xi, s, d0, d1
   const double num_xi = 2 * s * xi + d0 * (1 - 2 * xi), num_s = xi * xi, num_d0 = t, num_d1 = 0;
@@ -158,8 +172,9 @@ struct Element {
   BinEval e;  // at (x, bin): forward quantities
 };
 
-// One element: v is x (forward) or y (inverse).
-Element run(const Knots& kn, Index K, double B, double v, bool inverse, bool partials) {
+// One element: v is x (forward) or y (inverse); p its 3K - 1 parameters.
+template <class T>
+Element run(const Knots& kn, const T* p, Index K, double B, double v, bool inverse, bool partials) {
   Element el{};
   if (v < -B || v > B) {
     el.inside = false;
@@ -170,12 +185,21 @@ Element run(const Knots& kn, Index K, double B, double v, bool inverse, bool par
   const Index k = Knots::bin(c_in, K, v);
   el.k = k;
   const double W = kn.cx[k + 1] - kn.cx[k], H = kn.cy[k + 1] - kn.cy[k];
+  const double d0 = Knots::derivative(p, K, k), d1 = Knots::derivative(p, K, k + 1);
   if (inverse)
-    el.xi = solve_xi(v, kn.cy[k], H, H / W, kn.d[k], kn.d[k + 1]);
+    el.xi = solve_xi(v, kn.cy[k], H, H / W, d0, d1);
   else
     el.xi = (v - kn.cx[k]) / W;
-  el.e = eval_bin(el.xi, W, kn.cy[k], H, kn.d[k], kn.d[k + 1], partials);
+  el.e = eval_bin(el.xi, W, kn.cy[k], H, d0, d1, partials);
   return el;
+}
+
+// body(i0, i1) over row ranges, split between threads once a share is worth a fork/join (an
+// element costs about as much as a dozen transcendental functions).
+template <class F>
+void for_rows(Index rows, Index m, F&& body) {
+  const Index grain = std::max<Index>(1, (simd::kGrainMath / 8 + m - 1) / m);
+  simd::parallel_for(simd::threads_for(rows, grain), rows, 1, body);
 }
 
 // Inputs: x (or y), params. Value [n, 2m]: the output, then the log-derivatives.
@@ -190,27 +214,30 @@ struct SplineOp {
   static void forward(Node<T>& n, const Tensor<T>& xv, const Tensor<T>& pv, const State& st) {
     const Index rows = xv.rows(), m = xv.cols(), K = st.bins, P = 3 * K - 1;
     n.value.resize(Shape{rows, 2 * m});
-    Knots kn;
-    for (Index i = 0; i < rows; ++i)
-      for (Index j = 0; j < m; ++j) {
-        const double v = double(xv(i, j));
-        kn.build(pv.data() + i * m * P + j * P, K, st.bound);
-        const Element el = run(kn, K, st.bound, v, st.inverse, false);
-        T out = T(v), logdet = T(0);
-        if (el.inside) {
-          // At xi = 1 the upper knot itself, so that +-B map to +-B exactly.
-          const Index k = el.k;
-          if (st.inverse) {
-            out = T(el.xi >= 1 ? kn.cx[k + 1] : kn.cx[k] + el.xi * (kn.cx[k + 1] - kn.cx[k]));
-            logdet = T(-el.e.L);
-          } else {
-            out = T(el.xi >= 1 ? kn.cy[k + 1] : el.e.y);
-            logdet = T(el.e.L);
+    for_rows(rows, m, [&](Index i0, Index i1) {
+      Knots kn;
+      for (Index i = i0; i < i1; ++i)
+        for (Index j = 0; j < m; ++j) {
+          const double v = double(xv(i, j));
+          const T* p = pv.data() + i * m * P + j * P;
+          kn.build(p, K, st.bound);
+          const Element el = run(kn, p, K, st.bound, v, st.inverse, false);
+          T out = T(v), logdet = T(0);
+          if (el.inside) {
+            // At xi = 1 the upper knot itself, so that +-B map to +-B exactly.
+            const Index k = el.k;
+            if (st.inverse) {
+              out = T(el.xi >= 1 ? kn.cx[k + 1] : kn.cx[k] + el.xi * (kn.cx[k + 1] - kn.cx[k]));
+              logdet = T(-el.e.L);
+            } else {
+              out = T(el.xi >= 1 ? kn.cy[k + 1] : el.e.y);
+              logdet = T(el.e.L);
+            }
           }
+          n.value(i, j) = out;
+          n.value(i, m + j) = logdet;
         }
-        n.value(i, j) = out;
-        n.value(i, m + j) = logdet;
-      }
+    });
   }
 
   // Forward: with gy, gL the gradients of y and L, every input v gets gy dy/dv + gL dL/dv.
@@ -230,52 +257,54 @@ struct SplineOp {
     const Tensor<T>& pv = tape.value(n.in[1]);
     const Index rows = xv.rows(), m = xv.cols(), K = st.bins, P = 3 * K - 1;
     const double B = st.bound, scale = 1 - min_bin * double(K);
-    Knots kn;
-    for (Index i = 0; i < rows; ++i)
-      for (Index j = 0; j < m; ++j) {
-        const double g_out = double(n.grad(i, j)), g_log = double(n.grad(i, m + j));
-        const double v = double(xv(i, j));
-        if (v < -B || v > B) {
-          if (gx) (*gx)(i, j) += T(g_out);
-          continue;
-        }
-        const T* p = pv.data() + i * m * P + j * P;
-        kn.build(p, K, B);
-        const Element el = run(kn, K, B, v, st.inverse, true);
-        const BinEval& e = el.e;
-        double alpha, beta, g_in;
-        if (st.inverse) {
-          const double a = g_out - g_log * e.dL[P_x];
-          g_in = a / e.dy[P_x];
-          alpha = -g_in;
-          beta = -g_log;
-        } else {
-          alpha = g_out;
-          beta = g_log;
-          g_in = alpha * e.dy[P_x] + beta * e.dL[P_x];
-        }
-        if (gx) (*gx)(i, j) += T(g_in);
-        if (!gp) continue;
-        double g[P_count];
-        for (int q = 0; q < P_count; ++q) g[q] = alpha * e.dy[q] + beta * e.dL[q];
-        const Index k = el.k;
-        T* gpp = gp->data() + i * m * P + j * P;
-        // widths (g_xk, g_W) and heights (g_yk, g_H) through the cumulative sums and softmax
-        const auto logits = [&](const double* s, double g_knot, double g_bin, T* out) {
-          // dw_j = 2B (g_knot [j < k] + g_bin [j == k])
-          double below = 0;
-          for (Index q = 0; q < k; ++q) below += s[q];
-          const double dot = 2 * B * (g_knot * below + g_bin * s[k]);
-          for (Index q = 0; q < K; ++q) {
-            const double dw = 2 * B * ((q < k ? g_knot : 0.0) + (q == k ? g_bin : 0.0));
-            out[q] += T(scale * s[q] * (dw - dot));
+    for_rows(rows, m, [&](Index i0, Index i1) {
+      Knots kn;
+      for (Index i = i0; i < i1; ++i)
+        for (Index j = 0; j < m; ++j) {
+          const double g_out = double(n.grad(i, j)), g_log = double(n.grad(i, m + j));
+          const double v = double(xv(i, j));
+          if (v < -B || v > B) {
+            if (gx) (*gx)(i, j) += T(g_out);
+            continue;
           }
-        };
-        logits(kn.sw, g[P_xk], g[P_W], gpp);
-        logits(kn.sh, g[P_yk], g[P_H], gpp + K);
-        if (k > 0) gpp[2 * K + k - 1] += T(g[P_d0] * sigmoid_d(double(p[2 * K + k - 1])));
-        if (k + 1 < K) gpp[2 * K + k] += T(g[P_d1] * sigmoid_d(double(p[2 * K + k])));
-      }
+          const T* p = pv.data() + i * m * P + j * P;
+          kn.build(p, K, B);
+          const Element el = run(kn, p, K, B, v, st.inverse, true);
+          const BinEval& e = el.e;
+          double alpha, beta, g_in;
+          if (st.inverse) {
+            const double a = g_out - g_log * e.dL[P_x];
+            g_in = a / e.dy[P_x];
+            alpha = -g_in;
+            beta = -g_log;
+          } else {
+            alpha = g_out;
+            beta = g_log;
+            g_in = alpha * e.dy[P_x] + beta * e.dL[P_x];
+          }
+          if (gx) (*gx)(i, j) += T(g_in);
+          if (!gp) continue;
+          double g[P_count];
+          for (int q = 0; q < P_count; ++q) g[q] = alpha * e.dy[q] + beta * e.dL[q];
+          const Index k = el.k;
+          T* gpp = gp->data() + i * m * P + j * P;
+          // widths (g_xk, g_W) and heights (g_yk, g_H) through the cumulative sums and softmax
+          const auto logits = [&](const double* s, double g_knot, double g_bin, T* out) {
+            // dw_j = 2B (g_knot [j < k] + g_bin [j == k])
+            double below = 0;
+            for (Index q = 0; q < k; ++q) below += s[q];
+            const double dot = 2 * B * (g_knot * below + g_bin * s[k]);
+            for (Index q = 0; q < K; ++q) {
+              const double dw = 2 * B * ((q < k ? g_knot : 0.0) + (q == k ? g_bin : 0.0));
+              out[q] += T(scale * s[q] * (dw - dot));
+            }
+          };
+          logits(kn.sw, g[P_xk], g[P_W], gpp);
+          logits(kn.sh, g[P_yk], g[P_H], gpp + K);
+          if (k > 0) gpp[2 * K + k - 1] += T(g[P_d0] * sigmoid_d(double(p[2 * K + k - 1])));
+          if (k + 1 < K) gpp[2 * K + k] += T(g[P_d1] * sigmoid_d(double(p[2 * K + k])));
+        }
+    });
   }
 };
 
