@@ -1,4 +1,6 @@
-// gallery: every toy dataset and every energy, trained in turn, drawn as one grid of densities.
+// gallery: every toy dataset (RealNVP, then NSF) and every energy (planar VI), trained in turn,
+// drawn as one grid of densities, every panel on a square extent so that all are the same size.
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -11,41 +13,52 @@
 
 namespace train2d {
 
+namespace {
+// The smallest square extent around e with the same centre.
+Extent square(const Extent& e) {
+  const double half = std::max(e.x1 - e.x0, e.y1 - e.y0) / 2;
+  const double cx = (e.x0 + e.x1) / 2, cy = (e.y0 + e.y1) / 2;
+  return {cx - half, cx + half, cy - half, cy + half};
+}
+}  // namespace
+
 int run_gallery(const GalleryOptions& opt) {
   make_output_dir(opt.out);
   std::vector<DensityGrid> panels;
   std::vector<std::string> titles;
   nlohmann::json summary = nlohmann::json::object();
-  for (const std::string& name : toy_dataset_names()) {
-    TrainOptions t;
-    t.dataset = name;
-    t.steps = opt.steps;
-    t.seed = opt.seed;
-    t.threads = opt.threads;
-    t.quiet = true;
-    const DataSource data = DataSource::toy(name);
-    const std::string dir = opt.out + "/" + name;
-    make_output_dir(dir);
-    Metadata meta = to_metadata(t.model);
-    meta["kind"] = "density";
-    meta["source"] = "toy";
-    meta["dataset"] = name;
-    meta["seed"] = std::to_string(t.seed);
-    DensityRun run = train_density(t, data, dir + "/model.safetensors", meta);
-    if (run.signal != 0) return 128 + run.signal;
-    const double nll = test_nll(*run.model, data.test_set(t.test_samples, t.seed + 1));
-    std::printf("%-13s test NLL %.4f nats after %ld steps (%.1f s)\n", name.c_str(), nll,
-                run.steps_done, run.wall_seconds);
-    std::fflush(stdout);
-    summary[name] = {{"test_nll_nats", nll}, {"steps", run.steps_done}};
-    run.model->eval();
-    auto log_density = [&](const TensorF& points) {
-      const TensorF lp = run.model->log_prob(points);
-      return std::vector<double>(lp.data(), lp.data() + lp.numel());
-    };
-    panels.push_back(evaluate_grid(log_density, data.extent(), 200, 200));
-    titles.push_back(name);
-  }
+  for (const std::string model : {"realnvp", "nsf"})
+    for (const std::string& name : toy_dataset_names()) {
+      TrainOptions t;
+      t.model.model = model;
+      t.dataset = name;
+      t.steps = opt.steps;
+      t.seed = opt.seed;
+      t.threads = opt.threads;
+      t.quiet = true;
+      const DataSource data = DataSource::toy(name);
+      const std::string dir = opt.out + "/" + name + "-" + model;
+      make_output_dir(dir);
+      Metadata meta = to_metadata(t.model);
+      meta["kind"] = "density";
+      meta["source"] = "toy";
+      meta["dataset"] = name;
+      meta["seed"] = std::to_string(t.seed);
+      DensityRun run = train_density(t, data, dir + "/model.safetensors", meta);
+      if (run.signal != 0) return 128 + run.signal;
+      const double nll = test_nll(*run.model, data.test_set(t.test_samples, t.seed + 1));
+      std::printf("%-13s %-8s test NLL %.4f nats after %ld steps (%.1f s)\n", name.c_str(),
+                  model.c_str(), nll, run.steps_done, run.wall_seconds);
+      std::fflush(stdout);
+      summary[name + "-" + model] = {{"test_nll_nats", nll}, {"steps", run.steps_done}};
+      run.model->eval();
+      auto log_density = [&](const TensorF& points) {
+        const TensorF lp = run.model->log_prob(points);
+        return std::vector<double>(lp.data(), lp.data() + lp.numel());
+      };
+      panels.push_back(evaluate_grid(log_density, square(data.extent()), 200, 200));
+      titles.push_back(name + (model == "nsf" ? " (NSF)" : " (RealNVP)"));
+    }
   for (int which = 1; which <= 4; ++which) {
     ViOptions v;
     v.energy = "U" + std::to_string(which);
@@ -66,7 +79,7 @@ int run_gallery(const GalleryOptions& opt) {
                 run.steps_done, run.wall_seconds);
     std::fflush(stdout);
     summary[v.energy] = {{"kl_nats", kl.kl}, {"steps", run.steps_done}};
-    panels.push_back(q_grid(*run.model, which, 200));
+    panels.push_back(q_grid(*run.model, square(energy_extent(which)), 200));
     titles.push_back(v.energy + " (planar, K=32)");
   }
   write_gallery_png(opt.out + "/gallery.png", panels, titles, 4);

@@ -66,19 +66,21 @@ KlEstimate estimate_kl(VariationalFlow<float>& q, int which, Index samples, std:
   return r;
 }
 
-namespace {
-Extent extent_of(int which) {
+Extent energy_extent(int which) {
   const Box b = energy_box(which);
   return {b.x0, b.x1, b.y0, b.y1};
 }
-}  // namespace
 
 DensityGrid q_grid(VariationalFlow<float>& q, int which, int n) {
+  return q_grid(q, energy_extent(which), n);
+}
+
+DensityGrid q_grid(VariationalFlow<float>& q, const Extent& extent, int n) {
   auto log_density = [&](const TensorF& points) {
     const TensorF lp = q.log_prob(points);
     return std::vector<double>(lp.data(), lp.data() + lp.numel());
   };
-  return evaluate_grid(log_density, extent_of(which), n, n);
+  return evaluate_grid(log_density, extent, n, n);
 }
 
 DensityGrid target_grid(int which, int n) {
@@ -90,7 +92,7 @@ DensityGrid target_grid(int which, int n) {
     for (Index i = 0; i < u.numel(); ++i) out[static_cast<std::size_t>(i)] = -u[i];
     return out;
   };
-  return evaluate_grid(log_density, extent_of(which), n, n);
+  return evaluate_grid(log_density, energy_extent(which), n, n);
 }
 
 }  // namespace train2d

@@ -33,6 +33,10 @@ KlEstimate estimate_kl(flowgrad::VariationalFlow<float>& q, int energy_index, In
 
 // q's density and exp(-U - W) on the energy's box.
 DensityGrid q_grid(flowgrad::VariationalFlow<float>& q, int energy_index, int n);
+// The same on another extent (the gallery draws every panel on a square one).
+DensityGrid q_grid(flowgrad::VariationalFlow<float>& q, const Extent& extent, int n);
+// The energy's plotting box as an extent.
+Extent energy_extent(int energy_index);
 DensityGrid target_grid(int energy_index, int n);
 
 }  // namespace train2d
