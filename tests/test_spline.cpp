@@ -3,6 +3,8 @@
 // tails and continuity at the bound, and float against double.
 #include <doctest/doctest.h>
 
+#include <array>
+
 #include <cmath>
 #include <vector>
 
@@ -117,6 +119,44 @@ TEST_CASE("rational_quadratic_spline: gradcheck of y and log|dy/dx|, forward and
             },
             {x, p}, opts));
       }
+}
+
+TEST_CASE("rational_quadratic_spline: logit_scale is the spline of scaled logits, gradients too") {
+  const double B = 3, a = 0.4;
+  for (Index K : bin_counts)
+    for (bool inverse : {false, true}) {
+      CAPTURE(K);
+      CAPTURE(inverse);
+      Generator gen(static_cast<std::uint64_t>(31 + K));
+      const Index n = 7, m = 3, P = 3 * K - 1;
+      const Tensor<double> p = random_params(gen, n, m, K);
+      Tensor<double> scaled = p;
+      for (Index e = 0; e < n * m; ++e)
+        for (Index q = 0; q < 2 * K; ++q) scaled[e * P + q] *= a;
+      const Tensor<double> x = probe_points(gen, scaled, n, m, K, B, inverse);
+      const Tensor<double> w = gen.normal<double>(Shape{n, m});
+      auto run = [&](const Tensor<double>& params, double logit_scale) {
+        Tape<double> t;
+        const Var<double> xv = t.constant(x, true), pv = t.constant(params, true);
+        const auto r = rational_quadratic_spline(xv, pv, K, B, inverse, logit_scale);
+        t.backward(add(sum(mul(r.out, t.constant(w))), sum(r.log_det)));
+        return std::array<Tensor<double>, 4>{r.out.value(), r.log_det.value(), xv.grad(),
+                                             pv.grad()};
+      };
+      const auto inside = run(p, a), outside = run(scaled, 1);
+      for (int part = 0; part < 3; ++part)
+        for (Index i = 0; i < x.numel(); ++i)
+          CHECK(inside[part][i] == doctest::Approx(outside[part][i]).epsilon(1e-12));
+      // d/dp = a d/d(scaled) on the width and height logits, the same on the derivative logits.
+      for (Index e = 0; e < n * m; ++e)
+        for (Index q = 0; q < P; ++q)
+          CHECK(inside[3][e * P + q] ==
+                doctest::Approx((q < 2 * K ? a : 1.0) * outside[3][e * P + q]).epsilon(1e-10));
+    }
+  Tape<double> t;
+  const auto x = t.constant(Tensor<double>(Shape{1, 1}, 0.0));
+  const auto p = t.constant(Tensor<double>(Shape{1, 5}, 0.0));
+  CHECK_THROWS_AS(rational_quadratic_spline(x, p, 2, 3.0, false, 0.0), std::invalid_argument);
 }
 
 TEST_CASE("rational_quadratic_spline: log|dy/dx| is the log of a central difference of y") {

@@ -111,15 +111,17 @@ Var<T> affine_columns(const Var<T>& x, const Var<T>& s, const Var<T>& t,
                       const std::vector<Index>& idx, bool inverse = false);
 
 // The rational-quadratic spline of Durkan et al. 2019 ("Neural Spline Flows"), elementwise on
-// x [n, m], with `bins` = K bins on [-tail_bound, tail_bound] and the identity outside (log-derivative
-// 0 there, no gradient to the parameters). params is [n, m (3K - 1)]: for column j of x, columns
-// [j (3K - 1), (j + 1)(3K - 1)) of params hold K width logits, K height logits and K - 1 interior
-// knot-derivative logits, in that order. Widths are 1e-3 + (1 - 1e-3 K) softmax(width logits) of
-// 2 tail_bound (heights likewise), interior derivatives 1e-3 + softplus(logit), the two boundary
-// derivatives 1, so the map and its derivative are continuous at +-tail_bound. Returns out = y
-// and log_det = log|dy/dx| per element, both [n, m]; with inverse, x = the spline's inverse at
+// x [n, m], with `bins` = K bins on [-tail_bound, tail_bound] and the identity outside
+// (log-derivative 0 there, no gradient to the parameters). params is [n, m (3K - 1)]: for column j
+// of x, columns [j (3K - 1), (j + 1)(3K - 1)) of params hold K width logits, K height logits and K
+// - 1 interior knot-derivative logits, in that order. Widths are 1e-3 + (1 - 1e-3 K) softmax(width
+// logits) of 2 tail_bound (heights likewise), interior derivatives 1e-3 + softplus(logit), the two
+// boundary derivatives 1, so the map and its derivative are continuous at +-tail_bound. Returns out
+// = y and log_det = log|dy/dx| per element, both [n, m]; with inverse, x = the spline's inverse at
 // the given values and log|dx/dy|. Differentiable in both directions with respect to x and params.
-// 1 <= bins <= 128. Formulas: docs/design.md §4.
+// 1 <= bins <= 128. The width and height logits are multiplied by logit_scale (> 0) before their
+// softmaxes (the flows pass 1/sqrt(hidden width), a known initialisation help) inside the node,
+// which saves a pass over params. Formulas: docs/design.md §4.
 template <Scalar T>
 struct SplineResult {
   Var<T> out;
@@ -127,7 +129,8 @@ struct SplineResult {
 };
 template <Scalar T>
 SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params, Index bins,
-                                          std::type_identity_t<T> tail_bound, bool inverse = false);
+                                          std::type_identity_t<T> tail_bound, bool inverse = false,
+                                          double logit_scale = 1);
 
 template <Scalar T>
 Var<T> operator+(const Var<T>& a, const Var<T>& b) {

@@ -49,13 +49,17 @@ struct Group {
   Index valid;  // lanes holding real elements; the rest are zeros, a valid spline, ignored
 };
 
+// Parameters q < 2K (the width and height logits) are multiplied by logit_scale.
 template <class T>
-void load_group(Group& g, const T* x, const T* p, Index e0, Index count, Index P) {
+void load_group(Group& g, const T* x, const T* p, Index e0, Index count, Index K,
+                double logit_scale) {
+  const Index P = 3 * K - 1;
   g.valid = std::min(W, count - e0);
   alignas(64) double lanes[W];
   for (Index q = 0; q < P; ++q) {
     for (Index l = 0; l < W; ++l) lanes[l] = l < g.valid ? double(p[(e0 + l) * P + q]) : 0.0;
     g.z[q] = V::load_aligned(lanes);
+    if (q < 2 * K) g.z[q] *= logit_scale;
   }
   for (Index l = 0; l < W; ++l) lanes[l] = l < g.valid ? double(x[e0 + l]) : 0.0;
   g.v = V::load_aligned(lanes);
@@ -198,17 +202,18 @@ struct SplineOp {
     Index bins;
     double bound;
     bool inverse;
+    double logit_scale;
   };
 
   static void forward(Node<T>& n, const Tensor<T>& xv, const Tensor<T>& pv, const State& st) {
-    const Index rows = xv.rows(), m = xv.cols(), K = st.bins, P = 3 * K - 1;
+    const Index rows = xv.rows(), m = xv.cols(), K = st.bins;
     n.value.resize(Shape{rows, 2 * m});
     for_groups(rows * m, [&](Index e0, Index e1) {
       Group g;
       Spline sp;
       alignas(64) double out[W], log_det[W];
       for (Index e = e0; e < e1; e += W) {
-        load_group(g, xv.data(), pv.data(), e, e1, P);
+        load_group(g, xv.data(), pv.data(), e, e1, K, st.logit_scale);
         sp.build(g, K, st.bound, st.inverse);
         V o, L;
         if (st.inverse) {
@@ -256,7 +261,7 @@ struct SplineOp {
       alignas(64) double lanes[W], d0_lanes[W], d1_lanes[W], k_lanes[W];
       alignas(64) double grad[max_params][W];
       for (Index e = e0; e < e1; e += W) {
-        load_group(g, xv.data(), pv.data(), e, e1, P);
+        load_group(g, xv.data(), pv.data(), e, e1, K, st.logit_scale);
         sp.build(g, K, B, st.inverse);
         alignas(64) double go[W], gl[W];
         for (Index l = 0; l < W; ++l) {
@@ -303,7 +308,7 @@ struct SplineOp {
             const V dw = 2 * B *
                          (xsimd::select(V(double(q)) < sp.bin, g_knot, V(0.0)) +
                           xsimd::select(V(double(q)) == sp.bin, g_bin, V(0.0)));
-            (scale * s[q] * (dw - dot)).store_aligned(grad[offset + q]);
+            (scale * st.logit_scale * s[q] * (dw - dot)).store_aligned(grad[offset + q]);
           }
         };
         logits(sp.sw, gb[P_xk], gb[P_W], 0);
@@ -328,7 +333,8 @@ struct SplineOp {
 
 template <Scalar T>
 SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params, Index bins,
-                                          std::type_identity_t<T> tail_bound, bool inverse) {
+                                          std::type_identity_t<T> tail_bound, bool inverse,
+                                          double logit_scale) {
   const Shape xs = x.shape(), ps = params.shape();
   if (bins < 1 || bins > max_bins)
     throw std::invalid_argument("rational_quadratic_spline: bins must be in 1.." +
@@ -336,6 +342,9 @@ SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params,
   if (!(tail_bound > 0) || !std::isfinite(double(tail_bound)))
     throw std::invalid_argument("rational_quadratic_spline: tail_bound must be positive, got " +
                                 std::to_string(double(tail_bound)));
+  if (!(logit_scale > 0) || !std::isfinite(logit_scale))
+    throw std::invalid_argument("rational_quadratic_spline: logit_scale must be positive, got " +
+                                std::to_string(logit_scale));
   const Index P = 3 * bins - 1;
   if (xs.rank() != 2 || ps.rank() != 2 || ps.rows() != xs.rows() || ps.cols() != xs.cols() * P)
     throw std::invalid_argument(
@@ -344,7 +353,7 @@ SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params,
         std::to_string(xs.rank() == 2 ? xs.cols() * P : 0) + "], got " + ps.str());
   Var<T> both;
   Node<T>& n = push<SplineOp<T>>("rational_quadratic_spline", &both, {x, params});
-  const typename SplineOp<T>::State st{bins, double(tail_bound), inverse};
+  const typename SplineOp<T>::State st{bins, double(tail_bound), inverse, logit_scale};
   n.set_state(st);
   SplineOp<T>::forward(n, x.value(), params.value(), st);
   const Index m = xs.cols();
@@ -353,7 +362,7 @@ SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params,
 
 #define FLOWGRAD_INSTANTIATE(T)                                                           \
   template SplineResult<T> rational_quadratic_spline(const Var<T>&, const Var<T>&, Index, \
-                                                     std::type_identity_t<T>, bool);
+                                                     std::type_identity_t<T>, bool, double);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE
 

@@ -91,8 +91,7 @@ MaskedSplineAutoregressive<T>::MaskedSplineAutoregressive(Index dim,
     : MaskedAutoregressive<T>(
           dim, 3 * config.bins - 1,
           (check_spline_config(config, "masked_spline_autoregressive"), made_of(config)), gen),
-      config_(config),
-      logit_scale_(spline_logit_scale<T>(dim, config)) {}
+      config_(config) {}
 
 template <Scalar T>
 LayerSpec MaskedSplineAutoregressive<T>::spec() const {
@@ -104,9 +103,8 @@ LayerSpec MaskedSplineAutoregressive<T>::spec() const {
 template <Scalar T>
 FlowResult<T> MaskedSplineAutoregressive<T>::transform(const Var<T>& v, const Var<T>& params,
                                                        bool inverse) {
-  const SplineResult<T> r =
-      rational_quadratic_spline(v, mul(params, v.tape().constant(logit_scale_)), config_.bins,
-                                T(config_.tail_bound), inverse);
+  const SplineResult<T> r = rational_quadratic_spline(
+      v, params, config_.bins, T(config_.tail_bound), inverse, spline_logit_scale(config_));
   return {r.out, sum(r.log_det, 1)};
 }
 

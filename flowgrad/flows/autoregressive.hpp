@@ -82,7 +82,6 @@ class MaskedSplineAutoregressive : public MaskedAutoregressive<T> {
 
  private:
   SplineCouplingConfig config_;
-  Tensor<T> logit_scale_;  // [1, dim (3K - 1)]
 };
 
 extern template class MaskedAutoregressive<float>;

@@ -31,17 +31,9 @@ void add_spline_settings(const SplineCouplingConfig& config,
   settings["activation"] = to_string(config.activation);
 }
 
-template <Scalar T>
-Tensor<T> spline_logit_scale(Index columns, const SplineCouplingConfig& config) {
-  const Index K = config.bins, P = 3 * K - 1;
-  Tensor<T> scale(Shape{1, columns * P}, T(1));
-  const T inv_sqrt_h = T(1 / std::sqrt(double(config.hidden)));
-  for (Index j = 0; j < columns * P; ++j)
-    if (j % P < 2 * K) scale[j] = inv_sqrt_h;
-  return scale;
+double spline_logit_scale(const SplineCouplingConfig& config) {
+  return 1 / std::sqrt(double(config.hidden));
 }
-template Tensor<float> spline_logit_scale(Index, const SplineCouplingConfig&);
-template Tensor<double> spline_logit_scale(Index, const SplineCouplingConfig&);
 
 template <Scalar T>
 SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingConfig& config,
@@ -64,7 +56,6 @@ SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingCon
   net_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::none);
   net_->layers().back().weight.value.fill(T(0));
   net_->layers().back().bias.value.fill(T(0));
-  logit_scale_ = spline_logit_scale<T>(static_cast<Index>(changed_.size()), config);
 }
 
 template <Scalar T>
@@ -89,9 +80,9 @@ LayerSpec SplineCoupling<T>::spec() const {
 template <Scalar T>
 FlowResult<T> SplineCoupling<T>::run(const Var<T>& v, bool inverse) {
   const Var<T> v1 = select_columns(v, fixed_);
-  const Var<T> params = mul((*net_)(v1), v.tape().constant(logit_scale_));
-  const SplineResult<T> r = rational_quadratic_spline(select_columns(v, changed_), params,
-                                                      config_.bins, T(config_.tail_bound), inverse);
+  const SplineResult<T> r =
+      rational_quadratic_spline(select_columns(v, changed_), (*net_)(v1), config_.bins,
+                                T(config_.tail_bound), inverse, spline_logit_scale(config_));
   return {select_columns(cat({v1, r.out}), order_), sum(r.log_det, 1)};
 }
 

@@ -26,9 +26,8 @@ void check_spline_config(const SplineCouplingConfig& config, const std::string& 
 // adds bins, tail_bound, hidden, hidden_layers and activation to a spec's settings;
 void add_spline_settings(const SplineCouplingConfig& config,
                          std::map<std::string, std::string>& settings);
-// [1, columns (3K - 1)]: 1/sqrt(hidden) on each column's width and height logits, 1 elsewhere.
-template <Scalar T>
-Tensor<T> spline_logit_scale(Index columns, const SplineCouplingConfig& config);
+// 1/sqrt(hidden): the factor on the conditioner's width and height logits.
+double spline_logit_scale(const SplineCouplingConfig& config);
 
 template <Scalar T>
 class SplineCoupling : public Bijector<T> {
@@ -56,7 +55,6 @@ class SplineCoupling : public Bijector<T> {
   SplineCouplingConfig config_;
   std::vector<Index> fixed_, changed_;  // column indices of x1 and x2
   std::vector<Index> order_;            // column c of the output is column order_[c] of [x1, y2]
-  Tensor<T> logit_scale_;               // [1, |x2| (3K - 1)]: 1/sqrt(hidden) on width/height logits
   std::unique_ptr<MLP<T>> net_;
 };
 
