@@ -132,6 +132,20 @@ SplineResult<T> rational_quadratic_spline(const Var<T>& x, const Var<T>& params,
                                           std::type_identity_t<T> tail_bound, bool inverse = false,
                                           double logit_scale = 1);
 
+// The masked affine autoregressive transform (MAF) on x [n, d] with params [n, 2d]: column 2i of
+// params is the shift t_i, column 2i + 1 the raw log-scale a_i of column i, s_i = bound
+// tanh(a_i / bound) (so |s_i| < bound), y = x exp(s) + t and log_det = sum_i s_i ([n, 1]); with
+// inverse, x = (y - t) exp(-s) at the given values and log_det = -sum_i s_i. One node;
+// differentiable with respect to x and params.
+template <Scalar T>
+struct AffineResult {
+  Var<T> out;
+  Var<T> log_det;
+};
+template <Scalar T>
+AffineResult<T> bounded_affine(const Var<T>& x, const Var<T>& params, std::type_identity_t<T> bound,
+                               bool inverse = false);
+
 template <Scalar T>
 Var<T> operator+(const Var<T>& a, const Var<T>& b) {
   return add(a, b);

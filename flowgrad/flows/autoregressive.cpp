@@ -58,11 +58,6 @@ MaskedAffineAutoregressive<T>::MaskedAffineAutoregressive(Index dim,
     : MaskedAutoregressive<T>(dim, 2, config.made, gen), bound_(config.log_scale_bound) {
   if (!(bound_ > 0) || !(bound_ <= 80))
     throw std::invalid_argument("masked_affine_autoregressive: log_scale_bound must be in (0, 80]");
-  for (Index i = 0; i < dim; ++i) {
-    columns_.push_back(i);
-    shift_.push_back(2 * i);
-    raw_scale_.push_back(2 * i + 1);
-  }
 }
 
 template <Scalar T>
@@ -77,11 +72,8 @@ LayerSpec MaskedAffineAutoregressive<T>::spec() const {
 template <Scalar T>
 FlowResult<T> MaskedAffineAutoregressive<T>::transform(const Var<T>& v, const Var<T>& params,
                                                        bool inverse) {
-  const T b = T(bound_);
-  const Var<T> s = tanh(select_columns(params, raw_scale_) * (T(1) / b)) * b;
-  const Var<T> out = affine_columns(v, s, select_columns(params, shift_), columns_, inverse);
-  const Var<T> log_det = sum(s, 1);
-  return {out, inverse ? -log_det : log_det};
+  const AffineResult<T> r = bounded_affine(v, params, T(bound_), inverse);
+  return {r.out, r.log_det};
 }
 
 template <Scalar T>

@@ -2,7 +2,7 @@
 // Masked autoregressive layers: a MADE computes, for each dimension i, the parameters of a
 // monotone map of x_i from x_<i (in column order; put permutations between layers to change it).
 //   MaskedAffineAutoregressive (MAF, Papamakarios et al. 2017): y_i = x_i exp(s_i) + t_i with
-//     s_i = b tanh(a_i / b), b = log_scale_bound; log|det| = sum s.
+//     s_i = b tanh(a_i / b), b = log_scale_bound; log|det| = sum s (the op bounded_affine()).
 //   MaskedSplineAutoregressive (NSF-AR, Durkan et al. 2019): y_i = spline_i(x_i), the
 //     rational-quadratic spline of rational_quadratic_spline() (flowgrad/autodiff/ops.hpp).
 // forward is one pass of the MADE; inverse takes dim passes (pass k fixes coordinate k, because
@@ -64,7 +64,6 @@ class MaskedAffineAutoregressive : public MaskedAutoregressive<T> {
 
  private:
   double bound_;
-  std::vector<Index> columns_, shift_, raw_scale_;  // 0..dim-1; MADE columns 2i and 2i + 1
 };
 
 // The spline layer takes a spline coupling's settings: bins, tail bound and the network's shape.
