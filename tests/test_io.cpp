@@ -587,10 +587,10 @@ class Shift : public Bijector<float> {
   using Module<float>::named_parameters;
 
  protected:
-  FlowResult<float> forward_impl(const Var<float>& x) override {
+  FlowResult<float> forward_impl(const Var<float>& x, const Var<float>&) override {
     return {x + 1.f, sum(x, 1) * 0.f};
   }
-  FlowResult<float> inverse_impl(const Var<float>& y) override {
+  FlowResult<float> inverse_impl(const Var<float>& y, const Var<float>&) override {
     return {y - 1.f, sum(y, 1) * 0.f};
   }
 };

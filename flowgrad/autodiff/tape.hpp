@@ -27,6 +27,8 @@ template <Scalar T>
 class Var {
  public:
   Var() = default;
+  // A default-constructed Var refers to nothing (an absent optional input, such as no context).
+  bool defined() const { return tape_ != nullptr; }
   Tape<T>& tape() const { return *tape_; }
   std::int32_t index() const { return index_; }
   const Tensor<T>& value() const;

@@ -42,7 +42,7 @@ void ActNorm<T>::initialize_from(const Tensor<T>& data) {
 }
 
 template <Scalar T>
-FlowResult<T> ActNorm<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> ActNorm<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   if (this->training() && !is_initialized()) {
     if (x.rows() < 2)
       throw std::invalid_argument(this->label() +
@@ -56,7 +56,7 @@ FlowResult<T> ActNorm<T>::forward_impl(const Var<T>& x) {
 }
 
 template <Scalar T>
-FlowResult<T> ActNorm<T>::inverse_impl(const Var<T>& y) {
+FlowResult<T> ActNorm<T>::inverse_impl(const Var<T>& y, const Var<T>& /*context*/) {
   Tape<T>& t = y.tape();
   const Var<T> lv = t.parameter(logs);
   const Var<T> x = y * exp(-lv) - t.parameter(b);

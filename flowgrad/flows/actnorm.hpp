@@ -34,8 +34,8 @@ class ActNorm : public Bijector<T> {
   Tensor<T> initialized;  // [1]: 0, or 1 once initialised
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 };
 
 extern template class ActNorm<float>;

@@ -23,31 +23,33 @@ void MaskedAutoregressive<T>::named_parameters(const std::string& prefix,
 
 template <Scalar T>
 LayerSpec MaskedAutoregressive<T>::made_spec() const {
-  return {this->kind(),
-          {{"dim", std::to_string(this->dim())},
-           {"hidden", std::to_string(made_config_.hidden)},
-           {"hidden_layers", std::to_string(made_config_.hidden_layers)},
-           {"activation", to_string(made_config_.activation)}},
-          {}};
+  LayerSpec spec{this->kind(),
+                 {{"dim", std::to_string(this->dim())},
+                  {"hidden", std::to_string(made_config_.hidden)},
+                  {"hidden_layers", std::to_string(made_config_.hidden_layers)},
+                  {"activation", to_string(made_config_.activation)}},
+                 {}};
+  if (made_config_.context > 0) spec.settings["context"] = std::to_string(made_config_.context);
+  return spec;
 }
 
 template <Scalar T>
-FlowResult<T> MaskedAutoregressive<T>::forward_impl(const Var<T>& x) {
-  return transform(x, (*made_)(x), false);
+FlowResult<T> MaskedAutoregressive<T>::forward_impl(const Var<T>& x, const Var<T>& context) {
+  return transform(x, (*made_)(x, context), false);
 }
 
 template <Scalar T>
-FlowResult<T> MaskedAutoregressive<T>::inverse_impl(const Var<T>& y) {
+FlowResult<T> MaskedAutoregressive<T>::inverse_impl(const Var<T>& y, const Var<T>& context) {
   // After pass k coordinates 0..k are exact; the last pass also gives the exact log-det. The
   // result is the inverse as a function of y everywhere, so its tape gradient is the inverse's.
   FlowResult<T> r{y, {}};
-  for (Index k = 0; k < this->dim(); ++k) r = transform(y, (*made_)(r.out), true);
+  for (Index k = 0; k < this->dim(); ++k) r = transform(y, (*made_)(r.out, context), true);
   return r;
 }
 
 namespace {
 MADEConfig made_of(const SplineCouplingConfig& c) {
-  return {c.hidden, c.hidden_layers, c.activation};
+  return {c.hidden, c.hidden_layers, c.activation, c.context};
 }
 }  // namespace
 

@@ -32,13 +32,14 @@ class MaskedAutoregressive : public Bijector<T> {
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
   MADE<T>& made() { return *made_; }
+  Index context_dim() const override { return made_config_.context; }
 
  protected:
   MaskedAutoregressive(Index dim, Index outputs_per_dim, const MADEConfig& config, Generator& gen);
   // y from x (or x from y when inverse) given the MADE's output at x.
   virtual FlowResult<T> transform(const Var<T>& v, const Var<T>& params, bool inverse) = 0;
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
   LayerSpec made_spec() const;
 
  private:

@@ -51,7 +51,7 @@ LayerSpec BatchNorm<T>::spec() const {
 }
 
 template <Scalar T>
-FlowResult<T> BatchNorm<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> BatchNorm<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   Tape<T>& t = x.tape();
   const Index n = x.rows();
   Var<T> mean_v, var_v;
@@ -80,7 +80,7 @@ FlowResult<T> BatchNorm<T>::forward_impl(const Var<T>& x) {
 }
 
 template <Scalar T>
-FlowResult<T> BatchNorm<T>::inverse_impl(const Var<T>& y) {
+FlowResult<T> BatchNorm<T>::inverse_impl(const Var<T>& y, const Var<T>& /*context*/) {
   if (!has_statistics())
     throw std::logic_error(
         this->label() +

@@ -30,8 +30,8 @@ class BatchNorm : public Bijector<T> {
   Tensor<T> num_batches_tracked;        // [1]; 0 until statistics exist
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 
  private:
   T momentum_, eps_;

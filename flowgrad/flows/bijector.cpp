@@ -28,15 +28,38 @@ void Bijector<T>::check_input(const char* direction, const Var<T>& v) const {
 }
 
 template <Scalar T>
-FlowResult<T> Bijector<T>::forward(const Var<T>& x) {
-  check_input("forward", x);
-  return forward_impl(x);
+void Bijector<T>::check_context(const char* direction, const Var<T>& v,
+                                const Var<T>& context) const {
+  const Index want = context_dim();
+  if (want == 0) return;
+  if (!context.defined())
+    throw std::invalid_argument(label() + " " + direction + ": needs a context of " +
+                                std::to_string(want) + " columns (the model is conditional)");
+  const Tensor<T>& c = context.value();
+  if (c.shape().rank() != 2 || c.cols() != want || c.rows() != v.rows())
+    throw std::invalid_argument(label() + " " + direction + ": context of shape " +
+                                c.shape().str() + ", expected [" + std::to_string(v.rows()) + ", " +
+                                std::to_string(want) + "]");
+  if (!checks_values() || all_finite(c)) return;
+  for (Index i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(c[i]))
+      throw std::domain_error(label() + " " + direction + ": context has " +
+                              (std::isnan(c[i]) ? "NaN" : "inf") + " at row " +
+                              std::to_string(i / want) + ", column " + std::to_string(i % want));
 }
 
 template <Scalar T>
-FlowResult<T> Bijector<T>::inverse(const Var<T>& y) {
+FlowResult<T> Bijector<T>::forward(const Var<T>& x, const Var<T>& context) {
+  check_input("forward", x);
+  check_context("forward", x, context);
+  return forward_impl(x, context);
+}
+
+template <Scalar T>
+FlowResult<T> Bijector<T>::inverse(const Var<T>& y, const Var<T>& context) {
   check_input("inverse", y);
-  return inverse_impl(y);
+  check_context("inverse", y, context);
+  return inverse_impl(y, context);
 }
 
 template <Scalar T>

@@ -31,11 +31,16 @@ class Bijector : public Module<T> {
  public:
   explicit Bijector(Index dim) : dim_(dim) {}
 
-  // Check the input (width, finite values) and name this layer in any error.
-  FlowResult<T> forward(const Var<T>& x);
-  FlowResult<T> inverse(const Var<T>& y);
+  // Check the input (width, finite values) and name this layer in any error. `context` is the
+  // conditioning input c of p(x | c), [batch, context_dim()], on the same tape; layers whose
+  // parameters come from a network feed it to that network, the others ignore it. A layer with
+  // context_dim() > 0 needs one; a layer with context_dim() == 0 takes none or ignores it.
+  FlowResult<T> forward(const Var<T>& x, const Var<T>& context = {});
+  FlowResult<T> inverse(const Var<T>& y, const Var<T>& context = {});
 
   Index dim() const { return dim_; }
+  // The width of the context this layer conditions on; 0 for none.
+  virtual Index context_dim() const { return 0; }
   virtual std::string kind() const = 0;  // "planar", "affine_coupling", ...
   // Every layer of the library describes itself, so that save_flow can store the architecture; a
   // layer of your own that does not (this default throws std::logic_error) is saved with
@@ -46,8 +51,10 @@ class Bijector : public Module<T> {
   void set_label(std::string label) { label_ = std::move(label); }
 
  protected:
-  virtual FlowResult<T> forward_impl(const Var<T>& x) = 0;
-  virtual FlowResult<T> inverse_impl(const Var<T>& y) = 0;
+  // context is checked before these run: defined and [batch, context_dim()] when context_dim()
+  // > 0; possibly undefined, and to be ignored, when it is 0.
+  virtual FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) = 0;
+  virtual FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) = 0;
   // A chain leaves the NaN/inf check to its first layer, so the error names a real layer.
   virtual bool checks_values() const { return true; }
   // log_det of a layer whose determinant is the same for every sample, as a [batch, 1] column.
@@ -55,6 +62,7 @@ class Bijector : public Module<T> {
 
  private:
   void check_input(const char* direction, const Var<T>& v) const;
+  void check_context(const char* direction, const Var<T>& v, const Var<T>& context) const;
   Index dim_;
   std::string label_;
 };

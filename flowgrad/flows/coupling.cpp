@@ -38,7 +38,8 @@ AffineCoupling<T>::AffineCoupling(std::vector<int> mask, const CouplingConfig& c
   if (config.hidden <= 0 || config.hidden_layers < 1)
     throw std::invalid_argument(
         "affine_coupling: needs hidden width >= 1 and at least one hidden layer");
-  std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
+  if (config.context < 0) throw std::invalid_argument("affine_coupling: negative context width");
+  std::vector<Index> sizes{static_cast<Index>(fixed_.size()) + config.context};
   for (int l = 0; l < config.hidden_layers; ++l) sizes.push_back(config.hidden);
   sizes.push_back(static_cast<Index>(changed_.size()));
   s_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::tanh);
@@ -59,28 +60,30 @@ LayerSpec AffineCoupling<T>::spec() const {
     if (j) mask.push_back(',');
     mask.push_back(mask_[j] ? '1' : '0');
   }
-  return {kind(),
-          {{"dim", std::to_string(this->dim())},
-           {"mask", mask},
-           {"hidden", std::to_string(config_.hidden)},
-           {"hidden_layers", std::to_string(config_.hidden_layers)},
-           {"activation", to_string(config_.activation)}},
-          {}};
+  LayerSpec spec{kind(),
+                 {{"dim", std::to_string(this->dim())},
+                  {"mask", mask},
+                  {"hidden", std::to_string(config_.hidden)},
+                  {"hidden_layers", std::to_string(config_.hidden_layers)},
+                  {"activation", to_string(config_.activation)}},
+                 {}};
+  if (config_.context > 0) spec.settings["context"] = std::to_string(config_.context);
+  return spec;
 }
 
 // y2 = x2 * exp(s(x1)) + t(x1) with x1 passed through, as one affine_columns node.
 template <Scalar T>
-FlowResult<T> AffineCoupling<T>::forward_impl(const Var<T>& x) {
-  const Var<T> x1 = select_columns(x, fixed_);
-  const Var<T> s = (*s_)(x1);
-  return {affine_columns(x, s, (*t_)(x1), changed_), sum(s, 1)};
+FlowResult<T> AffineCoupling<T>::forward_impl(const Var<T>& x, const Var<T>& context) {
+  const Var<T> in = conditioner_input(select_columns(x, fixed_), context);
+  const Var<T> s = (*s_)(in);
+  return {affine_columns(x, s, (*t_)(in), changed_), sum(s, 1)};
 }
 
 template <Scalar T>
-FlowResult<T> AffineCoupling<T>::inverse_impl(const Var<T>& y) {
-  const Var<T> y1 = select_columns(y, fixed_);
-  const Var<T> s = (*s_)(y1);
-  return {affine_columns(y, s, (*t_)(y1), changed_, true), -sum(s, 1)};
+FlowResult<T> AffineCoupling<T>::inverse_impl(const Var<T>& y, const Var<T>& context) {
+  const Var<T> in = conditioner_input(select_columns(y, fixed_), context);
+  const Var<T> s = (*s_)(in);
+  return {affine_columns(y, s, (*t_)(in), changed_, true), -sum(s, 1)};
 }
 
 template class AffineCoupling<float>;

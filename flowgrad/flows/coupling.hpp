@@ -14,7 +14,14 @@ struct CouplingConfig {
   Index hidden = 64;      // width of each hidden layer of s and t
   int hidden_layers = 2;  // d1 -> H -> ... -> H -> d2
   Activation activation = Activation::relu;
+  Index context = 0;  // width of the context c fed to s and t beside x1 (0: unconditional)
 };
+
+// What a conditioner network sees: x1, and beside it the context when there is one.
+template <Scalar T>
+Var<T> conditioner_input(const Var<T>& x1, const Var<T>& context) {
+  return context.defined() ? cat({x1, context}) : x1;
+}
 
 // The columns a coupling's mask fixes (entries 1) and changes (entries 0), in order. Throws
 // std::invalid_argument naming `layer` when an entry is not 0 or 1 or either kind is missing.
@@ -32,6 +39,7 @@ class AffineCoupling : public Bijector<T> {
   static std::vector<int> half_mask(Index dim, int parity);
 
   std::string kind() const override { return "affine_coupling"; }
+  Index context_dim() const override { return config_.context; }
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
   const std::vector<int>& mask() const { return mask_; }
@@ -39,8 +47,8 @@ class AffineCoupling : public Bijector<T> {
   LayerSpec spec() const override;
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 
  private:
   std::vector<int> mask_;

@@ -43,6 +43,38 @@ long no_epochs(const FitOptions& o, const char* who) {
 }
 }  // namespace
 
+// Rows of a conditional model's data are x then c.
+template <Scalar T>
+void check_row_width(const DensityFlow<T>& model, const Shape& rows) {
+  const Index d = model.dim(), c = model.context_dim();
+  if (rows.rank() != 2 || rows.cols() != d + c)
+    throw std::invalid_argument(
+        "data of shape " + rows.str() + "; the model takes " + std::to_string(d) + " columns" +
+        (c > 0 ? " and a context of " + std::to_string(c) + " (rows are x, then c)"
+               : std::string()));
+}
+
+template <Scalar T>
+Var<T> log_prob_of_rows(DensityFlow<T>& model, const Var<T>& rows) {
+  const Index d = model.dim(), c = model.context_dim();
+  check_row_width(model, rows.shape());
+  if (c == 0) return model.log_prob(rows);
+  return model.log_prob(narrow(rows, 0, d), narrow(rows, d, c));
+}
+
+template <Scalar T>
+Tensor<T> log_prob_of_rows(DensityFlow<T>& model, const Tensor<T>& rows) {
+  const Index d = model.dim(), c = model.context_dim();
+  check_row_width(model, rows.shape());
+  if (c == 0) return model.log_prob(rows);
+  Tensor<T> x(Shape{rows.rows(), d}), ctx(Shape{rows.rows(), c});
+  for (Index i = 0; i < rows.rows(); ++i) {
+    std::copy(rows.data() + i * (d + c), rows.data() + i * (d + c) + d, x.data() + i * d);
+    std::copy(rows.data() + i * (d + c) + d, rows.data() + (i + 1) * (d + c), ctx.data() + i * c);
+  }
+  return model.log_prob(x, ctx);
+}
+
 template <Scalar T>
 double test_nll(DensityFlow<T>& model, const Tensor<T>& data, Index batch) {
   if (data.rows() < 1) throw std::invalid_argument("test_nll: no rows to evaluate");
@@ -57,7 +89,7 @@ double test_nll(DensityFlow<T>& model, const Tensor<T>& data, Index batch) {
       part.resize(Shape{m, data.cols()});
       std::copy(data.data() + start * data.cols(), data.data() + (start + m) * data.cols(),
                 part.data());
-      const Tensor<T> lp = model.log_prob(part);
+      const Tensor<T> lp = log_prob_of_rows(model, part);
       for (Index i = 0; i < m; ++i) total += static_cast<double>(lp[i]);
     }
   } catch (...) {
@@ -177,9 +209,12 @@ DensityTrainer<T>::DensityTrainer(DensityFlow<T>& model, const Tensor<T>& data, 
               options,
               BatchSampler<T>(data, batch_options(options), options.seed).batches_per_epoch())),
       flow_(model) {
-  if (data.cols() != model.dim())
+  if (data.cols() != model.dim() + model.context_dim())
     throw std::invalid_argument("DensityTrainer: the data has " + std::to_string(data.cols()) +
-                                " columns; the model has dimension " + std::to_string(model.dim()));
+                                " columns; the model has dimension " + std::to_string(model.dim()) +
+                                (model.context_dim() > 0
+                                     ? " and a context of " + std::to_string(model.context_dim())
+                                     : std::string()));
   sampler_.emplace(data, batch_options(this->options_), this->options_.seed);
 }
 
@@ -194,9 +229,10 @@ DensityTrainer<T>::DensityTrainer(DensityFlow<T>& model, BatchSource<T> source, 
 
 template <Scalar T>
 void DensityTrainer<T>::set_held_out(const Tensor<T>& held_out) {
-  if (held_out.rows() < 1 || held_out.cols() != flow_.dim())
+  if (held_out.rows() < 1 || held_out.cols() != flow_.dim() + flow_.context_dim())
     throw std::invalid_argument("DensityTrainer::set_held_out: shape " + held_out.shape().str() +
-                                " for a model of dimension " + std::to_string(flow_.dim()));
+                                " for a model of dimension " + std::to_string(flow_.dim()) +
+                                " and context width " + std::to_string(flow_.context_dim()));
   held_out_ = &held_out;
 }
 
@@ -230,7 +266,7 @@ Var<T> DensityTrainer<T>::loss(Tape<T>& tape, long) {
     sampler_->next(batch_);
   else
     source_(this->options_.batch, source_gen_, batch_);
-  return -mean(flow_.log_prob(tape.constant(batch_)));
+  return -mean(log_prob_of_rows(flow_, tape.constant(batch_)));
 }
 
 template <Scalar T>
@@ -303,6 +339,8 @@ FitReport fit_variational(VariationalFlow<T>& q,
 }
 
 #define FLOWGRAD_INSTANTIATE_FIT(T)                                                    \
+  template Var<T> log_prob_of_rows(DensityFlow<T>&, const Var<T>&);                    \
+  template Tensor<T> log_prob_of_rows(DensityFlow<T>&, const Tensor<T>&);              \
   template double test_nll(DensityFlow<T>&, const Tensor<T>&, Index);                  \
   template class Trainer<T>;                                                           \
   template class DensityTrainer<T>;                                                    \

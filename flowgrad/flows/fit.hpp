@@ -85,6 +85,16 @@ class NonFiniteLossError : public std::runtime_error {
   std::string reason_;
 };
 
+// Data for a conditional model p(x | c): each row is x followed by its context c (dim() +
+// context_dim() columns), here, in the trainers and in test_nll.
+//
+// log p(x) (log p(x | c)) of each row of `rows`, [n, 1]: on the tape, differentiable, or values
+// only.
+template <Scalar T>
+Var<T> log_prob_of_rows(DensityFlow<T>& model, const Var<T>& rows);
+template <Scalar T>
+Tensor<T> log_prob_of_rows(DensityFlow<T>& model, const Tensor<T>& rows);
+
 // -mean log p(x) over the rows of data, in nats, computed in eval mode `batch` rows at a time; the
 // model's mode is restored afterwards.
 template <Scalar T>

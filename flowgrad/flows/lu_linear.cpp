@@ -39,7 +39,7 @@ void LULinear<T>::named_parameters(const std::string& prefix, std::vector<NamedP
 }
 
 template <Scalar T>
-FlowResult<T> LULinear<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> LULinear<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   Tape<T>& t = x.tape();
   const Var<T> eye = t.constant(eye_);
   const Var<T> s = softplus(t.parameter(u_diag)) + static_cast<T>(min_diag);  // [dim]
@@ -81,7 +81,7 @@ std::vector<double> LULinear<T>::weight() const {
 }
 
 template <Scalar T>
-FlowResult<T> LULinear<T>::inverse_impl(const Var<T>& yv) {
+FlowResult<T> LULinear<T>::inverse_impl(const Var<T>& yv, const Var<T>& /*context*/) {
   std::vector<double> l, u;
   factors(l, u);
   const Index d = this->dim();

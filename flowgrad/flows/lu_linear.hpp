@@ -35,8 +35,8 @@ class LULinear : public Bijector<T> {
   static constexpr double min_diag = 1e-3;
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 
  private:
   Tensor<T> strict_lower_, strict_upper_, eye_;  // constant 0/1 masks, [dim, dim]

@@ -12,19 +12,28 @@ namespace flowgrad {
 template <Scalar T>
 MADE<T>::MADE(Index dim, Index outputs_per_dim, const MADEConfig& config, Generator& gen,
               bool zero_last)
-    : dim_(dim), outputs_per_dim_(outputs_per_dim), activation_(config.activation) {
+    : dim_(dim),
+      outputs_per_dim_(outputs_per_dim),
+      context_(config.context),
+      activation_(config.activation) {
   if (dim < 1 || outputs_per_dim < 1)
     throw std::invalid_argument("made: needs dimension >= 1 and >= 1 output per dimension");
   if (config.hidden < 1 || config.hidden_layers < 1 ||
       config.hidden_layers > made_max_hidden_layers)
     throw std::invalid_argument("made: needs hidden width >= 1 and 1.." +
                                 std::to_string(made_max_hidden_layers) + " hidden layers");
-  std::vector<Index> in_degree(static_cast<std::size_t>(dim));
+  if (config.context < 0) throw std::invalid_argument("made: negative context width");
+  // Inputs x_0..x_{d-1} have degrees 1..d; context inputs degree 0 (seen by every unit).
+  std::vector<Index> in_degree(static_cast<std::size_t>(dim + config.context), 0);
   for (Index i = 0; i < dim; ++i) in_degree[static_cast<std::size_t>(i)] = i + 1;
+  // Unconditional: degrees 1..d-1 (a unit of degree 0 would see nothing). With a context, 0..d-1:
+  // units of degree 0 see the context alone, and they are what lets output block 0 (which sees
+  // no x) depend on it.
   std::vector<Index> hidden_degree(static_cast<std::size_t>(config.hidden));
-  const Index cycle = std::max<Index>(dim - 1, 1);
+  const bool conditional = config.context > 0;
+  const Index cycle = conditional ? dim : std::max<Index>(dim - 1, 1);
   for (Index k = 0; k < config.hidden; ++k)
-    hidden_degree[static_cast<std::size_t>(k)] = 1 + k % cycle;
+    hidden_degree[static_cast<std::size_t>(k)] = (conditional ? 0 : 1) + k % cycle;
   std::vector<Index> out_degree(static_cast<std::size_t>(dim * outputs_per_dim));
   for (Index o = 0; o < dim * outputs_per_dim; ++o)
     out_degree[static_cast<std::size_t>(o)] = o / outputs_per_dim + 1;
@@ -54,7 +63,11 @@ MADE<T>::MADE(Index dim, Index outputs_per_dim, const MADEConfig& config, Genera
 }
 
 template <Scalar T>
-Var<T> MADE<T>::operator()(const Var<T>& x) {
+Var<T> MADE<T>::operator()(const Var<T>& x_only, const Var<T>& context) {
+  if (context_ > 0 && !context.defined())
+    throw std::invalid_argument("made: needs a context of " + std::to_string(context_) +
+                                " columns");
+  const Var<T> x = context_ > 0 ? cat({x_only, context}) : x_only;
   layers_.front().check_input(x);
   Tape<T>& t = x.tape();
   std::array<Var<T>, 2 * (made_max_hidden_layers + 1)> params;

@@ -9,8 +9,19 @@
 namespace flowgrad {
 
 template <Scalar T>
-Var<T> DensityFlow<T>::log_prob(const Var<T>& x) {
-  const FlowResult<T> r = transform_->forward(x);
+void FlowModel<T>::check_context_given(bool given) const {
+  const Index c = context_dim();
+  if (c > 0 && !given)
+    throw std::invalid_argument("the model is conditional: it needs a context of " +
+                                std::to_string(c) + " columns");
+  if (c == 0 && given)
+    throw std::invalid_argument("the model is unconditional: it takes no context");
+}
+
+template <Scalar T>
+Var<T> DensityFlow<T>::log_prob(const Var<T>& x, const Var<T>& context) {
+  this->check_context_given(context.defined());
+  const FlowResult<T> r = transform_->forward(x, context);
   return base_.log_prob(r.out) + r.log_det;
 }
 
@@ -22,13 +33,37 @@ Tensor<T> DensityFlow<T>::log_prob(const Tensor<T>& x) {
 }
 
 template <Scalar T>
-std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(Index n, Generator& gen) {
+Tensor<T> DensityFlow<T>::log_prob(const Tensor<T>& x, const Tensor<T>& context) {
+  Tape<T>& tape = this->eval_tape();
+  NoGradGuard<T> guard(tape);
+  return log_prob(tape.constant(x), tape.constant(context)).value();
+}
+
+template <Scalar T>
+std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::draw(Index n, const Tensor<T>* context,
+                                                     Generator& gen) {
+  this->check_context_given(context != nullptr);
   Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   const Var<T> z = tape.constant(base_.sample(n, gen));
-  const FlowResult<T> r = transform_->inverse(z);
+  const FlowResult<T> r = transform_->inverse(z, this->constant_or_none(tape, context));
   // r.log_det is log|det dx/dz|: log p(x) = log N(z) + log|det dz/dx| = log N(z) - r.log_det.
   return {r.out.value(), (base_.log_prob(z) - r.log_det).value()};
+}
+
+template <Scalar T>
+std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(Index n, Generator& gen) {
+  return draw(n, nullptr, gen);
+}
+
+template <Scalar T>
+std::pair<Tensor<T>, Tensor<T>> DensityFlow<T>::sample_and_log_prob(const Tensor<T>& context,
+                                                                    Generator& gen) {
+  if (context.shape().rank() != 2)
+    throw std::invalid_argument("sample: the context must be [n, " +
+                                std::to_string(this->context_dim()) + "], got " +
+                                context.shape().str());
+  return draw(context.rows(), &context, gen);
 }
 
 template <Scalar T>
@@ -37,35 +72,65 @@ Tensor<T> DensityFlow<T>::sample(Index n, Generator& gen) {
 }
 
 template <Scalar T>
-void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
+Tensor<T> DensityFlow<T>::sample(const Tensor<T>& context, Generator& gen) {
+  return sample_and_log_prob(context, gen).first;
+}
+
+template <Scalar T>
+void DensityFlow<T>::set_statistics(const Tensor<T>& data, const Tensor<T>* context) {
+  this->check_context_given(context != nullptr);
   const bool was_training = this->training();
   this->train(false);
   Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
   Var<T> h = tape.constant(data);
+  const Var<T> c = this->constant_or_none(tape, context);
   for (std::size_t i = 0; i < transform_->size(); ++i) {
     Bijector<T>& layer = (*transform_)[i];
     if (auto* bn = dynamic_cast<BatchNorm<T>*>(&layer)) bn->set_statistics(h.value());
-    h = layer.forward(h).out;
+    h = layer.forward(h, c).out;
   }
   this->train(was_training);
 }
 
 template <Scalar T>
-VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n,
-                                                             Generator& gen) {
+void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data) {
+  set_statistics(data, nullptr);
+}
+
+template <Scalar T>
+void DensityFlow<T>::set_batch_norm_statistics(const Tensor<T>& data, const Tensor<T>& context) {
+  set_statistics(data, &context);
+}
+
+template <Scalar T>
+VariationalSample<T> VariationalFlow<T>::sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen,
+                                                             const Var<T>& context) {
+  this->check_context_given(context.defined());
   const Var<T> z0 = tape.constant(base_.sample(n, gen));
-  const FlowResult<T> r = transform_->forward(z0);
+  const FlowResult<T> r = transform_->forward(z0, context);
   return {r.out, base_.log_prob(z0) - r.log_det};
 }
 
 template <Scalar T>
-Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
+Tensor<T> VariationalFlow<T>::evaluate(const Tensor<T>& x, const Tensor<T>* context) {
+  this->check_context_given(context != nullptr);
   Tape<T>& tape = this->eval_tape();
   NoGradGuard<T> guard(tape);
-  const FlowResult<T> r = transform_->inverse(tape.constant(x));
+  const FlowResult<T> r =
+      transform_->inverse(tape.constant(x), this->constant_or_none(tape, context));
   // z0 = f^-1(x); log q(x) = log N(z0) + log|det dz0/dx|.
   return (base_.log_prob(r.out) + r.log_det).value();
+}
+
+template <Scalar T>
+Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x) {
+  return evaluate(x, nullptr);
+}
+
+template <Scalar T>
+Tensor<T> VariationalFlow<T>::log_prob(const Tensor<T>& x, const Tensor<T>& context) {
+  return evaluate(x, &context);
 }
 
 template <Scalar T>
@@ -129,6 +194,8 @@ std::unique_ptr<Composition<T>> make_radial_stack(Index dim, int layers, Generat
   return flow;
 }
 
+template class FlowModel<float>;
+template class FlowModel<double>;
 template class DensityFlow<float>;
 template class DensityFlow<double>;
 template class VariationalFlow<float>;

@@ -25,6 +25,8 @@ class FlowModel : public Module<T> {
   explicit FlowModel(std::unique_ptr<Composition<T>> transform)
       : transform_(std::move(transform)), base_(transform_->dim()) {}
   Index dim() const { return transform_->dim(); }
+  // The width of the context c of a conditional model p(x | c); 0 for an unconditional one.
+  Index context_dim() const { return transform_->context_dim(); }
   Composition<T>& transform() { return *transform_; }
 
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override {
@@ -47,6 +49,13 @@ class FlowModel : public Module<T> {
     eval_tape_->reset();
     return *eval_tape_;
   }
+  // A context is given exactly when the model is conditional; throws std::invalid_argument if
+  // not (the shape is checked by the layers).
+  void check_context_given(bool given) const;
+  // The context as a constant on `tape`, or an undefined Var for none.
+  static Var<T> constant_or_none(Tape<T>& tape, const Tensor<T>* context) {
+    return context ? tape.constant(*context) : Var<T>{};
+  }
 
   std::unique_ptr<Composition<T>> transform_;
   StandardNormal<T> base_;
@@ -60,21 +69,31 @@ class DensityFlow : public FlowModel<T> {
  public:
   using FlowModel<T>::FlowModel;
 
-  // log p(x) per sample, [batch, 1], on x's tape; differentiable.
-  Var<T> log_prob(const Var<T>& x);
-  // The same, values only, for a plain tensor (in whichever mode the model is).
+  // log p(x) per sample, [batch, 1], on x's tape; differentiable. A conditional model takes
+  // log p(x | c) with the context c [batch, context_dim()] on the same tape (differentiable in c
+  // too); an unconditional one takes no context.
+  Var<T> log_prob(const Var<T>& x, const Var<T>& context = {});
+  // The same, values only, for plain tensors (in whichever mode the model is).
   Tensor<T> log_prob(const Tensor<T>& x);
-  // n samples, by inverting the layers (eval-mode batch norm needs statistics).
+  Tensor<T> log_prob(const Tensor<T>& x, const Tensor<T>& context);
+  // n samples, by inverting the layers (eval-mode batch norm needs statistics); for a conditional
+  // model, one sample per row of `context`.
   Tensor<T> sample(Index n, Generator& gen);
+  Tensor<T> sample(const Tensor<T>& context, Generator& gen);
   // Samples and their log-density, values only.
   std::pair<Tensor<T>, Tensor<T>> sample_and_log_prob(Index n, Generator& gen);
-  // Sets every batch-norm layer's running statistics from one pass of `data` through the flow, in
-  // order, each layer seeing what the layers before it (with their new statistics) produce.
+  std::pair<Tensor<T>, Tensor<T>> sample_and_log_prob(const Tensor<T>& context, Generator& gen);
+  // Sets every batch-norm layer's running statistics from one pass of `data` (with its context,
+  // for a conditional model) through the flow, in order, each layer seeing what the layers
+  // before it (with their new statistics) produce.
   void set_batch_norm_statistics(const Tensor<T>& data);
+  void set_batch_norm_statistics(const Tensor<T>& data, const Tensor<T>& context);
 
  private:
   using FlowModel<T>::transform_;
   using FlowModel<T>::base_;
+  std::pair<Tensor<T>, Tensor<T>> draw(Index n, const Tensor<T>* context, Generator& gen);
+  void set_statistics(const Tensor<T>& data, const Tensor<T>* context);
 };
 
 template <Scalar T>
@@ -88,14 +107,18 @@ class VariationalFlow : public FlowModel<T> {
  public:
   using FlowModel<T>::FlowModel;
 
-  // Draws n base samples and pushes them through the flow on `tape`; differentiable.
-  VariationalSample<T> sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen);
-  // log q(x) for given points, by inverting the flow (values only).
+  // Draws n base samples and pushes them through the flow on `tape`; differentiable. A
+  // conditional flow takes the context of each sample ([n, context_dim()] on the same tape).
+  VariationalSample<T> sample_and_log_prob(Tape<T>& tape, Index n, Generator& gen,
+                                           const Var<T>& context = {});
+  // log q(x) (or log q(x | c)) for given points, by inverting the flow (values only).
   Tensor<T> log_prob(const Tensor<T>& x);
+  Tensor<T> log_prob(const Tensor<T>& x, const Tensor<T>& context);
 
  private:
   using FlowModel<T>::transform_;
   using FlowModel<T>::base_;
+  Tensor<T> evaluate(const Tensor<T>& x, const Tensor<T>* context);
 };
 
 struct RealNVPConfig {
@@ -151,6 +174,8 @@ std::unique_ptr<Composition<T>> make_planar_stack(Index dim, int layers, Generat
 template <Scalar T>
 std::unique_ptr<Composition<T>> make_radial_stack(Index dim, int layers, Generator& gen);
 
+extern template class FlowModel<float>;
+extern template class FlowModel<double>;
 extern template class DensityFlow<float>;
 extern template class DensityFlow<double>;
 extern template class VariationalFlow<float>;

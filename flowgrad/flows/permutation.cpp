@@ -71,13 +71,13 @@ const std::vector<Index>& Permutation<T>::indices() {
 }
 
 template <Scalar T>
-FlowResult<T> Permutation<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> Permutation<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   const Var<T> y = select_columns(x, indices());
   return {y, x.tape().full(Shape{x.rows(), 1}, T(0))};
 }
 
 template <Scalar T>
-FlowResult<T> Permutation<T>::inverse_impl(const Var<T>& y) {
+FlowResult<T> Permutation<T>::inverse_impl(const Var<T>& y, const Var<T>& /*context*/) {
   indices();
   const Var<T> x = select_columns(y, inverse_idx_);
   return {x, y.tape().full(Shape{y.rows(), 1}, T(0))};

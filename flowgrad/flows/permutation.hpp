@@ -34,8 +34,8 @@ class Permutation : public Bijector<T> {
   Tensor<T> order;  // [dim]
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 
  private:
   void refresh();

@@ -22,7 +22,7 @@ void Planar<T>::named_parameters(const std::string& prefix, std::vector<NamedPar
 }
 
 template <Scalar T>
-FlowResult<T> Planar<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> Planar<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   Tape<T>& t = x.tape();
   const Var<T> wv = t.parameter(w), uv = t.parameter(u), bv = t.parameter(b);
   const Var<T> wu = sum(wv * uv);
@@ -35,7 +35,7 @@ FlowResult<T> Planar<T>::forward_impl(const Var<T>& x) {
 }
 
 template <Scalar T>
-FlowResult<T> Planar<T>::inverse_impl(const Var<T>& yv) {
+FlowResult<T> Planar<T>::inverse_impl(const Var<T>& yv, const Var<T>& /*context*/) {
   const Index d = this->dim();
   std::vector<double> wd(static_cast<std::size_t>(d)), uh(static_cast<std::size_t>(d));
   double wu = 0, ww = 0;

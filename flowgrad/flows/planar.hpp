@@ -25,8 +25,8 @@ class Planar : public Bijector<T> {
   Parameter<T> w, u, b;  // w, u: [dim]; b: [1]
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 };
 
 extern template class Planar<float>;

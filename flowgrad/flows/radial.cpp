@@ -24,7 +24,7 @@ void Radial<T>::named_parameters(const std::string& prefix, std::vector<NamedPar
 }
 
 template <Scalar T>
-FlowResult<T> Radial<T>::forward_impl(const Var<T>& x) {
+FlowResult<T> Radial<T>::forward_impl(const Var<T>& x, const Var<T>& /*context*/) {
   Tape<T>& t = x.tape();
   const Var<T> alpha = softplus(t.parameter(alpha_raw));
   const Var<T> beta = softplus(t.parameter(beta_raw)) - alpha;
@@ -39,7 +39,7 @@ FlowResult<T> Radial<T>::forward_impl(const Var<T>& x) {
 }
 
 template <Scalar T>
-FlowResult<T> Radial<T>::inverse_impl(const Var<T>& yv) {
+FlowResult<T> Radial<T>::inverse_impl(const Var<T>& yv, const Var<T>& /*context*/) {
   const Index d = this->dim();
   const double alpha = softplus(alpha_raw.value[0]);
   const double beta = softplus(beta_raw.value[0]) - alpha;

@@ -24,8 +24,8 @@ class Radial : public Bijector<T> {
   Parameter<T> beta_raw;   // [1]
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 };
 
 extern template class Radial<float>;

@@ -96,6 +96,12 @@ class Settings {
           " comma-separated 0s and 1s");
     return m;
   }
+  // A setting files from before it existed do not have: `fallback` when absent.
+  long long optional_integer(const std::string& key, long long lo, long long hi,
+                             long long fallback) {
+    return spec_.settings.count(key) ? integer(key, lo, hi) : fallback;
+  }
+  Index context() { return static_cast<Index>(optional_integer("context", 0, max_width, 0)); }
   const std::vector<LayerSpec>& layers() {
     layers_used_ = true;
     return spec_.layers;
@@ -163,6 +169,7 @@ LayerPtr<T> make_coupling(Settings& s, Generator& g) {
   c.hidden = static_cast<Index>(s.integer("hidden", 1, max_width));
   c.hidden_layers = static_cast<int>(s.integer("hidden_layers", 1, max_hidden_layers));
   c.activation = s.activation("activation");
+  c.context = s.context();
   return std::make_unique<AffineCoupling<T>>(std::move(mask), c, g);
 }
 template <Scalar T>
@@ -174,6 +181,7 @@ LayerPtr<T> make_spline_coupling(Settings& s, Generator& g) {
   c.hidden = static_cast<Index>(s.integer("hidden", 1, max_width));
   c.hidden_layers = static_cast<int>(s.integer("hidden_layers", 1, max_hidden_layers));
   c.activation = s.activation("activation");
+  c.context = s.context();
   return std::make_unique<SplineCoupling<T>>(std::move(mask), c, g);
 }
 MADEConfig made_settings(Settings& s) {
@@ -181,6 +189,7 @@ MADEConfig made_settings(Settings& s) {
   c.hidden = static_cast<Index>(s.integer("hidden", 1, max_width));
   c.hidden_layers = static_cast<int>(s.integer("hidden_layers", 1, made_max_hidden_layers));
   c.activation = s.activation("activation");
+  c.context = s.context();
   return c;
 }
 template <Scalar T>
@@ -201,6 +210,7 @@ LayerPtr<T> make_masked_spline(Settings& s, Generator& g) {
   c.hidden = m.hidden;
   c.hidden_layers = m.hidden_layers;
   c.activation = m.activation;
+  c.context = m.context;
   return std::make_unique<MaskedSplineAutoregressive<T>>(dim, c, g);
 }
 template <Scalar T>

@@ -18,6 +18,7 @@ void check_spline_config(const SplineCouplingConfig& config, const std::string& 
                                 std::to_string(config.bins));
   if (!(config.tail_bound > 0) || !std::isfinite(config.tail_bound))
     throw std::invalid_argument(layer + ": tail_bound must be positive and finite");
+  if (config.context < 0) throw std::invalid_argument(layer + ": negative context width");
 }
 
 void add_spline_settings(const SplineCouplingConfig& config,
@@ -29,6 +30,7 @@ void add_spline_settings(const SplineCouplingConfig& config,
   settings["hidden"] = std::to_string(config.hidden);
   settings["hidden_layers"] = std::to_string(config.hidden_layers);
   settings["activation"] = to_string(config.activation);
+  if (config.context > 0) settings["context"] = std::to_string(config.context);
 }
 
 double spline_logit_scale(const SplineCouplingConfig& config) {
@@ -50,7 +52,7 @@ SplineCoupling<T>::SplineCoupling(std::vector<int> mask, const SplineCouplingCon
   for (std::size_t p = 0; p < changed_.size(); ++p)
     order_[static_cast<std::size_t>(changed_[p])] = static_cast<Index>(fixed_.size() + p);
   const Index width = static_cast<Index>(changed_.size()) * (3 * config.bins - 1);
-  std::vector<Index> sizes{static_cast<Index>(fixed_.size())};
+  std::vector<Index> sizes{static_cast<Index>(fixed_.size()) + config.context};
   for (int l = 0; l < config.hidden_layers; ++l) sizes.push_back(config.hidden);
   sizes.push_back(width);
   net_ = std::make_unique<MLP<T>>(sizes, config.activation, gen, Activation::none);
@@ -78,22 +80,23 @@ LayerSpec SplineCoupling<T>::spec() const {
 
 // y2 = spline(x2; net(x1)) with x1 passed through; the output puts [x1, y2] back in x's order.
 template <Scalar T>
-FlowResult<T> SplineCoupling<T>::run(const Var<T>& v, bool inverse) {
+FlowResult<T> SplineCoupling<T>::run(const Var<T>& v, const Var<T>& context, bool inverse) {
   const Var<T> v1 = select_columns(v, fixed_);
+  const Var<T> params = (*net_)(conditioner_input(v1, context));
   const SplineResult<T> r =
-      rational_quadratic_spline(select_columns(v, changed_), (*net_)(v1), config_.bins,
+      rational_quadratic_spline(select_columns(v, changed_), params, config_.bins,
                                 T(config_.tail_bound), inverse, spline_logit_scale(config_));
   return {select_columns(cat({v1, r.out}), order_), sum(r.log_det, 1)};
 }
 
 template <Scalar T>
-FlowResult<T> SplineCoupling<T>::forward_impl(const Var<T>& x) {
-  return run(x, false);
+FlowResult<T> SplineCoupling<T>::forward_impl(const Var<T>& x, const Var<T>& context) {
+  return run(x, context, false);
 }
 
 template <Scalar T>
-FlowResult<T> SplineCoupling<T>::inverse_impl(const Var<T>& y) {
-  return run(y, true);
+FlowResult<T> SplineCoupling<T>::inverse_impl(const Var<T>& y, const Var<T>& context) {
+  return run(y, context, true);
 }
 
 template class SplineCoupling<float>;

@@ -18,6 +18,7 @@ struct SplineCouplingConfig {
   Index hidden = 64;      // width of each hidden layer of the conditioner
   int hidden_layers = 2;  // |x1| -> H -> ... -> H -> |x2| (3K - 1)
   Activation activation = Activation::relu;
+  Index context = 0;  // width of the context c fed to the conditioner beside x1 (0: none)
 };
 
 // Shared with the autoregressive spline layer (autoregressive.hpp):
@@ -38,6 +39,7 @@ class SplineCoupling : public Bijector<T> {
   SplineCoupling(std::vector<int> mask, const SplineCouplingConfig& config, Generator& gen);
 
   std::string kind() const override { return "spline_coupling"; }
+  Index context_dim() const override { return config_.context; }
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
   const std::vector<int>& mask() const { return mask_; }
@@ -45,11 +47,11 @@ class SplineCoupling : public Bijector<T> {
   LayerSpec spec() const override;
 
  protected:
-  FlowResult<T> forward_impl(const Var<T>& x) override;
-  FlowResult<T> inverse_impl(const Var<T>& y) override;
+  FlowResult<T> forward_impl(const Var<T>& x, const Var<T>& context) override;
+  FlowResult<T> inverse_impl(const Var<T>& y, const Var<T>& context) override;
 
  private:
-  FlowResult<T> run(const Var<T>& v, bool inverse);
+  FlowResult<T> run(const Var<T>& v, const Var<T>& context, bool inverse);
 
   std::vector<int> mask_;
   SplineCouplingConfig config_;
