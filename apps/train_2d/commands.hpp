@@ -11,9 +11,10 @@ namespace train2d {
 struct TrainOptions {
   ModelConfig model;
   std::string dataset = "moons";
-  std::string data_csv;        // when set, train on this file instead of a toy dataset
-  double test_fraction = 0.2;  // CSV rows held out for the test NLL
-  long steps = 3000;           // with resume, 0 means the stopped run's own total
+  std::string data_csv;         // when set, train on this file instead of a toy dataset
+  std::string context_columns;  // CSV columns (names or indices) to condition on: p(x | c)
+  double test_fraction = 0.2;   // CSV rows held out for the test NLL
+  long steps = 3000;            // with resume, 0 means the stopped run's own total
   flowgrad::Index batch = 512;
   double lr = 1e-3;
   double clip = 0;  // global gradient-norm limit; 0 = none
@@ -39,6 +40,7 @@ struct EvalOptions {
 
 struct SampleOptions {
   std::string checkpoint;
+  std::string context;  // a conditional model's context: comma-separated values
   flowgrad::Index n = 1000;
   std::string out;  // CSV path
   std::uint64_t seed = 0;

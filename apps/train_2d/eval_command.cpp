@@ -1,4 +1,5 @@
 // eval and sample: load a checkpoint, measure it, draw from it.
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -25,8 +26,38 @@ DataSource source_of(const LoadedModel& m, const std::string& path) {
     throw std::runtime_error(path + ": metadata names no dataset; pass --data FILE.csv");
   if (meta_or(m.meta, "source", "toy") == "csv")
     return DataSource::csv(dataset, std::stod(meta_or(m.meta, "test_fraction", "0.2")),
-                           std::stoull(meta_or(m.meta, "seed", "0")));
+                           std::stoull(meta_or(m.meta, "seed", "0")),
+                           meta_or(m.meta, "context_columns", ""));
   return DataSource::toy(dataset);
+}
+
+// --context "0.5,1": as many finite values as the model's context width.
+std::vector<double> parse_context(const std::string& text, Index width) {
+  if (width == 0) {
+    if (!text.empty())
+      throw std::invalid_argument("--context: the model is unconditional; it takes no context");
+    return {};
+  }
+  std::vector<double> v;
+  for (std::size_t start = 0; start <= text.size() && !text.empty();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string field = text.substr(start, comma - start);
+    std::size_t used = 0;
+    double x = 0;
+    try {
+      x = std::stod(field, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != field.size() || !std::isfinite(x))
+      throw std::invalid_argument("--context: '" + field + "' is not a finite number");
+    v.push_back(x);
+    start = comma + 1;
+  }
+  if (static_cast<Index>(v.size()) != width)
+    throw std::invalid_argument("--context: the model takes " + std::to_string(width) +
+                                " context value(s), got " + std::to_string(v.size()));
+  return v;
 }
 
 std::string csv_of_rows(const TensorF& points, const TensorF* extra,
@@ -63,7 +94,8 @@ int run_eval(const EvalOptions& opt) {
   std::string what;
   std::unique_ptr<DataSource> source;
   if (!opt.data_csv.empty()) {
-    test = flowgrad::load_csv(opt.data_csv).points;
+    // The run's own column choice, so that rows are x then c as in training.
+    test = DataSource::csv(opt.data_csv, 0.5, 0, meta_or(m.meta, "context_columns", "")).all_rows();
     what = opt.data_csv + " (all rows)";
   } else {
     source = std::make_unique<DataSource>(source_of(m, opt.checkpoint));
@@ -71,15 +103,18 @@ int run_eval(const EvalOptions& opt) {
     what = source->is_csv() ? source->name() + " (held-out rows)"
                             : source->name() + " (fresh points, seed + 1)";
   }
-  if (test.cols() != m.density->dim())
+  if (test.cols() != m.density->dim() + m.density->context_dim())
     throw std::runtime_error("the data has " + std::to_string(test.cols()) +
                              " columns; the model has dimension " +
-                             std::to_string(m.density->dim()));
+                             std::to_string(m.density->dim()) +
+                             (m.density->context_dim() > 0
+                                  ? " and a context of " + std::to_string(m.density->context_dim())
+                                  : std::string()));
   const double nll = test_nll(*m.density, test);
   std::printf("test NLL: %.4f nats on %ld points of %s\n", nll, static_cast<long>(test.rows()),
               what.c_str());
   if (!opt.log_prob_out.empty()) {
-    const TensorF lp = m.density->log_prob(test);
+    const TensorF lp = flowgrad::log_prob_of_rows(*m.density, test);
     write_file_atomic(opt.log_prob_out, csv_of_rows(test, &lp, "log_prob"));
     std::printf("log-densities written to %s\n", opt.log_prob_out.c_str());
   }
@@ -96,13 +131,21 @@ int run_sample(const SampleOptions& opt) {
   if (opt.n < 1) throw std::invalid_argument("-n must be at least 1");
   LoadedModel m = load_model(opt.checkpoint);
   Generator gen(opt.seed);
+  const Index c = m.density ? m.density->context_dim() : m.variational->context_dim();
+  const std::vector<double> values = parse_context(opt.context, c);
+  TensorF context(flowgrad::Shape{opt.n, c});
+  for (Index i = 0; i < opt.n; ++i)
+    for (Index j = 0; j < c; ++j) context(i, j) = float(values[static_cast<std::size_t>(j)]);
   TensorF samples;
   if (m.density) {
-    samples = m.density->sample(opt.n, gen);
+    samples = c > 0 ? m.density->sample(context, gen) : m.density->sample(opt.n, gen);
   } else {
     flowgrad::Tape<float> tape;
     flowgrad::NoGradGuard<float> guard(tape);
-    samples = m.variational->sample_and_log_prob(tape, opt.n, gen).x.value();
+    samples = m.variational
+                  ->sample_and_log_prob(tape, opt.n, gen,
+                                        c > 0 ? tape.constant(context) : flowgrad::Var<float>{})
+                  .x.value();
   }
   const std::string text = csv_of_rows(samples, nullptr, "");
   if (opt.out.empty() || opt.out == "-") {

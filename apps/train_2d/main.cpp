@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "conditional_toy.hpp"
 #include "flowgrad/tensor/threads.hpp"
 #include "toy_datasets.hpp"
 
@@ -89,12 +90,19 @@ int main(int argc, char** argv) {
   TrainOptions train;
   CLI::App* t =
       app.add_subcommand("train", "Fit a density flow by maximum likelihood (the default)");
-  t->add_option("--dataset", train.dataset, "Toy dataset: " + datasets)
-      ->check(CLI::IsMember(toy_dataset_names()))
+  std::vector<std::string> toy_names = toy_dataset_names();
+  toy_names.push_back(kRotating);
+  t->add_option("--dataset", train.dataset,
+                "Toy dataset: " + datasets + "; or " + kRotating +
+                    ", a conditional one (x | c rotates and shifts with c)")
+      ->check(CLI::IsMember(toy_names))
       ->capture_default_str();
   t->add_option("--data", train.data_csv,
                 "Train on a CSV of 2+ numeric columns instead (header optional)")
       ->check(CLI::ExistingFile);
+  t->add_option("--context-columns", train.context_columns,
+                "CSV columns (header names or 0-based indices, comma-separated) to condition "
+                "on: the model is p(other columns | these)");
   t->add_option("--test-fraction", train.test_fraction, "CSV rows held out for the test NLL")
       ->check(CLI::Range(0.01, 0.9))
       ->capture_default_str();
@@ -158,6 +166,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000000))
       ->capture_default_str();
   s->add_option("-o,--out", sample.out, "CSV to write (default: standard output)");
+  s->add_option("--context", sample.context,
+                "A conditional model's context, comma-separated values (every sample uses it)");
   s->add_option("--seed", sample.seed, "Seed of the base samples")->capture_default_str();
   add_threads(*s, sample.threads);
 
@@ -232,9 +242,9 @@ int main(int argc, char** argv) {
     if (*t && !train.resume.empty()) {
       // A resumed run is the stopped run: what decides its results comes from its checkpoint.
       for (const char* flag :
-           {"--dataset", "--data", "--test-fraction", "--model", "--layers", "--hidden",
-            "--hidden-layers", "--activation", "--no-batch-norm", "--bins", "--tail-bound",
-            "--batch", "--lr", "--clip", "--seed", "--out"})
+           {"--dataset", "--data", "--context-columns", "--test-fraction", "--model", "--layers",
+            "--hidden", "--hidden-layers", "--activation", "--no-batch-norm", "--bins",
+            "--tail-bound", "--batch", "--lr", "--clip", "--seed", "--out"})
         if (t->count(flag) > 0)
           throw std::invalid_argument(std::string("--resume continues a run with the settings of "
                                                   "its checkpoint; ") +

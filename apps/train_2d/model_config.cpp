@@ -42,6 +42,11 @@ void validate(const ModelConfig& c) {
   if (!(c.tail_bound > 0 && c.tail_bound <= 1e6))
     throw std::invalid_argument("tail bound must be in (0, 1e6]");
   if (c.dim < 1) throw std::invalid_argument("dimension must be >= 1");
+  if (c.context < 0 || c.context > 65536) throw std::invalid_argument("context width out of range");
+  if (c.context > 0 && (c.model == "planar" || c.model == "radial"))
+    throw std::invalid_argument(c.model +
+                                " layers have no network to condition on a context; use realnvp, "
+                                "nsf, maf or nsf-ar");
   if (c.layers < 1 || c.layers > 1000) throw std::invalid_argument("layers must be in 1..1000");
   if (c.hidden < 1 || c.hidden > 65536) throw std::invalid_argument("hidden must be in 1..65536");
   if (c.hidden_layers < 1 || c.hidden_layers > 16)
@@ -86,7 +91,8 @@ Metadata to_metadata(const ModelConfig& c) {
           {"activation", c.activation},
           {"batch_norm", c.batch_norm ? "true" : "false"},
           {"bins", std::to_string(c.bins)},
-          {"tail_bound", exact_number(c.tail_bound)}};
+          {"tail_bound", exact_number(c.tail_bound)},
+          {"context", std::to_string(c.context)}};
 }
 
 namespace {
@@ -123,6 +129,7 @@ ModelConfig config_from_metadata(const Metadata& m, const std::string& path) {
   c.batch_norm = bn == "true";
   // Files from before spline flows have no bins or tail bound: they are not NSF models.
   if (m.count("bins")) c.bins = need_int(m, "bins", path);
+  if (m.count("context")) c.context = need_int(m, "context", path);
   if (m.count("tail_bound")) {
     const std::string& v = need(m, "tail_bound", path);
     const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), c.tail_bound);
@@ -146,29 +153,39 @@ std::unique_ptr<flowgrad::Composition<float>> build_transform(const ModelConfig&
     flowgrad::MAFConfig m;
     m.dim = c.dim;
     m.layers = c.layers;
-    m.layer.made = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation)};
+    m.layer.made = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation),
+                    c.context};
     return flowgrad::make_maf<float>(m, gen);
   }
   if (c.model == "nsf-ar") {
     flowgrad::NSFARConfig n;
     n.dim = c.dim;
     n.layers = c.layers;
-    n.layer = {c.bins, c.tail_bound, c.hidden, c.hidden_layers,
-               flowgrad::activation_from_string(c.activation)};
+    n.layer = {c.bins,
+               c.tail_bound,
+               c.hidden,
+               c.hidden_layers,
+               flowgrad::activation_from_string(c.activation),
+               c.context};
     return flowgrad::make_nsf_ar<float>(n, gen);
   }
   if (c.model == "nsf") {
     flowgrad::NSFConfig n;
     n.dim = c.dim;
     n.couplings = c.layers;
-    n.coupling = {c.bins, c.tail_bound, c.hidden, c.hidden_layers,
-                  flowgrad::activation_from_string(c.activation)};
+    n.coupling = {c.bins,
+                  c.tail_bound,
+                  c.hidden,
+                  c.hidden_layers,
+                  flowgrad::activation_from_string(c.activation),
+                  c.context};
     return flowgrad::make_nsf<float>(n, gen);
   }
   flowgrad::RealNVPConfig r;
   r.dim = c.dim;
   r.couplings = c.layers;
-  r.coupling = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation)};
+  r.coupling = {c.hidden, c.hidden_layers, flowgrad::activation_from_string(c.activation),
+                c.context};
   r.batch_norm = c.batch_norm;
   return flowgrad::make_realnvp<float>(r, gen);
 }

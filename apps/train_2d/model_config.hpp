@@ -17,9 +17,10 @@ struct ModelConfig {
   flowgrad::Index hidden = 64;  // width of the coupling networks' (or MADEs') hidden layers
   int hidden_layers = 2;
   std::string activation = "relu";
-  bool batch_norm = true;    // RealNVP: batch norm between couplings
-  flowgrad::Index bins = 8;  // NSF, NSF-AR: spline bins per transformed coordinate
-  double tail_bound = 4;     // NSF, NSF-AR: the splines act on [-tail_bound, tail_bound]
+  bool batch_norm = true;       // RealNVP: batch norm between couplings
+  flowgrad::Index bins = 8;     // NSF, NSF-AR: spline bins per transformed coordinate
+  double tail_bound = 4;        // NSF, NSF-AR: the splines act on [-tail_bound, tail_bound]
+  flowgrad::Index context = 0;  // width of the context c of p(x | c); 0: unconditional
 };
 
 // Every model name either command knows, and whether `model` fits a density (train) or a

@@ -464,6 +464,29 @@ void write_density_png(const std::string& path, const DensityGrid& grid, const s
   save_png(c, path);
 }
 
+void write_conditional_samples_png(const std::string& path, const std::vector<TensorF>& data,
+                                   const std::vector<TensorF>& samples,
+                                   const std::vector<std::string>& titles, const Extent& extent) {
+  check_extent(path, extent);
+  if (samples.empty() || titles.size() != samples.size() ||
+      (!data.empty() && data.size() != samples.size()))
+    fail(path, "one title and one sample set per context (and one data set each, if any)");
+  for (const TensorF& s : samples) check_points(path, s, "samples");
+  for (const TensorF& d : data) check_points(path, d, "data");
+  const double w = panel_width(kLargePanel), h = panel_height(kLargePanel, extent);
+  const int rows = data.empty() ? 1 : 2;
+  Canvas c = make_canvas(path, static_cast<double>(samples.size()) * w, rows * h);
+  for (std::size_t k = 0; k < samples.size(); ++k) {
+    const double x = static_cast<double>(k) * w;
+    if (!data.empty())
+      draw_scatter_panel(c.cr.get(), x, 0, data[k], {0.10, 0.28, 0.55}, extent,
+                         "data, " + titles[k]);
+    draw_scatter_panel(c.cr.get(), x, (rows - 1) * h, samples[k], {0.78, 0.22, 0.10}, extent,
+                       "model, " + titles[k]);
+  }
+  save_png(c, path);
+}
+
 void write_samples_png(const std::string& path, const flowgrad::TensorF& data,
                        const std::string& data_title, const flowgrad::TensorF& samples,
                        const std::string& samples_title, const Extent& extent) {

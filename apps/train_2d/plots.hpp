@@ -43,6 +43,13 @@ void write_samples_png(const std::string& path, const flowgrad::TensorF& data,
                        const std::string& data_title, const flowgrad::TensorF& samples,
                        const std::string& samples_title, const Extent& extent);
 
+// A conditional model's samples at several contexts: one column per context, the data at that
+// context on top (if any: `data` may be empty) and the model's samples below, on one extent.
+void write_conditional_samples_png(const std::string& path,
+                                   const std::vector<flowgrad::TensorF>& data,
+                                   const std::vector<flowgrad::TensorF>& samples,
+                                   const std::vector<std::string>& titles, const Extent& extent);
+
 // Two heat maps side by side (for VI: q beside exp(-U)).
 void write_density_pair_png(const std::string& path, const DensityGrid& left,
                             const std::string& left_title, const DensityGrid& right,
