@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Installs what flowgrad needs from Debian (only what is missing), then configures and builds.
-#   scripts/setup.sh [--sanitize] [--torch] [BUILD_DIR] [extra cmake arguments...]
+#   scripts/setup.sh [--sanitize] [--torch] [--fashion-mnist] [BUILD_DIR] [extra cmake arguments...]
 # --sanitize builds with AddressSanitizer and UndefinedBehaviorSanitizer (default dir build-sanitize);
-# --torch also installs python3-torch for bench/compare_pytorch.py.
+# --torch also installs python3-torch for bench/compare_pytorch.py; --fashion-mnist installs
+# Debian's dataset-fashion-mnist (IDX files in /usr/share/datasets/fashion-mnist) for train_images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sanitize=0
 torch=0
+fashion=0
 while [[ $# -gt 0 && $1 == --* ]]; do
   case $1 in
     --sanitize) sanitize=1 ;;
     --torch) torch=1 ;;
+    --fashion-mnist) fashion=1 ;;
     *) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -22,6 +25,7 @@ build_dir=${1:-$([[ $sanitize == 1 ]] && echo build-sanitize || echo build)}
 packages=(cmake g++ make libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libopenblas-dev
           libcli11-dev nlohmann-json3-dev libcairo2-dev pkg-config zlib1g-dev)
 [[ $torch == 1 ]] && packages+=(python3-torch python3-numpy)
+[[ $fashion == 1 ]] && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -464,6 +464,35 @@ void write_density_png(const std::string& path, const DensityGrid& grid, const s
   save_png(c, path);
 }
 
+void write_image_grid_png(const std::string& path, const std::vector<std::uint8_t>& pixels,
+                          Index count, Index h, Index w, int columns, int scale) {
+  if (count < 1 || h < 1 || w < 1 || columns < 1 || scale < 1 ||
+      static_cast<Index>(pixels.size()) != count * h * w)
+    fail(path, "an image grid needs count x h x w pixels and positive sizes");
+  const int cols = static_cast<int>(std::min<Index>(columns, count));
+  const int rows = static_cast<int>((count + cols - 1) / cols);
+  const int gap = 2, cell_w = static_cast<int>(w) * scale + gap,
+            cell_h = static_cast<int>(h) * scale + gap;
+  Canvas c = make_canvas(path, cols * cell_w + gap, rows * cell_h + gap);
+  cairo_surface_flush(c.surface.get());
+  unsigned char* data = cairo_image_surface_get_data(c.surface.get());
+  const int stride = cairo_image_surface_get_stride(c.surface.get());
+  for (Index k = 0; k < count; ++k) {
+    const int x0 = gap + static_cast<int>(k % cols) * cell_w;
+    const int y0 = gap + static_cast<int>(k / cols) * cell_h;
+    for (Index i = 0; i < h * scale; ++i)
+      for (Index j = 0; j < w * scale; ++j) {
+        const std::uint8_t v =
+            pixels[static_cast<std::size_t>(k * h * w + (i / scale) * w + j / scale)];
+        // RGB24 is 32 bits per pixel, native-endian 0x00RRGGBB.
+        auto* px = reinterpret_cast<std::uint32_t*>(data + (y0 + i) * stride) + x0 + j;
+        *px = (std::uint32_t(v) << 16) | (std::uint32_t(v) << 8) | v;
+      }
+  }
+  cairo_surface_mark_dirty(c.surface.get());
+  save_png(c, path);
+}
+
 void write_conditional_samples_png(const std::string& path, const std::vector<TensorF>& data,
                                    const std::vector<TensorF>& samples,
                                    const std::vector<std::string>& titles, const Extent& extent) {

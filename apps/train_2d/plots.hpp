@@ -4,6 +4,7 @@
 // then rename) and throws std::runtime_error("cannot write <path>: <reason>") on failure, invalid
 // input included; no temporary file is left behind. Both axes of a panel share one scale (circles
 // stay round): a wide extent gives a shorter panel.
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -45,6 +46,12 @@ void write_samples_png(const std::string& path, const flowgrad::TensorF& data,
 
 // A conditional model's samples at several contexts: one column per context, the data at that
 // context on top (if any: `data` may be empty) and the model's samples below, on one extent.
+// Greyscale images (count of them, h x w bytes each, one after another) in a grid of `columns`
+// per row, each pixel drawn as scale x scale, 2 pixels of white between images.
+void write_image_grid_png(const std::string& path, const std::vector<std::uint8_t>& pixels,
+                          flowgrad::Index count, flowgrad::Index h, flowgrad::Index w, int columns,
+                          int scale = 2);
+
 void write_conditional_samples_png(const std::string& path,
                                    const std::vector<flowgrad::TensorF>& data,
                                    const std::vector<flowgrad::TensorF>& samples,
