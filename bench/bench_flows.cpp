@@ -11,6 +11,7 @@
 #include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/flows/models.hpp"
 #include "flowgrad/tensor/threads.hpp"
+#include "image_models.hpp"
 
 using namespace flowgrad;
 
@@ -181,6 +182,21 @@ void maf_sample(benchmark::State& state, Index dim, Index n, int threads) {
   set_num_threads(1);
 }
 
+// train_images' RealNVP at Fashion-MNIST's width (784 pixels): 6 x [permutation, affine coupling
+// with s and t nets 392 -> H -> H -> 392, ActNorm], a training step at `batch` on fixed rows.
+void image_flow_train_step(benchmark::State& state, Index hidden, Index batch, int threads) {
+  reset_peak_rss();
+  set_num_threads(threads);
+  Generator gen(0);
+  trainimg::ImageModelConfig c;
+  c.hidden = hidden;
+  DensityFlow<float> model(trainimg::build_image_flow(c, gen));
+  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, 784}));
+  const double macs = 2.0 * static_cast<double>(392 * hidden + hidden * hidden + hidden * 392);
+  report(state, batch, 6 * 3 * 2 * macs * static_cast<double>(batch), tape_bytes);
+  set_num_threads(1);
+}
+
 void realnvp_log_prob(benchmark::State& state, Index hidden, Index batch, int threads) {
   reset_peak_rss();
   set_num_threads(threads);
@@ -312,6 +328,9 @@ const int registered = [] {
                                    Index{1024}, threads)
           ->Unit(benchmark::kMillisecond);
     }
+    benchmark::RegisterBenchmark(("BM_ImageFlowTrainStep/H:1024/B:256" + suffix(threads)).c_str(),
+                                 image_flow_train_step, Index{1024}, Index{256}, threads)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_MAFLogProb/D:8/N:1024" + suffix(threads)).c_str(),
                                  maf_log_prob, Index{8}, Index{1024}, threads)
         ->Unit(benchmark::kMillisecond);
