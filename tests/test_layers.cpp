@@ -205,6 +205,25 @@ TEST_CASE("gradcheck: the differentiable inverses of actnorm and permutation") {
   }
 }
 
+TEST_CASE("gradcheck: lu_linear's inverse (two triangular solves), parameters and input") {
+  for (Index d : layer_dims) {
+    CAPTURE(d);
+    Generator gen(60 + static_cast<std::uint64_t>(d));
+    LULinear<D> f(d);
+    randomize(f, gen);
+    const auto y = gen.normal<D>(Shape{4, d});
+    CHECK_GRADCHECK(gradcheck(
+        [&](Tape<D>& t) {
+          const auto r = f.inverse(t.constant(y));
+          return weighted_sum(r.out) + sum(r.log_det);
+        },
+        f.parameters()));
+    CHECK_GRADCHECK(gradcheck(
+        [&](Tape<D>&, std::span<const Var<D>> in) { return weighted_sum(f.inverse(in[0]).out); },
+        {y}));
+  }
+}
+
 TEST_CASE("actnorm: the first training forward initialises from the batch, once") {
   for (Index d : layer_dims) {
     CAPTURE(d);

@@ -63,6 +63,12 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b, GemmOptions opt = {});
 template <Scalar T>
 Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias,
               Activation act = Activation::none);
+// Rows x of X solving A x = b for each row b of B (X = B A^-T), A [m, m] lower (or upper)
+// triangular, B [n, m]; only A's triangle is read, and with unit_diagonal its diagonal is taken to
+// be 1. Differentiable with respect to A (its triangle) and B. Throws std::invalid_argument on
+// shapes that do not fit or a zero on A's diagonal.
+template <Scalar T>
+Var<T> solve_triangular(const Var<T>& a, const Var<T>& b, bool lower, bool unit_diagonal = false);
 // A whole MLP as one node: params = {weight 0, bias 0, weight 1, ...} as linear() takes them, with
 // `hidden` after every layer but the last and `output` after the last, for 1 to mlp_max_layers
 // layers. Same values as the chain of linear()s; each block of rows goes through every layer,

@@ -80,35 +80,17 @@ std::vector<double> LULinear<T>::weight() const {
   return w;
 }
 
+// x W^T = y - bias with W = L U: w L^T = y - bias (L unit lower), then x U^T = w (U upper), two
+// triangular solves on the tape, so the inverse is differentiable too.
 template <Scalar T>
-FlowResult<T> LULinear<T>::inverse_impl(const Var<T>& yv, const Var<T>& /*context*/) {
-  std::vector<double> l, u;
-  factors(l, u);
-  const Index d = this->dim();
-  const auto sd = static_cast<std::size_t>(d);
-  double log_det = 0;
-  for (std::size_t j = 0; j < sd; ++j) log_det -= std::log(u[j * sd + j]);
-  const Tensor<T>& y = yv.value();
-  const Index n = y.rows();
-  Tensor<T> x(Shape{n, d});
-  std::vector<double> z(sd);
-  for (Index r = 0; r < n; ++r) {
-    // L z = y - bias (unit diagonal), forward substitution.
-    for (std::size_t i = 0; i < sd; ++i) {
-      double acc = double(y(r, static_cast<Index>(i))) - double(bias.value[static_cast<Index>(i)]);
-      for (std::size_t k = 0; k < i; ++k) acc -= l[i * sd + k] * z[k];
-      z[i] = acc;
-    }
-    // U x = z, back substitution (z is overwritten by x).
-    for (std::size_t i = sd; i-- > 0;) {
-      double acc = z[i];
-      for (std::size_t k = i + 1; k < sd; ++k) acc -= u[i * sd + k] * z[k];
-      z[i] = acc / u[i * sd + i];
-    }
-    for (std::size_t i = 0; i < sd; ++i) x(r, static_cast<Index>(i)) = static_cast<T>(z[i]);
-  }
-  Tape<T>& t = yv.tape();
-  return {t.constant(x), t.full(Shape{n, 1}, static_cast<T>(log_det))};
+FlowResult<T> LULinear<T>::inverse_impl(const Var<T>& y, const Var<T>& /*context*/) {
+  Tape<T>& t = y.tape();
+  const Var<T> eye = t.constant(eye_);
+  const Var<T> s = softplus(t.parameter(u_diag)) + static_cast<T>(min_diag);
+  const Var<T> l = t.parameter(lower) * t.constant(strict_lower_) + eye;
+  const Var<T> u = t.parameter(upper) * t.constant(strict_upper_) + eye * s;
+  const Var<T> w = solve_triangular(l, y - t.parameter(bias), true, true);
+  return {solve_triangular(u, w, false), this->per_sample(-sum(log(s)), y.rows())};
 }
 
 template class LULinear<float>;

@@ -11,7 +11,7 @@
 // softplus^-1(1 - 1e-3), so s = 1.
 //
 // The inverse solves W x = y - bias per row, L z = y - bias by forward substitution then U x = z
-// by back substitution, in double precision. It carries values only: no gradient flows through it.
+// by back substitution (solve_triangular, in double per row), differentiable like the forward.
 #include "flowgrad/flows/bijector.hpp"
 
 namespace flowgrad {
@@ -40,7 +40,7 @@ class LULinear : public Bijector<T> {
 
  private:
   Tensor<T> strict_lower_, strict_upper_, eye_;  // constant 0/1 masks, [dim, dim]
-  // L and U as values in double, for the inverse.
+  // L and U as values in double, for weight().
   void factors(std::vector<double>& l, std::vector<double>& u) const;
 };
 
