@@ -57,6 +57,9 @@ def configurations():
         out.append(("BM_MAFTrainStep", f"D:{d}/B:1024", {"kind": "maf_train", "dim": d, "batch": 1024}))
     out.append(("BM_MAFSample", "D:8/N:1024", {"kind": "maf_sample", "dim": 8, "batch": 1024}))
     out.append(("BM_MAFLogProb", "D:8/N:1024", {"kind": "maf_log_prob", "dim": 8, "batch": 1024}))
+    # train_images' RealNVP at 784 pixels (6 x [permutation, coupling 392 -> 1024 -> 1024 -> 392,
+    # ActNorm]): reference_images.realnvp.
+    out.append(("BM_ImageFlowTrainStep", "H:1024/B:256", {"kind": "image_train", "hidden": 1024, "batch": 256}))
     return out
 
 
@@ -84,6 +87,18 @@ def torch_worker(threads, repeats, configs):
             def step():
                 x, log_q = model(torch.randn(spec["batch"], 2))
                 loss = (log_q + ref.energy("U1", x)).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        elif kind == "image_train":
+            import numpy as np
+            import reference_images as refimg
+            model = refimg.realnvp(784, 6, spec["hidden"], 2, 0, np.random.default_rng(0))
+            x = torch.randn(spec["batch"], 784)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+            def step():
+                loss = -model.log_prob(x).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
