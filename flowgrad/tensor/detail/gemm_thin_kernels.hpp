@@ -7,7 +7,7 @@
 
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 
-namespace flowgrad::gemm_detail {
+namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail {
 
 // Loads a batch into a register the compiler must keep: without this, g++ folds the load into
 // every FMA that uses the value, turning one load into NN loads in the thin loops, where loads and
@@ -298,4 +298,4 @@ void small_k(Index m, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ld
   for (; i < m; ++i) small_k_rows<T, K, 1>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
 }
 
-}  // namespace flowgrad::gemm_detail
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail
