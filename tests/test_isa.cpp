@@ -176,8 +176,8 @@ TEST_CASE("FLOWGRAD_ISA picks the path the process starts on") {
 TEST_CASE("gemm: the AVX2 and AVX-512 paths agree with each other and with float64") {
   if (!both_paths()) return;
   Generator gen(3);
-  // Register-tile and cache-block edges of both paths (MR 6 and 12, NR 16 and 32, KC 128 and
-  // 256), every transpose form, the epilogue in registers and in a pass; thin shapes too.
+  // Register-tile and cache-block edges of both paths (MR 6, NR 16 and 64, KC 64 and 256 on a
+  // 32 KB L1), every transpose form, the epilogue in registers and in a pass; thin shapes too.
   for (const Product p : {Product{37, 53, 300, false, false, Activation::relu},
                           Product{130, 70, 129, true, false, Activation::none},
                           Product{61, 257, 64, false, true, Activation::tanh},

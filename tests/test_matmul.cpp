@@ -187,12 +187,12 @@ TEST_CASE_TEMPLATE("gemm on the thin paths' edges: streamed rows, register block
 
 TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) {
   // n beyond NC, k beyond two KC blocks, m beyond MC, on either ISA path: the blocks follow the
-  // caches (tensor/gemm_blocked.cpp), NC up to 4096 floats and 2048 doubles with a 2 MB B block,
-  // KC 128 to 256, MC up to 576 rows with a 1 MB L2.
+  // caches (tensor/gemm_blocked.cpp), NC up to 8192 floats and 4096 doubles with a 2 MB B block,
+  // KC 64 to 256, MC up to 1020 rows.
   Generator gen(3);
-  check_gemm<T>(gen, 7, 4200, 9, GemmOptions{false, true, false}, 1);
+  check_gemm<T>(gen, 7, 8300, 9, GemmOptions{false, true, false}, 1);
   check_gemm<T>(gen, 150, 1030, 520, GemmOptions{true, false, true}, 0);
-  check_gemm<T>(gen, 600, 20, 600, GemmOptions{false, false, false}, 5);
+  check_gemm<T>(gen, 1100, 20, 600, GemmOptions{false, false, false}, 5);
 }
 
 TEST_CASE_TEMPLATE("gemm with k = 0 zeroes C or leaves it", T, float, double) {

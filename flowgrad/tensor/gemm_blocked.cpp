@@ -18,20 +18,21 @@ using gemm_detail::View;
 
 // The register tile. A k-step of the micro-kernel reads MR values of A and NB batches of B, and
 // does MR*NB FMAs into registers. AVX2 has 16 vector registers: 6 x 2 batches is 12 accumulators
-// + 2 B batches + 1 broadcast of A. AVX-512 has 32: 12 x 2 is 24 accumulators + 2 + 1, with room
-// to spare for the epilogue's bias and slope, and twice AVX2's FMAs per load of A (each value of A
-// is broadcast to a whole register, or read by the FMA itself as an embedded broadcast).
+// + 2 B batches + 1 broadcast of A. AVX-512 has 32: 6 x 4 batches is 24 accumulators + 4 + 1, and
+// 10 loads per 24 FMAs. It keeps AVX2's 6 rows of A, read in place: with 12 rows (12 x 2 batches,
+// as many accumulators) a row stride that is a multiple of 4 KB (a 1024-wide layer) puts all 12
+// rows in one 8-way L1 set, and those products ran ~10% slower on Zen 4 than with 6 x 4.
 template <class T>
 struct Tile {
-  static constexpr int mr = simd::isa == Isa::avx512 ? 12 : 6;
-  static constexpr int nb = 2;
+  static constexpr int mr = 6;
+  static constexpr int nb = simd::isa == Isa::avx512 ? 4 : 2;
   static constexpr Index nr = nb * simd::width<T>;
 };
 
 // The cache blocks, in elements, from the sizes the CPU reports (detail/cache_sizes.hpp):
 // - KC: a packed B panel (KC x NR) takes half of L1, which leaves the other half to the MR rows of
 //   A streaming past it and to C. 256 for AVX2 on a 32 KB L1, in float and in double (NR is 16
-//   floats or 8 doubles); AVX-512's panels are twice as wide, so 128 there.
+//   floats or 8 doubles); AVX-512's panels are four times as wide, so 64 there.
 // - MC: the A block that a panel sweeps (MC x KC) takes 9/32 of L2, the share measured best on
 //   Zen 3 (144 x 256 floats of its 512 KB, bench/results/gemm_tuning.md); a multiple of MR.
 // - NC: the packed B block (KC x NC) takes at most 2 MB of L3, the size measured on Zen 3, and
