@@ -121,8 +121,8 @@ template <class T, int NN, bool Prefetch>
 void dot_all_rows(Index m, Index k, View<T> a, const T* const* bcol, Out<T> c, bool accumulate) {
   // At most 8 rows side by side, for any width: 16 row streams (a 16-float AVX-512 batch's worth)
   // ran the n = 1, k = 256 product at half AVX2's speed on Zen 4, whose prefetchers lose track.
-  constexpr int rows = NN == 1 ? static_cast<int>(std::min<Index>(simd::width<T>, 8))
-                               : (NN == 2 ? 4 : 2);
+  constexpr int rows =
+      NN == 1 ? static_cast<int>(std::min<Index>(simd::width<T>, 8)) : (NN == 2 ? 4 : 2);
   Index i = 0;
   for (; i + rows <= m; i += rows) dot_rows<T, NN, rows, Prefetch>(i, k, a, bcol, c, accumulate);
   for (; i < m; ++i) dot_rows<T, NN, 1, Prefetch>(i, k, a, bcol, c, accumulate);
