@@ -10,6 +10,7 @@
 #include "energies.hpp"
 #include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/flows/models.hpp"
+#include "flowgrad/tensor/isa.hpp"
 #include "flowgrad/tensor/threads.hpp"
 #include "image_models.hpp"
 
@@ -62,6 +63,8 @@ void report(benchmark::State& state, Index batch, double flops_per_iteration,
       benchmark::Counter(n * flops_per_iteration * 1e-9, benchmark::Counter::kIsRate);
   state.counters["tape_MB"] = static_cast<double>(tape_bytes) / (1 << 20);
   state.counters["peak_RSS_MB"] = peak_rss_mb();
+  // Which of the kernels' paths ran (flowgrad/tensor/isa.hpp; FLOWGRAD_ISA=avx2 forces AVX2).
+  state.SetLabel(std::string("isa:") + to_string(active_isa()));
 }
 
 // The protocol's training step (forward, backward, Adam at lr 1e-3) on a fixed batch x, timed;
@@ -286,6 +289,8 @@ __attribute__((target("avx512f"))) void fma_peak_avx512(benchmark::State& state)
 // BM_FmaPeak is the widest FMA this CPU has (its label names it): the peak a kernel could reach,
 // which is what "% of peak" must be measured against. The AVX2 figure stays as a reference.
 const int fma_registered = [] {
+  // The kernels' path, also in the JSON output's context (bench/compare_pytorch.py prints it).
+  benchmark::AddCustomContext("flowgrad_isa", to_string(active_isa()));
   const bool avx512 = __builtin_cpu_supports("avx512f");
   benchmark::RegisterBenchmark("BM_FmaPeak", avx512 ? fma_peak_avx512 : fma_peak_avx2);
   benchmark::RegisterBenchmark("BM_FmaPeak/avx2", fma_peak_avx2);

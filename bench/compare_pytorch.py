@@ -202,6 +202,9 @@ def run_ours(binary, names):
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
         results[b["run_name"]] = {"ms": b["real_time"] * scale, "gflops": b.get("GFLOP/s"),
                                   "label": b.get("label", "")}
+    # The path flowgrad's kernels took (bench_flows labels each run "isa:avx512" or "isa:avx2").
+    for r in results.values():
+        r["isa"] = r["label"][4:] if r["label"].startswith("isa:") else None
     return results
 
 
@@ -310,6 +313,7 @@ def main():
                          "pytorch_ms": median_and_range(torch_runs)[0], "pytorch_setting": setting,
                          "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
                          "flowgrad_gflops": median_and_range([o["gflops"] for o in runs])[0],
+                         "flowgrad_isa": "/".join(sorted({o["isa"] for o in runs if o.get("isa")})) or None,
                          "flowgrad_runs_ms": [o["ms"] for o in runs], "pytorch_runs_ms": torch_runs})
 
     cpu = platform.processor() or platform.machine()
@@ -327,13 +331,18 @@ def main():
         print(f"measured float32 FMA peak of one core (BM_FmaPeak, {peak_isa}, the widest this CPU "
               f"has): {peak:.1f} GFLOP/s")
         print()
-    print("| configuration | threads | flowgrad ms | PyTorch ms | PyTorch / flowgrad | over rounds | "
+    isas = sorted({r["flowgrad_isa"] for r in rows if r["flowgrad_isa"]})
+    print(f"flowgrad's kernels ran {', '.join(isas) or 'an unreported ISA'} "
+          f"(FLOWGRAD_ISA={os.environ.get('FLOWGRAD_ISA', '')!r}; unset: the widest the CPU has)")
+    print()
+    print("| configuration | threads | flowgrad ISA | flowgrad ms | PyTorch ms | PyTorch / flowgrad | over rounds | "
           "flowgrad GFLOP/s | % of one core's peak | PyTorch threads |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         share = 100 * r["flowgrad_gflops"] / peak if (peak and r["flowgrad_gflops"]) else None
         r["percent_of_peak"] = share
-        print(f"| {r['benchmark']} | {r['threads']} | {f(r['flowgrad_ms'], '{:.2f}')} | {f(r['pytorch_ms'], '{:.2f}')} | "
+        print(f"| {r['benchmark']} | {r['threads']} | {r['flowgrad_isa'] or '-'} | {f(r['flowgrad_ms'], '{:.2f}')} | "
+              f"{f(r['pytorch_ms'], '{:.2f}')} | "
               f"{f(r['ratio'], '{:.2f}x')} | {fmt_range(r['ratio_min'], r['ratio_max'])} | "
               f"{f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} | {r['pytorch_setting'] or '-'} |")
     # Scaling: every configuration run at 1 and at more threads.

@@ -29,6 +29,7 @@
 #include "flowgrad/flows/radial.hpp"
 #include "flowgrad/flows/registry.hpp"
 #include "flowgrad/flows/spline_coupling.hpp"
+#include "flowgrad/tensor/isa.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/random.hpp"
 #include "flowgrad/tensor/tensor.hpp"

@@ -186,11 +186,13 @@ TEST_CASE_TEMPLATE("gemm on the thin paths' edges: streamed rows, register block
 }
 
 TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) {
-  // n beyond NC (2048 floats, 1024 doubles), k beyond two KC blocks, m beyond MC.
+  // n beyond NC, k beyond two KC blocks, m beyond MC, on either ISA path: the blocks follow the
+  // caches (tensor/gemm_blocked.cpp), NC up to 8192 floats and 4096 doubles with a 2 MB B block,
+  // KC 64 to 256, MC up to 1020 rows.
   Generator gen(3);
-  check_gemm<T>(gen, 7, 2100, 9, GemmOptions{false, true, false}, 1);
+  check_gemm<T>(gen, 7, 8300, 9, GemmOptions{false, true, false}, 1);
   check_gemm<T>(gen, 150, 1030, 520, GemmOptions{true, false, true}, 0);
-  check_gemm<T>(gen, 300, 20, 600, GemmOptions{false, false, false}, 5);
+  check_gemm<T>(gen, 1100, 20, 600, GemmOptions{false, false, false}, 5);
 }
 
 TEST_CASE_TEMPLATE("gemm with k = 0 zeroes C or leaves it", T, float, double) {
@@ -287,8 +289,9 @@ TEST_CASE_TEMPLATE("linear_forward equals matmul then bias_activation, on every 
 }
 
 // A product with a pre-packed op(B) runs the same kernels on the same values as gemm() packing B
-// itself: bit-identical on every path, whether the panels were kept (one cache block) or not
-// (k > 256, thin shapes), transposed or not, accumulating, with an epilogue, and re-packed.
+// itself: bit-identical on every path, whether the panels span one cache block or several (k = 300
+// is beyond KC), or are not kept (thin shapes), transposed or not, accumulating, with an
+// epilogue, and re-packed.
 TEST_CASE_TEMPLATE("gemm with a pre-packed B equals gemm packing it, on every path", T, float,
                    double) {
   using flowgrad::Activation;

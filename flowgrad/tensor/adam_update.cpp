@@ -1,12 +1,10 @@
-#include "flowgrad/tensor/detail/adam_update.hpp"
+// The elementwise pass of an Adam step (detail/adam_update.hpp). Compiled once per ISA.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include <cmath>
-#include <stdexcept>
-#include <string>
-
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 
 template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
@@ -53,4 +51,4 @@ template void adam_update(Tensor<float>&, const Tensor<float>&, Tensor<float>&, 
 template void adam_update(Tensor<double>&, const Tensor<double>&, Tensor<double>&, Tensor<double>&,
                           const AdamCoefficients&);
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

@@ -1,45 +1,13 @@
 // Elementwise kernels: the unary ops run their rules (tensor/detail/unary_rules.hpp) over a tensor,
-// and the broadcasting binary ops.
-#include <stdexcept>
-#include <string>
+// and the broadcasting binary ops. Compiled once per ISA; the ops' names and broadcast shapes are
+// in tensor/op_names.cpp.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include "flowgrad/tensor/activation.hpp"
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/detail/unary_rules.hpp"
-#include "flowgrad/tensor/ops.hpp"
 
-namespace flowgrad {
-
-const char* to_string(Unary f) {
-  return detail::with_unary(f, [](auto rule) { return decltype(rule)::type::name; });
-}
-
-const char* to_string(Binary f) {
-  switch (f) {
-    case Binary::add:
-      return "add";
-    case Binary::sub:
-      return "sub";
-    case Binary::mul:
-      return "mul";
-    case Binary::div:
-      return "div";
-  }
-  return "?";
-}
-
-const char* to_string(Activation a) {
-  return detail::with_activation(a, [](auto rule) { return decltype(rule)::type::name; });
-}
-
-Activation activation_from_string(const std::string& s) {
-  std::string choices;
-  for (Activation a : detail::kActivations) {
-    if (s == to_string(a)) return a;
-    choices += (choices.empty() ? "" : ", ") + std::string(to_string(a));
-  }
-  throw std::invalid_argument("unknown activation '" + s + "' (" + choices + ")");
-}
+namespace flowgrad::FLOWGRAD_ISA_NS {
 
 namespace {
 
@@ -99,22 +67,6 @@ void unary_backward(Unary f, const Tensor<T>& x, const Tensor<T>& y, const Tenso
           [p](B<T> a, B<T> d, B<T> u) { return xsimd::fma(d, R::derivative(u, p), a); }, g,
           gy.data(), x.data());
   });
-}
-
-Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
-  auto fail = [&]() -> Shape {
-    throw std::invalid_argument(std::string(op) + ": cannot broadcast shapes " + a.str() + " and " +
-                                b.str());
-  };
-  if (a.rank() > 2 || b.rank() > 2) return fail();
-  if (a == b) return a;
-  auto dim = [&](Index x, Index y) -> Index {
-    if (x == y || y == 1) return x;
-    if (x == 1) return y;
-    fail();
-    return 0;
-  };
-  return Shape{dim(a.rows(), b.rows()), dim(a.cols(), b.cols())};
 }
 
 namespace {
@@ -238,7 +190,7 @@ void axpy(T alpha, const Tensor<T>& x, Tensor<T>& acc) {
 template <Scalar T>
 void accumulate_reduced(const Tensor<T>& g, Tensor<T>& acc) {
   const Index m = g.rows(), n = g.cols();
-  if (acc.numel() == g.numel() && acc.rows() == m) return axpy(T(1), g, acc);
+  if (acc.numel() == g.numel() && acc.rows() == m) return FLOWGRAD_ISA_NS::axpy(T(1), g, acc);
   // A one-element target is a total even when g is a single column ([B, 1] into a bias of one).
   const bool rows_reduced = acc.rows() == 1 && m != 1;
   const bool cols_reduced = acc.cols() == 1 && (n != 1 || acc.numel() == 1);
@@ -284,4 +236,4 @@ template void axpy(double, const Tensor<double>&, Tensor<double>&);
 template void accumulate_reduced(const Tensor<float>&, Tensor<float>&);
 template void accumulate_reduced(const Tensor<double>&, Tensor<double>&);
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

@@ -1,19 +1,12 @@
 // The fused bias + activation kernels, running the activations' rules (tensor/detail/unary_rules.hpp)
-// with the derivative from the output.
-#include "flowgrad/tensor/detail/fused.hpp"
+// with the derivative from the output. Compiled once per ISA.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include <algorithm>
-#include <stdexcept>
-#include <string>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-#include "flowgrad/tensor/detail/fused_block.hpp"
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/detail/unary_rules.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 
 namespace {
 
@@ -244,4 +237,4 @@ template void activation_backward(const Tensor<float>&, const Tensor<float>&, Ac
 template void activation_backward(const Tensor<double>&, const Tensor<double>&, Activation, double,
                                   Tensor<double>&, Tensor<double>*);
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

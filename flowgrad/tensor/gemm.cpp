@@ -1,17 +1,13 @@
-// gemm(): the entry points, and the dispatch between the register-blocked path
-// (tensor/gemm_blocked.cpp) and the direct loops for the thin shapes of small 2-D flows
-// (tensor/gemm_thin.cpp; k, n or m of a few), where packing and tile edges would cost more than
-// the arithmetic.
-#include "flowgrad/tensor/detail/gemm.hpp"
+// gemm() for one ISA: the choice between the register-blocked path (tensor/gemm_blocked.cpp) and
+// the direct loops for the thin shapes of small 2-D flows (tensor/gemm_thin.cpp; k, n or m of a
+// few), where packing and tile edges would cost more than the arithmetic. The public entry points
+// are in tensor/dispatch.cpp.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include <algorithm>
-#include <stdexcept>
-#include <string>
-
-#include "flowgrad/tensor/detail/fused_block.hpp"
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 namespace {
 
 using gemm_detail::kSmallK;
@@ -29,9 +25,11 @@ using gemm_detail::View;
 constexpr Index kGemmGrain = Index(1) << 18;
 constexpr Index kGemmGrainThin = Index(1) << 16;
 
+}  // namespace
+
 template <class T>
-void gemm_impl(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c,
-               Index ldc, GemmOptions opt, const GemmEpilogue<T>& ep, const T* prepacked) {
+void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
+          GemmOptions opt, const GemmEpilogue<T>& ep, const T* prepacked) {
   if (m <= 0 || n <= 0) return;
   // The thin paths below write C in one go; the epilogue then takes one pass over it, which for
   // their few rows or columns costs little.
@@ -67,32 +65,9 @@ void gemm_impl(Index m, Index n, Index k, const T* a, Index lda, const T* b, Ind
                                         nt);
 }
 
-}  // namespace
-
-template <class T>
-void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
-          GemmOptions opt, const GemmEpilogue<T>& ep) {
-  gemm_impl(m, n, k, a, lda, b, ldb, c, ldc, opt, ep, static_cast<const T*>(nullptr));
-}
-
-template <class T>
-void gemm(Index m, Index n, Index k, const T* a, Index lda, const PackedB<T>& b, T* c, Index ldc,
-          GemmOptions opt, const GemmEpilogue<T>& ep) {
-  if (n != b.n() || k != b.k() || opt.trans_b != b.trans_b())
-    throw std::invalid_argument("gemm: B was packed as " + std::to_string(b.k()) + " x " +
-                                std::to_string(b.n()) + (b.trans_b() ? " transposed" : "") +
-                                ", the product needs " + std::to_string(k) + " x " +
-                                std::to_string(n) + (opt.trans_b ? " transposed" : ""));
-  gemm_impl(m, n, k, a, lda, b.b(), b.ldb(), c, ldc, opt, ep, b.panels());
-}
-
 template void gemm(Index, Index, Index, const float*, Index, const float*, Index, float*, Index,
-                   GemmOptions, const GemmEpilogue<float>&);
+                   GemmOptions, const GemmEpilogue<float>&, const float*);
 template void gemm(Index, Index, Index, const double*, Index, const double*, Index, double*, Index,
-                   GemmOptions, const GemmEpilogue<double>&);
-template void gemm(Index, Index, Index, const float*, Index, const PackedB<float>&, float*, Index,
-                   GemmOptions, const GemmEpilogue<float>&);
-template void gemm(Index, Index, Index, const double*, Index, const PackedB<double>&, double*,
-                   Index, GemmOptions, const GemmEpilogue<double>&);
+                   GemmOptions, const GemmEpilogue<double>&, const double*);
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

@@ -1,14 +1,13 @@
 // gemm()'s blocked path, in the GotoBLAS/BLIS layout: op(B) packed into panels (or prepacked by
-// PackedB), swept by a register-blocked micro-kernel over cache-sized blocks of A and C.
-#include <algorithm>
-#include <cstddef>
+// PackedB), swept by a register-blocked micro-kernel over cache-sized blocks of A and C. Compiled
+// once per ISA, with that ISA's register tile and cache blocks.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include "flowgrad/tensor/detail/fused_block.hpp"
-#include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/detail/gemm_blocked_kernels.hpp"
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 namespace {
 
 using gemm_detail::in_registers;
@@ -17,46 +16,66 @@ using gemm_detail::kSmallN;
 using gemm_detail::scratch;
 using gemm_detail::View;
 
-// Block sizes, in elements. A k-step of the micro-kernel reads MR values of A and NB batches of
-// B, and does MR*NB FMAs into registers: 6 x 2 batches is 12 accumulators + 2 B batches + 1
-// broadcast of A, which fills the 16 vector registers of AVX2. KC keeps a packed B panel
-// (KC x NR) in L1 (16 KB for float and for double); MC keeps the A block that the panel sweeps
-// (MC x KC) within L2; NC bounds the packed B block (KC x NC), which lives in L2/L3.
+// The register tile. A k-step of the micro-kernel reads MR values of A and NB batches of B, and
+// does MR*NB FMAs into registers. AVX2 has 16 vector registers: 6 x 2 batches is 12 accumulators
+// + 2 B batches + 1 broadcast of A. AVX-512 has 32: 6 x 4 batches is 24 accumulators + 4 + 1, and
+// 10 loads per 24 FMAs. It keeps AVX2's 6 rows of A, read in place: with 12 rows (12 x 2 batches,
+// as many accumulators) a row stride that is a multiple of 4 KB (a 1024-wide layer) puts all 12
+// rows in one 8-way L1 set, and those products ran ~10% slower on Zen 4 than with 6 x 4.
 template <class T>
-struct Blocking {
+struct Tile {
   static constexpr int mr = 6;
-  static constexpr int nb = 2;
+  static constexpr int nb = simd::isa == Isa::avx512 ? 4 : 2;
   static constexpr Index nr = nb * simd::width<T>;
-  static constexpr Index kc = 256;
-  static constexpr Index mc = sizeof(T) == 4 ? 144 : 72;
-  static constexpr Index nc = sizeof(T) == 4 ? 2048 : 1024;
 };
+
+// The cache blocks, in elements, from the sizes the CPU reports (detail/cache_sizes.hpp):
+// - KC: a packed B panel (KC x NR) takes half of L1, which leaves the other half to the MR rows of
+//   A streaming past it and to C. 256 for AVX2 on a 32 KB L1, in float and in double (NR is 16
+//   floats or 8 doubles); AVX-512's panels are four times as wide, so 64 there.
+// - MC: the A block that a panel sweeps (MC x KC) takes 9/32 of L2, the share measured best on
+//   Zen 3 (144 x 256 floats of its 512 KB, bench/results/gemm_tuning.md); a multiple of MR.
+// - NC: the packed B block (KC x NC) takes at most 2 MB of L3, the size measured on Zen 3, and
+//   less only on a CPU with under 32 MB (L3 is shared, and virtual machines report odd sizes:
+//   320 MB on this project's KVM guest); a multiple of NR.
+// KC sets where C's sums are rounded between blocks, so it is fixed per ISA and machine: the
+// results never depend on the thread count, but may differ between machines with other caches.
+struct CacheBlocks {
+  Index kc, mc, nc;
+};
+
+template <class T>
+const CacheBlocks& cache_blocks() {
+  static const CacheBlocks blocks = [] {
+    using TL = Tile<T>;
+    const ::flowgrad::detail::CacheSizes& cs = ::flowgrad::detail::cache_sizes();
+    constexpr auto size = static_cast<Index>(sizeof(T));
+    const Index kc = std::clamp<Index>(cs.l1d / 2 / (TL::nr * size) / 16 * 16, 64, 512);
+    const Index mc = std::clamp<Index>(cs.l2 * 9 / 32 / (kc * size) / TL::mr * TL::mr, TL::mr,
+                                       1024 / TL::mr * TL::mr);
+    const Index b_bytes = std::min<Index>(Index(2) << 20, cs.l3 / 16);
+    const Index nc = std::max<Index>(TL::nr, b_bytes / (kc * size) / TL::nr * TL::nr);
+    return CacheBlocks{kc, mc, nc};
+  }();
+  return blocks;
+}
+
+// The micro-kernel for a tile of mr <= MR live rows: one instantiation per height, so that edge
+// tiles never read past A.
+template <class T, bool ColMajorA, class Epi, int... R>
+void run_tile_of(std::integer_sequence<int, R...>, Index mr, Index kc, const T* a, Index lda,
+                 const T* bp, T* c, Index ldc, Index nr, bool load_c, const Epi& epi) {
+  (void)((mr == R + 1 && (gemm_detail::micro_kernel<T, R + 1, Tile<T>::nb, ColMajorA, Epi>(
+                              kc, a, lda, bp, c, ldc, nr, load_c, epi),
+                          true)) ||
+         ...);
+}
 
 template <class T, bool ColMajorA, class Epi>
 void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
               bool load_c, const Epi& epi) {
-  using BK = Blocking<T>;
-  static_assert(BK::mr == 6, "the dispatch below lists every edge height up to mr");
-  switch (mr) {
-    case 6:
-      return gemm_detail::micro_kernel<T, 6, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-    case 5:
-      return gemm_detail::micro_kernel<T, 5, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-    case 4:
-      return gemm_detail::micro_kernel<T, 4, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-    case 3:
-      return gemm_detail::micro_kernel<T, 3, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-    case 2:
-      return gemm_detail::micro_kernel<T, 2, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-    default:
-      return gemm_detail::micro_kernel<T, 1, BK::nb, ColMajorA, Epi>(kc, a, lda, bp, c, ldc, nr,
-                                                                     load_c, epi);
-  }
+  run_tile_of<T, ColMajorA>(std::make_integer_sequence<int, Tile<T>::mr>{}, mr, kc, a, lda, bp, c,
+                            ldc, nr, load_c, epi);
 }
 
 // Copies the MC x KC block of a transposed A (element (i, p) at a[p * lda + i]) into MR-row
@@ -65,7 +84,7 @@ void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Inde
 // cache line of A (rows lda apart), and those lines with the packed B panel overflow L1.
 template <class T>
 void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
-  constexpr Index mr = Blocking<T>::mr;
+  constexpr Index mr = Tile<T>::mr;
   const Index full = mc / mr, rest = mc % mr;
   for (Index p = 0; p < kc; ++p) {
     const T* row = a + p * lda;
@@ -77,42 +96,42 @@ void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
 }
 
 // Loop order jc (NC) -> pc (KC, pack B) -> ic (MC) -> jr (NR panel, in L1) -> ir (MR rows).
-// B is always packed; A is read in place when row-major (MR contiguous rows stream well), and
-// packed when transposed and swept by enough NR panels to repay the copy (kPackAPanels, chosen by
-// the measurements in bench/results/gemm_tuning.md).
-// prepacked, when given, is op(B) packed whole (a single KC x NC block; see PackedB).
+// B is packed, or prepacked: then panel j of op(B) (columns j * NR on) holds all of k, at
+// prepacked + j * NR * k, and its KC block from pc is the KC steps at + pc * NR. A is read in
+// place when row-major (MR contiguous rows stream well), and packed when transposed and swept by
+// enough NR panels to repay the copy (kPackAPanels, chosen by the measurements in
+// bench/results/gemm_tuning.md).
 template <class T, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
              bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked) {
-  using BK = Blocking<T>;
+  using TL = Tile<T>;
+  const CacheBlocks& cb = cache_blocks<T>();
   T* packed = prepacked ? nullptr
-                        : scratch<T>(0, std::min(k, BK::kc) *
-                                            ((std::min(n, BK::nc) + BK::nr - 1) / BK::nr) * BK::nr);
+                        : scratch<T>(0, std::min(k, cb.kc) *
+                                            ((std::min(n, cb.nc) + TL::nr - 1) / TL::nr) * TL::nr);
   constexpr Index kPackAPanels = 8;
-  T* packed_a = ColMajorA && n >= kPackAPanels * BK::nr
-                    ? scratch<T>(1, BK::mc * std::min(k, BK::kc))
-                    : nullptr;
-  for (Index jc = 0; jc < n; jc += BK::nc) {
-    const Index nc = std::min(BK::nc, n - jc);
-    for (Index pc = 0; pc < k; pc += BK::kc) {
-      const Index kc = std::min(BK::kc, k - pc);
+  T* packed_a =
+      ColMajorA && n >= kPackAPanels * TL::nr ? scratch<T>(1, cb.mc * std::min(k, cb.kc)) : nullptr;
+  for (Index jc = 0; jc < n; jc += cb.nc) {
+    const Index nc = std::min(cb.nc, n - jc);
+    for (Index pc = 0; pc < k; pc += cb.kc) {
+      const Index kc = std::min(cb.kc, k - pc);
       const bool load_c = accumulate || pc > 0;
       if (!prepacked)
-        gemm_detail::pack_b_block<T, BK::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
-      const T* bpack = prepacked ? prepacked : packed;
-      for (Index ic = 0; ic < m; ic += BK::mc) {
-        const Index mc = std::min(BK::mc, m - ic);
+        gemm_detail::pack_b_block<T, TL::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
+      for (Index ic = 0; ic < m; ic += cb.mc) {
+        const Index mc = std::min(cb.mc, m - ic);
         if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);
-        for (Index jr = 0; jr < nc; jr += BK::nr) {
-          const T* bp = bpack + jr * kc;
-          const Index nr = std::min(BK::nr, nc - jr);
+        for (Index jr = 0; jr < nc; jr += TL::nr) {
+          const T* bp = prepacked ? prepacked + (jc + jr) * k + pc * TL::nr : packed + jr * kc;
+          const Index nr = std::min(TL::nr, nc - jr);
           auto sweep = [&](const auto& epi) {
-            for (Index ir = 0; ir < mc; ir += BK::mr) {
-              const Index mr = std::min<Index>(BK::mr, mc - ir);
+            for (Index ir = 0; ir < mc; ir += TL::mr) {
+              const Index mr = std::min<Index>(TL::mr, mc - ir);
               T* ct = c + (ic + ir) * ldc + jc + jr;
               if constexpr (ColMajorA) {
                 if (packed_a) {
-                  run_tile<T, true>(mr, kc, packed_a + ir * kc, BK::mr, bp, ct, ldc, nr, load_c,
+                  run_tile<T, true>(mr, kc, packed_a + ir * kc, TL::mr, bp, ct, ldc, nr, load_c,
                                     epi);
                   continue;
                 }
@@ -125,7 +144,7 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
           // backward pass's, which has no epilogue: not worth its kernels' copies.)
           const bool finish = ep.bias && pc + kc == k;
           if constexpr (!ColMajorA)
-            if (finish && nr == BK::nr && in_registers(ep, ep.bias + jc + jr, sweep)) continue;
+            if (finish && nr == TL::nr && in_registers(ep, ep.bias + jc + jr, sweep)) continue;
           sweep(gemm_detail::Plain{});
           if (finish)
             detail::bias_activation_block(c + ic * ldc + jc + jr, ldc, mc, nr, ep.bias + jc + jr,
@@ -147,21 +166,21 @@ namespace gemm_detail {
 template <class T, bool ColMajorA>
 void gemm_blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
                   bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked, int nt) {
-  using BK = Blocking<T>;
+  using TL = Tile<T>;
   if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep, prepacked);
   auto evenness = [nt](Index tiles) {
     return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
   };
-  if (evenness((m + BK::mr - 1) / BK::mr) + 0.05 >= evenness((n + BK::nr - 1) / BK::nr)) {
-    simd::parallel_for(nt, m, BK::mr, [&](Index i0, Index i1) {
+  if (evenness((m + TL::mr - 1) / TL::mr) + 0.05 >= evenness((n + TL::nr - 1) / TL::nr)) {
+    simd::parallel_for(nt, m, TL::mr, [&](Index i0, Index i1) {
       blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate,
                             ep, prepacked);
     });
   } else {
-    simd::parallel_for(nt, n, BK::nr, [&](Index j0, Index j1) {
+    simd::parallel_for(nt, n, TL::nr, [&](Index j0, Index j1) {
       GemmEpilogue<T> part = ep;
       if (part.bias) part.bias += j0;
-      // Panel jr of a packed op(B) starts at jr * k.
+      // Panel j0 / NR of a prepacked op(B) starts at j0 * k.
       blocked<T, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0, ldc,
                             accumulate, part, prepacked ? prepacked + j0 * k : nullptr);
     });
@@ -183,30 +202,26 @@ template void gemm_blocked<double, true>(Index, Index, Index, View<double>, Inde
 
 }  // namespace gemm_detail
 
+// op(B) whole as the blocked path's panels, each holding all of k (see blocked()), for PackedB.
+// Only the blocked path reads panels: the thin shapes read B in place.
 template <class T>
-void PackedB<T>::pack(Index k, Index n, const T* b, Index ldb, bool trans_b) {
-  using BK = Blocking<T>;
-  b_ = b;
-  k_ = k;
-  n_ = n;
-  ldb_ = ldb;
-  trans_b_ = trans_b;
-  // Only the blocked path reads panels, and only a single cache block is kept.
-  has_panels_ = k > kSmallK && n > kSmallN && k <= BK::kc && n <= BK::nc;
-  if (!has_panels_) return;
-  panels_.resize(Shape{k * ((n + BK::nr - 1) / BK::nr * BK::nr)});
+bool pack_b(Index k, Index n, const T* b, Index ldb, bool trans_b, Tensor<T>& panels) {
+  using TL = Tile<T>;
+  if (k <= kSmallK || n <= kSmallN) return false;
+  panels.resize(Shape{k * ((n + TL::nr - 1) / TL::nr * TL::nr)});
   const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
-  // Whole panels per thread (panel jr starts at jr * k): an H = 256 layer's is 64K values, which
-  // the caller alone would pack while the other threads wait.
-  T* out = panels_.data();
-  simd::parallel_for(simd::threads_for(k * n, simd::kGrainCheap), n, BK::nr,
+  // Whole panels per thread (panel j0 / NR starts at j0 * k): an H = 256 layer's is 64K values,
+  // which the caller alone would pack while the other threads wait.
+  T* out = panels.data();
+  simd::parallel_for(simd::threads_for(k * n, simd::kGrainCheap), n, TL::nr,
                      [&](Index j0, Index j1) {
-                       gemm_detail::pack_b_block<T, BK::nb>(
+                       gemm_detail::pack_b_block<T, TL::nb>(
                            k, j1 - j0, View<T>{vb.at(0, j0), vb.rs, vb.cs}, out + j0 * k);
                      });
+  return true;
 }
 
-template class PackedB<float>;
-template class PackedB<double>;
+template bool pack_b(Index, Index, const float*, Index, bool, Tensor<float>&);
+template bool pack_b(Index, Index, const double*, Index, bool, Tensor<double>&);
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

@@ -1,15 +1,13 @@
 // gemm()'s thin-shape path: n, m or k of a few, the shapes of small 2-D flows, where packing and
 // tile edges would cost more than the arithmetic. op(B) is read in place, or copied whole when it
-// is that small.
-#include <algorithm>
-#include <cstddef>
+// is that small. Compiled once per ISA.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
-#include "flowgrad/tensor/detail/fused_block.hpp"
-#include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 #include "flowgrad/tensor/detail/gemm_thin_kernels.hpp"
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 namespace {
 
 using gemm_detail::in_registers;
@@ -129,4 +127,4 @@ template void gemm_small_k(Index, Index, Index, View<double>, View<double>, doub
                            const GemmEpilogue<double>&, int);
 
 }  // namespace gemm_detail
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

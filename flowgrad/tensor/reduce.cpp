@@ -1,14 +1,11 @@
-// Reductions: sum, mean, max and a stable logsumexp, over everything, over rows or over columns.
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <stdexcept>
-#include <string>
+// Reductions: sum, max and a stable logsumexp, over everything, over rows or over columns.
+// Compiled once per ISA; mean() is sum() scaled, in tensor/dispatch.cpp.
+#include "flowgrad/tensor/detail/isa_prelude.hpp"
 
+#include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
-#include "flowgrad/tensor/ops.hpp"
 
-namespace flowgrad {
+namespace flowgrad::FLOWGRAD_ISA_NS {
 
 namespace {
 
@@ -102,7 +99,7 @@ void sum(const Tensor<T>& x, Tensor<T>& out) {
 }
 
 template <Scalar T>
-void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
+void sum_dim(const Tensor<T>& x, int dim, Tensor<T>& out) {
   check_dim("sum", dim, x.shape());
   const Index m = x.rows(), n = x.cols();
   if (&out == &x) throw std::invalid_argument("sum: output aliases the input");
@@ -126,21 +123,6 @@ void sum(const Tensor<T>& x, int dim, Tensor<T>& out) {
 }
 
 template <Scalar T>
-void mean(const Tensor<T>& x, Tensor<T>& out) {
-  require_nonempty("mean", x);
-  sum(x, out);
-  out[0] /= static_cast<T>(x.numel());
-}
-
-template <Scalar T>
-void mean(const Tensor<T>& x, int dim, Tensor<T>& out) {
-  require_nonempty("mean", x);
-  sum(x, dim, out);
-  const T inv = T(1) / static_cast<T>(dim == 0 ? x.rows() : x.cols());
-  for (Index i = 0; i < out.numel(); ++i) out[i] *= inv;
-}
-
-template <Scalar T>
 void max(const Tensor<T>& x, Tensor<T>& out) {
   require_nonempty("max", x);
   const T m = max_all(x.data(), x.numel());
@@ -149,7 +131,7 @@ void max(const Tensor<T>& x, Tensor<T>& out) {
 }
 
 template <Scalar T>
-void max(const Tensor<T>& x, int dim, Tensor<T>& out) {
+void max_dim(const Tensor<T>& x, int dim, Tensor<T>& out) {
   check_dim("max", dim, x.shape());
   require_nonempty("max", x);
   if (&out == &x) throw std::invalid_argument("max: output aliases the input");
@@ -228,17 +210,15 @@ bool all_finite(const Tensor<T>& x) {
   return xsimd::all(acc == B<T>(T(0)));
 }
 
-#define FLOWGRAD_INSTANTIATE(T)                          \
-  template bool all_finite(const Tensor<T>&);            \
-  template void sum(const Tensor<T>&, Tensor<T>&);       \
-  template void sum(const Tensor<T>&, int, Tensor<T>&);  \
-  template void mean(const Tensor<T>&, Tensor<T>&);      \
-  template void mean(const Tensor<T>&, int, Tensor<T>&); \
-  template void max(const Tensor<T>&, Tensor<T>&);       \
-  template void max(const Tensor<T>&, int, Tensor<T>&);  \
+#define FLOWGRAD_INSTANTIATE(T)                             \
+  template bool all_finite(const Tensor<T>&);               \
+  template void sum(const Tensor<T>&, Tensor<T>&);          \
+  template void sum_dim(const Tensor<T>&, int, Tensor<T>&); \
+  template void max(const Tensor<T>&, Tensor<T>&);          \
+  template void max_dim(const Tensor<T>&, int, Tensor<T>&); \
   template void logsumexp(const Tensor<T>&, int, Tensor<T>&);
 FLOWGRAD_INSTANTIATE(float)
 FLOWGRAD_INSTANTIATE(double)
 #undef FLOWGRAD_INSTANTIATE
 
-}  // namespace flowgrad
+}  // namespace flowgrad::FLOWGRAD_ISA_NS

@@ -3,6 +3,7 @@
 // dimensions.
 #include "flowgrad/tensor/activation.hpp"
 #include "flowgrad/tensor/gemm_options.hpp"
+#include "flowgrad/tensor/isa.hpp"
 #include "flowgrad/tensor/tensor.hpp"
 
 namespace flowgrad {
@@ -23,10 +24,10 @@ void gemm(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ld
           GemmOptions opt, const GemmEpilogue<T>& epilogue = {});
 
 // op(B) packed once for several products that share it (the MLP node multiplies every block of
-// rows by the same weights), so that gemm() does not pack it again for each. The panels are kept
-// when op(B) fits in one of gemm's cache blocks (k <= 256, n <= 2048 in float); otherwise, and for
-// the thin shapes that read B in place, gemm() works from B itself. B must outlive the packing and
-// stay unchanged while it is used.
+// rows by the same weights), so that gemm() does not pack it again for each. The panels are laid
+// out for the ISA active when pack() ran; gemm() uses them only while that ISA is still active,
+// and otherwise, as for the thin shapes that read B in place, works from B itself. B must outlive
+// the packing and stay unchanged while it is used.
 template <class T>
 class PackedB {
  public:
@@ -37,12 +38,15 @@ class PackedB {
   const T* b() const { return b_; }
   Index ldb() const { return ldb_; }
   bool trans_b() const { return trans_b_; }
+  // The panels, if any, and the ISA whose layout they have.
   const T* panels() const { return has_panels_ ? panels_.data() : nullptr; }
+  Isa isa() const { return isa_; }
 
  private:
   const T* b_ = nullptr;
   Index k_ = 0, n_ = 0, ldb_ = 0;
   bool trans_b_ = false, has_panels_ = false;
+  Isa isa_ = Isa::avx2;
   Tensor<T> panels_;  // grows only: re-packing allocates nothing
 };
 

@@ -6,7 +6,7 @@
 
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 
-namespace flowgrad::gemm_detail {
+namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail {
 
 // --- Micro-kernel ------------------------------------------------------------------------------
 // C[MR x NR] (+)= A[MR x kc] * Bpanel[kc x NR] with the MR*NB accumulators held in registers. A is
@@ -127,4 +127,4 @@ void pack_b_block(Index kc, Index nc, View<T> b, T* dst) {
                         dst + jr * kc);
 }
 
-}  // namespace flowgrad::gemm_detail
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail

@@ -12,7 +12,7 @@
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/detail/unary_rules.hpp"
 
-namespace flowgrad::gemm_detail {
+namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail {
 
 template <class T>
 using V = simd::batch<T>;
@@ -137,4 +137,4 @@ template <class T>
 void gemm_small_k(Index m, Index n, Index k, View<T> a, View<T> b, T* c, Index ldc, bool accumulate,
                   const GemmEpilogue<T>& ep, int nt);
 
-}  // namespace flowgrad::gemm_detail
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail

@@ -4,10 +4,11 @@
 // rows of B. Included only from tensor/gemm_thin.cpp.
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 
-namespace flowgrad::gemm_detail {
+namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail {
 
 // Loads a batch into a register the compiler must keep: without this, g++ folds the load into
 // every FMA that uses the value, turning one load into NN loads in the thin loops, where loads and
@@ -17,6 +18,31 @@ inline V<T> load_once(const T* p) {
   typename V<T>::register_type r = V<T>::load_unaligned(p);
   asm("" : "+x"(r));
   return V<T>(r);
+}
+
+// out[t] = the sum of the lanes of acc[t], for 16 batches of 16 floats (AVX-512). xsimd 8.1's
+// AVX-512 haddp returns the sums in the wrong lanes (found by test_matmul in a -march=native
+// build), and 16 separate horizontal sums made AVX-512's thin products (n = 1 or 2) twice as slow
+// as AVX2's. So each batch is folded to 8 lanes, its two halves added, and AVX2's haddp
+// transposes and sums each 8 of those.
+template <class T>
+inline void haddp16(const V<T>* acc, T* out) {
+  static_assert(std::is_same_v<T, float> && V<T>::size == 16, "for AVX-512 float batches");
+#if XSIMD_WITH_AVX512F
+  using Half = xsimd::batch<float, xsimd::fma3<xsimd::avx2>>;
+  Half halves[16];
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t) {
+    const __m512 r = acc[t];
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1));
+    halves[t] = Half(_mm256_add_ps(_mm512_castps512_ps256(r), high));
+  }
+  xsimd::haddp(halves).store_unaligned(out);
+  xsimd::haddp(halves + 8).store_unaligned(out + 8);
+#else
+  (void)acc;
+  (void)out;
+#endif
 }
 
 // Writes (or adds) a value into C.
@@ -66,13 +92,10 @@ void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool
   alignas(64) T sums[groups * w];
 #pragma GCC unroll 4
   for (int g = 0; g < groups; ++g) {
-    if constexpr (w <= 8) {
+    if constexpr (w <= 8)
       xsimd::haddp(acc + g * w).store_aligned(sums + g * w);
-    } else {
-      // xsimd 8.1's AVX-512 haddp returns the sums in the wrong lanes (found by test_matmul in a
-      // -march=native build); reduce one accumulator at a time there.
-      for (int t = 0; t < w; ++t) sums[g * w + t] = xsimd::hadd(acc[g * w + t]);
-    }
+    else
+      haddp16(acc + g * w, sums + g * w);
   }
   if (kv < k) {
     for (int j = 0; j < NN; ++j)
@@ -96,7 +119,10 @@ void dot_rows(Index i0, Index k, View<T> a, const T* const* bcol, Out<T> c, bool
 
 template <class T, int NN, bool Prefetch>
 void dot_all_rows(Index m, Index k, View<T> a, const T* const* bcol, Out<T> c, bool accumulate) {
-  constexpr int rows = NN == 1 ? static_cast<int>(simd::width<T>) : (NN == 2 ? 4 : 2);
+  // At most 8 rows side by side, for any width: 16 row streams (a 16-float AVX-512 batch's worth)
+  // ran the n = 1, k = 256 product at half AVX2's speed on Zen 4, whose prefetchers lose track.
+  constexpr int rows =
+      NN == 1 ? static_cast<int>(std::min<Index>(simd::width<T>, 8)) : (NN == 2 ? 4 : 2);
   Index i = 0;
   for (; i + rows <= m; i += rows) dot_rows<T, NN, rows, Prefetch>(i, k, a, bcol, c, accumulate);
   for (; i < m; ++i) dot_rows<T, NN, 1, Prefetch>(i, k, a, bcol, c, accumulate);
@@ -298,4 +324,4 @@ void small_k(Index m, Index n, View<T> a, const T* bp, Index ldp, T* c, Index ld
   for (; i < m; ++i) small_k_rows<T, K, 1>(i, n, a, bp, ldp, c, ldc, accumulate, epi);
 }
 
-}  // namespace flowgrad::gemm_detail
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail

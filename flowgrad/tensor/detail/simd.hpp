@@ -1,9 +1,22 @@
 #pragma once
-// SIMD loop helpers shared by the kernel files. Not installed: xsimd stays out of public headers.
+// SIMD loop helpers shared by the kernel files, for the ISA this file is compiled for
+// (detail/isa_namespace.hpp). Not installed: xsimd stays out of public headers.
 #pragma GCC diagnostic push
 // g++ 12 warns falsely from avx512fintrin.h under -march=native; see docs/design.md §11.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(FLOWGRAD_KERNEL_ISA_AVX512)
+// xsimd's scalar argument reduction for sin and cos of large arguments is two plain inline
+// functions in a header without an include guard, so detail/isa_prelude.hpp cannot read it
+// portably ahead of time. Renamed here, the AVX-512 files' copies are their own symbols, which no
+// AVX2 caller can reach (tests/isa/leak_check.sh found them under the shared names).
+#define __kernel_rem_pio2 isa_avx512_kernel_rem_pio2
+#define __ieee754_rem_pio2 isa_avx512_ieee754_rem_pio2
+#endif
 #include <xsimd/xsimd.hpp>
+#if defined(FLOWGRAD_KERNEL_ISA_AVX512)
+#undef __kernel_rem_pio2
+#undef __ieee754_rem_pio2
+#endif
 #pragma GCC diagnostic pop
 
 #include <algorithm>
@@ -11,14 +24,29 @@
 #include <type_traits>
 #include <utility>
 
+#include "flowgrad/tensor/detail/isa_namespace.hpp"
 #include "flowgrad/tensor/detail/pool.hpp"
+#include "flowgrad/tensor/isa.hpp"
 #include "flowgrad/tensor/shape.hpp"
 #include "flowgrad/tensor/threads.hpp"
 
-namespace flowgrad::simd {
+namespace flowgrad::FLOWGRAD_ISA_NS::simd {
+
+// The xsimd architecture of the batches, named rather than left to xsimd's default (which follows
+// the compiler flags), and the Isa it is reported as.
+#if defined(FLOWGRAD_KERNEL_ISA_AVX512)
+using arch = xsimd::avx512bw;
+inline constexpr Isa isa = Isa::avx512;
+#elif defined(FLOWGRAD_NATIVE_BUILD)
+using arch = xsimd::default_arch;
+inline constexpr Isa isa = XSIMD_WITH_AVX512F ? Isa::avx512 : Isa::avx2;
+#else
+using arch = xsimd::fma3<xsimd::avx2>;
+inline constexpr Isa isa = Isa::avx2;
+#endif
 
 template <class T>
-using batch = xsimd::batch<T>;
+using batch = xsimd::batch<T, arch>;
 
 template <class T>
 inline constexpr Index width = static_cast<Index>(batch<T>::size);
@@ -140,7 +168,7 @@ T row_sum(const T* x, Index n) {
 // of a parallel region, whose threads are all busy already.
 inline int threads_for(Index work, Index grain) {
   const int nt = num_threads();
-  if (nt <= 1 || work < 2 * grain || detail::in_chunk()) return 1;
+  if (nt <= 1 || work < 2 * grain || ::flowgrad::detail::in_chunk()) return 1;
   return static_cast<int>(std::min<Index>(nt, work / grain));
 }
 
@@ -164,7 +192,7 @@ void parallel_for(int nt, Index n, Index align, F&& body) {
     Index n, align;
     int parts;
   } job{body, n, align, nt};
-  detail::run_chunks(
+  ::flowgrad::detail::run_chunks(
       nt, nt,
       [](void* p, int c) {
         Job& j = *static_cast<Job*>(p);
@@ -184,7 +212,7 @@ void parallel_for_each(int nt, Index count, F&& body) {
     for (Index i = 0; i < count; ++i) body(i);
     return;
   }
-  detail::run_chunks(
+  ::flowgrad::detail::run_chunks(
       nt, static_cast<int>(count),
       [](void* p, int c) { (*static_cast<std::remove_reference_t<F>*>(p))(Index(c)); }, &body);
 }
@@ -205,7 +233,7 @@ T parallel_reduce(int nt, Index n, Index align, Part&& part, Combine&& combine) 
     Index n, align;
     int parts;
   } job{part, partial, n, align, nt};
-  detail::run_chunks(
+  ::flowgrad::detail::run_chunks(
       nt, nt,
       [](void* p, int c) {
         Job& j = *static_cast<Job*>(p);
@@ -233,4 +261,10 @@ void zip_mt(Index grain, Index n, T* out, F f, const In*... in) {
                [&](Index b, Index e) { zip(e - b, out + b, f, (in + b)...); });
 }
 
-}  // namespace flowgrad::simd
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::simd
+
+// Files compiled once (the autodiff ops, the optimizer) reach the helpers as flowgrad::simd, which
+// is the portable build's AVX2 copy there.
+namespace flowgrad {
+namespace simd = FLOWGRAD_ISA_NS::simd;
+}

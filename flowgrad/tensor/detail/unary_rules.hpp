@@ -22,7 +22,7 @@
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/ops.hpp"
 
-namespace flowgrad::detail {
+namespace flowgrad::FLOWGRAD_ISA_NS::detail {
 
 namespace rule {
 
@@ -374,4 +374,4 @@ simd::batch<T> derivative_from_output(simd::batch<T> y, simd::batch<T> slope) {
   return ActivationRule<A>::derivative_from_output(y, slope);
 }
 
-}  // namespace flowgrad::detail
+}  // namespace flowgrad::FLOWGRAD_ISA_NS::detail
