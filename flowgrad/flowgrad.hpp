@@ -10,6 +10,7 @@
 #include "flowgrad/autodiff/tape.hpp"
 #include "flowgrad/data/batches.hpp"
 #include "flowgrad/data/csv.hpp"
+#include "flowgrad/data/idx.hpp"
 #include "flowgrad/data/split.hpp"
 #include "flowgrad/flows/actnorm.hpp"
 #include "flowgrad/flows/autoregressive.hpp"

@@ -20,7 +20,7 @@ build_dir=${1:-$([[ $sanitize == 1 ]] && echo build-sanitize || echo build)}
 [[ $# -gt 0 ]] && shift
 
 packages=(cmake g++ make libxsimd-dev xtl-dev doctest-dev libbenchmark-dev libopenblas-dev
-          libcli11-dev nlohmann-json3-dev libcairo2-dev pkg-config)
+          libcli11-dev nlohmann-json3-dev libcairo2-dev pkg-config zlib1g-dev)
 [[ $torch == 1 ]] && packages+=(python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
