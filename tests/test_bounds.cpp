@@ -231,3 +231,28 @@ TEST_CASE("an empty composition is refused when it is read, not when the model i
       build_flow<float>(composition(2, {{{"kind", "planar"}, {"dim", "2"}}, inner}).dump()),
       "the composition layer at layers.1 has no layers", std::invalid_argument);
 }
+
+TEST_CASE("a permutation whose order is not one is refused when the file is loaded") {
+  TempDir dir;
+  Generator gen(0);
+  auto chain = std::make_unique<Composition<float>>(3);
+  chain->add(std::make_unique<Permutation<float>>(3, PermutationMode::random, gen));
+  chain->add(std::make_unique<Planar<float>>(3, gen));
+  DensityFlow<float> model(std::move(chain));
+  const std::string path = dir / "perm.safetensors";
+  save_flow(path, model);
+  // The order [a, b, c] in the file's data: its first entry becomes 1.5.
+  std::string bytes = read_bytes(path);
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const json header = json::parse(bytes.substr(8, n));
+  const auto begin = header["layers.0.order"]["data_offsets"][0].get<std::size_t>();
+  const float bad = 1.5f;
+  std::memcpy(bytes.data() + 8 + n + begin, &bad, 4);
+  write_bytes(path, bytes);
+  CHECK_THROWS_WITH_AS(load_density_flow<float>(path),
+                       (path + ": layers.0 (permutation): order is not a permutation of 0..2 "
+                               "(entry 0 is 1.500000)")
+                           .c_str(),
+                       std::runtime_error);
+}

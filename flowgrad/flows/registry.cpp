@@ -338,6 +338,23 @@ json spec_to_json(const LayerSpec& spec) {
   throw std::runtime_error(path + ": " + what);
 }
 
+// Buffers whose values carry structure are checked as soon as they are loaded, so that a bad
+// file fails here, naming the file, and not at the model's first use: a permutation's order.
+template <Scalar T>
+void check_loaded_values(Composition<T>& chain, const std::string& path) {
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    if (auto* inner = dynamic_cast<Composition<T>*>(&chain[i])) {
+      check_loaded_values(*inner, path);
+    } else if (auto* p = dynamic_cast<Permutation<T>*>(&chain[i])) {
+      try {
+        p->indices();
+      } catch (const std::invalid_argument& e) {
+        fail(path, e.what());
+      }
+    }
+  }
+}
+
 template <Scalar T, class Model>
 std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kind) {
   const SafetensorsFile file(path);
@@ -373,6 +390,7 @@ std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kin
   }
   auto model = std::make_unique<Model>(std::move(chain));
   load_module(file, *model);
+  check_loaded_values(model->transform(), path);
   return model;
 }
 
