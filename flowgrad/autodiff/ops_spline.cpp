@@ -71,7 +71,7 @@ struct Knots {
     for (Index k = 0; k < K; ++k) shifted[k] = double(z[k]) - mx;
     for (Index k = K; k < (K + w - 1) / w * w; ++k) shifted[k] = 0;
     for (Index k = 0; k < K; k += w)
-      xsimd::exp(Batch::load_aligned(shifted + k)).store_aligned(shifted + k);
+      simd::exp(Batch::load_aligned(shifted + k)).store_aligned(shifted + k);
     double total = 0;
     for (Index k = 0; k < K; ++k) total += s[k] = shifted[k];
     for (Index k = 0; k < K; ++k) s[k] /= total;

@@ -28,6 +28,38 @@ using batch = xsimd::batch<T>;
 template <class T>
 inline constexpr Index width = static_cast<Index>(batch<T>::size);
 
+// xsimd's double exp, expm1 and tanh (through exp) turn round(x / ln 2) into an int64 with a
+// scalar cast, which is undefined behaviour when x is NaN, infinite or beyond +-2^63 ln 2 (UBSan's
+// float-cast-overflow; x86 happens to give INT64_MIN, and xsimd's range selects then hide it).
+// These wrappers hand xsimd a double argument clamped to [-1000, 1000], with 0 for NaN, and put
+// the NaN back afterwards: exp and expm1 have already saturated at +-1000 (to 0 or -1 below -745,
+// to inf above 710) and tanh to +-1, so no result changes. float converts with an intrinsic
+// (cvttps2dq), which is defined for every input: as it is.
+template <class T, class F>
+batch<T> with_int_safe_argument(batch<T> x, F f) {
+  if constexpr (std::is_same_v<T, double>) {
+    const batch<T> lim(1000.0), zero(0.0);
+    const auto nan = xsimd::isnan(x);  // not x != x: xsimd compares ordered, false for NaN
+    const batch<T> a = xsimd::select(nan, zero,
+                                     xsimd::select(x < -lim, -lim, xsimd::select(x > lim, lim, x)));
+    return xsimd::select(nan, x, f(a));
+  } else {
+    return f(x);
+  }
+}
+template <class T>
+batch<T> exp(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::exp(a); });
+}
+template <class T>
+batch<T> expm1(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::expm1(a); });
+}
+template <class T>
+batch<T> tanh(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::tanh(a); });
+}
+
 // out[i] = f(in0[i], in1[i], ...) over n elements, f taking and returning batches. The tail runs
 // through the same f on a zero-padded copy, so body and tail give bit-identical results.
 template <class T, class F, class... In>
