@@ -30,9 +30,9 @@ run_one() {
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="build-fuzz/artifacts/$t/" >"build-fuzz/fuzz-$t.log" 2>&1 || rc=$?
   echo "$rc" >"build-fuzz/fuzz-$t.rc"
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|Done [0-9]+ runs)' "build-fuzz/fuzz-$t.log" |
-    sed "s/^/fuzz: $t: /" || true
-  grep -E '^#[0-9]+ ' "build-fuzz/fuzz-$t.log" | tail -1 | sed "s/^/fuzz: $t: /" || true
+  # libFuzzer's last status line (executions, coverage, corpus) and its run count.
+  grep -E '^#[0-9]+[[:space:]]' "build-fuzz/fuzz-$t.log" | tail -1 | sed "s/^/fuzz: $t: /" || true
+  grep -E '^Done [0-9]+ runs' "build-fuzz/fuzz-$t.log" | sed "s/^/fuzz: $t: /" || true
   if [[ $rc -ne 0 ]]; then
     echo "fuzz: $t FAILED (exit $rc); see build-fuzz/fuzz-$t.log and build-fuzz/artifacts/$t/" >&2
     tail -40 "build-fuzz/fuzz-$t.log" >&2
