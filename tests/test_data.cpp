@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -556,4 +557,20 @@ TEST_CASE("BatchSampler: a warm next() reuses the output buffer") {
     s.next(out);
     CHECK(out.data() == buffer);
   }
+}
+
+// Issue 18's numbers in data: the extremes of float32 load as written (denormals included, and
+// values below the smallest denormal round to 0, as a float conversion does); what float64 itself
+// cannot hold is an error naming the line and the column, as NaN and inf are.
+TEST_CASE("load_csv: 1e38, float32's largest, denormals and underflow") {
+  TempDir dir;
+  const CsvData d =
+      load_csv(dir.write("extremes.csv", "x,y\n1e38,1e-45\n-3.4028234e38,1e-50\n"));
+  CHECK(d.points(0, 0) == 1e38f);
+  CHECK(d.points(0, 1) == std::numeric_limits<float>::denorm_min());
+  CHECK(d.points(1, 0) == -std::numeric_limits<float>::max());
+  CHECK(d.points(1, 1) == 0.0f);
+  const auto p = dir.write("tiny.csv", "x,y\n1,2\n1e-400,1\n");
+  CHECK_THROWS_WITH_AS(load_csv(p), has(p + ": line 3, column 1: '1e-400' is out of the float32 range"),
+                       std::runtime_error);
 }

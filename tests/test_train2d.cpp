@@ -237,6 +237,45 @@ TEST_CASE("a malformed CSV is rejected with its line and column") {
   CHECK(out.find("line 3, column 2") != std::string::npos);
 }
 
+TEST_CASE("a run whose loss goes non-finite stops, names the step, and keeps the last finite "
+          "checkpoint") {
+  // 3e38 is a float, but its square is not: the step whose batch holds that row has an infinite
+  // loss. 500 rows, 5 held out, batches of 4: that step comes well after the first.
+  TempDir dir;
+  std::string csv = "x,y\n";
+  for (int i = 0; i < 500; ++i)
+    csv += i == 250 ? "3e38,0\n" : std::to_string(std::sin(i)) + "," + std::to_string(std::cos(i)) + "\n";
+  write_bytes(dir / "huge.csv", csv);
+  const std::string cmd = std::string(TRAIN_2D_PATH) + " --data " + (dir / "huge.csv") +
+                          " --test-fraction 0.01 --batch 4 --hidden 8 --steps 1000 "
+                          "--checkpoint-every 1 --out " + (dir / "run") + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int status = ::pclose(p);
+  INFO(out);
+  CHECK(WEXITSTATUS(status) == 1);
+  const auto at = out.find("step ");
+  REQUIRE(at != std::string::npos);
+  const long step = std::stol(out.substr(at + 5));
+  CHECK(step > 1);
+  CHECK(out.find("(the model is kept as after step " + std::to_string(step - 1) + ")") !=
+        std::string::npos);
+  // The checkpoint is the one written after the last finite step, and every value in it is finite.
+  const flowgrad::SafetensorsFile f(dir / "run/model.safetensors");
+  CHECK(f.metadata().at("fit.step") == std::to_string(step - 1));
+  for (const auto& [name, info] : f.tensors()) {
+    if (info.dtype != flowgrad::DType::F32 || info.shape.size() > 2) continue;
+    flowgrad::TensorF t(info.shape.size() == 1 ? flowgrad::Shape{info.shape[0]}
+                        : info.shape.empty() ? flowgrad::Shape{}
+                                             : flowgrad::Shape{info.shape[0], info.shape[1]});
+    f.copy_to(name, t);
+    for (flowgrad::Index i = 0; i < t.numel(); ++i) CHECK(std::isfinite(t[i]));
+  }
+}
+
 TEST_CASE("an interrupted run leaves a loadable checkpoint") {
   TempDir dir;
   const std::string out = dir / "run";

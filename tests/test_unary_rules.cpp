@@ -210,3 +210,35 @@ TEST_CASE("to_string and activation_from_string: one name per function, the stor
   CHECK(std::string(to_string(Binary::mul)) == "mul");
   CHECK(std::string(to_string(Binary::div)) == "div");
 }
+
+// xsimd's double exp turns x / ln 2 into an int64, undefined for NaN, inf and |x| > 6e18 (clang's
+// UBSan reports it; fuzz_model found it through a spline's logits): flowgrad's wrappers hand it a
+// clamped argument and restore NaN. The values must be the saturated ones, in every lane.
+TEST_CASE_TEMPLATE("exp, softplus, sigmoid and tanh at NaN, +-inf and +-1e30: saturated, NaN kept", T,
+                   float, double) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const Tensor<T> x(Shape{1, 9}, {nan, inf, -inf, T(1e30), T(-1e30), T(0), T(1), nan, T(-1e30)});
+  const Tensor<T> e = unary(Unary::exp, x);
+  CHECK(std::isnan(e[0]));
+  CHECK(e[1] == inf);
+  CHECK(e[2] == T(0));
+  CHECK(e[3] == inf);
+  CHECK(e[4] == T(0));
+  CHECK(e[5] == T(1));
+  CHECK(e[6] == doctest::Approx(std::exp(1.0)));
+  CHECK(std::isnan(e[7]));
+  const Tensor<T> t = unary(Unary::tanh, x);
+  CHECK(std::isnan(t[0]));
+  CHECK(t[1] == T(1));
+  CHECK(t[2] == T(-1));
+  CHECK(t[3] == T(1));
+  CHECK(t[4] == T(-1));
+  const Tensor<T> s = unary(Unary::sigmoid, x);
+  CHECK(std::isnan(s[0]));
+  CHECK(s[1] == T(1));
+  CHECK(s[2] == T(0));
+  const Tensor<T> sp = unary(Unary::softplus, x);
+  CHECK(std::isnan(sp[0]));
+  CHECK(sp[3] == T(1e30));
+  CHECK(sp[4] == T(0));
+}

@@ -51,9 +51,9 @@ struct BoundedAffineOp {
     for (Index e = 0; e < count; e += W) {
       const Index c = std::min(W, count - e);
       const Lanes in = load(xv.data(), pv.data(), e, c);
-      const V s = st.bound * xsimd::tanh(in.a / st.bound);
+      const V s = st.bound * simd::tanh(in.a / st.bound);
       const V y =
-          st.inverse ? (in.x - in.t) * xsimd::exp(-s) : xsimd::fma(in.x, xsimd::exp(s), in.t);
+          st.inverse ? (in.x - in.t) * simd::exp(-s) : xsimd::fma(in.x, simd::exp(s), in.t);
       y.store_aligned(out);
       s.store_aligned(s_lanes);
       for (Index l = 0; l < c; ++l) {
@@ -85,16 +85,16 @@ struct BoundedAffineOp {
         gl[l] = l < c ? n.grad(i, d) : T(0);
       }
       const V g_out = V::load_aligned(go), g_log = V::load_aligned(gl);
-      const V th = xsimd::tanh(in.a / st.bound);
+      const V th = simd::tanh(in.a / st.bound);
       const V s = st.bound * th, ds = V(T(1)) - th * th;
       if (st.inverse) {
-        const V scale = xsimd::exp(-s);
+        const V scale = simd::exp(-s);
         const V x = (in.x - in.t) * scale;
         (g_out * scale).store_aligned(g_in);
         (-g_out * scale).store_aligned(g_t);
         (-(g_out * x + g_log) * ds).store_aligned(g_a);
       } else {
-        const V scale = xsimd::exp(s);
+        const V scale = simd::exp(s);
         (g_out * scale).store_aligned(g_in);
         g_out.store_aligned(g_t);
         ((g_out * in.x * scale + g_log) * ds).store_aligned(g_a);

@@ -39,8 +39,8 @@ constexpr double min_derivative = 1e-3;  // m_d: the smallest interior knot deri
 constexpr Index max_bins = 128;          // knots live on the stack
 constexpr Index max_params = 3 * max_bins - 1;
 
-V softplus(V z) { return xsimd::max(z, V(0.0)) + xsimd::log1p(xsimd::exp(-xsimd::abs(z))); }
-V sigmoid(V z) { return V(1.0) / (V(1.0) + xsimd::exp(-z)); }
+V softplus(V z) { return xsimd::max(z, V(0.0)) + xsimd::log1p(simd::exp(-xsimd::abs(z))); }
+V sigmoid(V z) { return V(1.0) / (V(1.0) + simd::exp(-z)); }
 
 // One group of W elements: lane l is element e0 + l. z[q] holds parameter q of every lane.
 struct Group {
@@ -71,7 +71,7 @@ void fractions_and_knots(const V* logits, Index K, double B, V* s, V* c) {
   V mx = logits[0];
   for (Index k = 1; k < K; ++k) mx = xsimd::max(mx, logits[k]);
   V total(0.0);
-  for (Index k = 0; k < K; ++k) total += s[k] = xsimd::exp(logits[k] - mx);
+  for (Index k = 0; k < K; ++k) total += s[k] = simd::exp(logits[k] - mx);
   for (Index k = 0; k < K; ++k) s[k] /= total;
   const double scale = 1 - min_bin * double(K);
   V acc(0.0);

@@ -15,6 +15,9 @@ namespace flowgrad {
 // line and the column: a missing value, a word, NaN or inf, a value beyond T's range, a line with a
 // different number of columns, an empty file or one without data rows, fewer than 2 columns, a
 // file that cannot be read.
+// Resource bounds (issue 18): the file is read whole once (its size S) and parsed in one pass, so
+// memory is S plus the values (8 bytes or fewer per value, each from at least 2 bytes of text) and
+// time is linear in S; nothing a file claims is allocated ahead of the text that backs it.
 template <Scalar T>
 struct CsvTable {
   Tensor<T> points;                  // [rows, columns]

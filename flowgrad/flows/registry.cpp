@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "flowgrad/autodiff/io/detail/bounded_json.hpp"
 #include "flowgrad/flows/actnorm.hpp"
 #include "flowgrad/flows/autoregressive.hpp"
 #include "flowgrad/flows/batch_norm.hpp"
@@ -15,6 +16,7 @@
 #include "flowgrad/flows/planar.hpp"
 #include "flowgrad/flows/radial.hpp"
 #include "flowgrad/flows/spline_coupling.hpp"
+#include "flowgrad/tensor/budget.hpp"
 
 namespace flowgrad {
 
@@ -30,7 +32,13 @@ const char* const key_dtype = "flowgrad.dtype";
 // attempt to allocate terabytes.
 constexpr long long max_width = 1 << 16;  // dim, hidden
 constexpr long long max_hidden_layers = 64;
-constexpr std::size_t max_layers = 100000;
+constexpr std::size_t max_layers = 100000;  // in the whole model, nested compositions included
+// Containers may open at depths 0..max_json_depth: 15 compositions nested inside each other.
+constexpr int max_json_depth = 31;
+// Rebuilding the model a file holds may allocate, in tensors, twice the file's tensor data (the
+// parameters and buffers, which must all be in the file, and room for temporaries as large) and
+// this much more; a description of a larger model is refused at the allocation that passes it.
+constexpr std::size_t load_budget_slack = std::size_t{16} << 20;
 
 template <Scalar T>
 const char* dtype_name() {
@@ -139,6 +147,8 @@ template <Scalar T>
 std::unique_ptr<Composition<T>> build_chain(Settings& s, Generator& gen) {
   auto chain = std::make_unique<Composition<T>>(s.dim());
   const auto& layers = s.layers();
+  // An empty chain builds but cannot be used (its forward and inverse throw): refuse it here.
+  if (layers.empty()) s.bad("has no layers");
   if (layers.size() > max_layers) s.bad("has more than " + std::to_string(max_layers) + " layers");
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const std::string where =
@@ -276,6 +286,10 @@ LayerPtr<T> build_layer(const LayerSpec& spec, const std::string& where, Generat
     layer = it->second(settings, gen);
   } catch (const SpecError&) {
     throw;
+  } catch (const std::length_error& e) {
+    // TensorBudget: the description asks for more memory than the file or the caller allows.
+    throw SpecError("the " + spec.kind + " layer at " + at(where) +
+                    " makes the model larger than allowed (" + e.what() + ")");
   } catch (const std::invalid_argument& e) {
     // The constructors' own checks (a mask that fixes every column, eps <= 0) name no layer.
     throw SpecError("the " + spec.kind + " layer at " + at(where) + ": " + e.what());
@@ -284,7 +298,11 @@ LayerPtr<T> build_layer(const LayerSpec& spec, const std::string& where, Generat
   return layer;
 }
 
-LayerSpec spec_from_json(const json& j, const std::string& where) {
+// `count` is the number of layers read so far in the whole model, below its top level.
+LayerSpec spec_from_json(const json& j, const std::string& where, std::size_t& count) {
+  if (!where.empty() && ++count > max_layers)
+    throw std::invalid_argument("the architecture has more than " + std::to_string(max_layers) +
+                                " layers (at " + where + ")");
   if (!j.is_object())
     throw std::invalid_argument("the layer at " + at(where) + " is not a JSON object");
   LayerSpec spec;
@@ -299,7 +317,8 @@ LayerSpec spec_from_json(const json& j, const std::string& where) {
         throw std::invalid_argument("the layer at " + at(where) + ": \"layers\" is not an array");
       for (std::size_t i = 0; i < it.value().size(); ++i)
         spec.layers.push_back(spec_from_json(
-            it.value()[i], (where.empty() ? "" : where + ".") + "layers." + std::to_string(i)));
+            it.value()[i], (where.empty() ? "" : where + ".") + "layers." + std::to_string(i),
+            count));
       continue;
     }
     if (!it.value().is_string())
@@ -329,6 +348,23 @@ json spec_to_json(const LayerSpec& spec) {
   throw std::runtime_error(path + ": " + what);
 }
 
+// Buffers whose values carry structure are checked as soon as they are loaded, so that a bad
+// file fails here, naming the file, and not at the model's first use: a permutation's order.
+template <Scalar T>
+void check_loaded_values(Composition<T>& chain, const std::string& path) {
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    if (auto* inner = dynamic_cast<Composition<T>*>(&chain[i])) {
+      check_loaded_values(*inner, path);
+    } else if (auto* p = dynamic_cast<Permutation<T>*>(&chain[i])) {
+      try {
+        p->indices();
+      } catch (const std::invalid_argument& e) {
+        fail(path, e.what());
+      }
+    }
+  }
+}
+
 template <Scalar T, class Model>
 std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kind) {
   const SafetensorsFile file(path);
@@ -352,14 +388,19 @@ std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kin
   if (dtype->second != dtype_name<T>())
     fail(path, "holds a " + dtype->second + " flow; this call loads " + dtype_name<T>() +
                    (std::is_same_v<T, float> ? " (use <double>)" : " (use <float>)"));
+  // Every parameter and buffer must be in the file, so the model's tensors cannot need more bytes
+  // than the file's data holds (T's size is checked per tensor by load_module).
+  std::size_t data_bytes = 0;
+  for (const auto& [name, t] : file.tensors()) data_bytes += static_cast<std::size_t>(t.end - t.begin);
   std::unique_ptr<Composition<T>> chain;
   try {
-    chain = build_flow<T>(arch->second);
+    chain = build_flow<T>(arch->second, 2 * data_bytes + load_budget_slack);
   } catch (const std::invalid_argument& e) {
     fail(path, e.what());
   }
   auto model = std::make_unique<Model>(std::move(chain));
   load_module(file, *model);
+  check_loaded_values(model->transform(), path);
   return model;
 }
 
@@ -368,19 +409,25 @@ std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kin
 std::string architecture_json(const LayerSpec& spec) { return spec_to_json(spec).dump(); }
 
 template <Scalar T>
-std::unique_ptr<Composition<T>> build_flow(const std::string& architecture) {
+std::unique_ptr<Composition<T>> build_flow(const std::string& architecture,
+                                          std::size_t max_tensor_bytes) {
   json j;
   try {
-    j = json::parse(architecture);
+    j = detail::parse_json_bounded(architecture, max_json_depth);
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("the architecture is not valid JSON (") + e.what() +
                                 ")");
+  } catch (const detail::JsonTooDeep& e) {
+    throw std::invalid_argument(std::string("the architecture is ") + e.what());
   }
-  const LayerSpec spec = spec_from_json(j, "");
+  std::size_t count = 0;
+  const LayerSpec spec = spec_from_json(j, "", count);
+  j = json();  // the tree is done with: free it before the model takes memory
   if (spec.kind != "composition")
     throw std::invalid_argument("the architecture's top level is a '" + spec.kind +
                                 "', not a composition");
   Generator gen(0);  // any values do: a load overwrites them
+  TensorBudget budget(max_tensor_bytes);
   LayerPtr<T> layer = build_layer<T>(spec, "", gen);
   return std::unique_ptr<Composition<T>>(static_cast<Composition<T>*>(layer.release()));
 }
@@ -422,7 +469,7 @@ std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string& pat
   template Metadata flow_metadata(FlowModel<T>&, const Metadata&);                        \
   template std::unique_ptr<DensityFlow<T>> load_density_flow(const std::string&);         \
   template std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string&); \
-  template std::unique_ptr<Composition<T>> build_flow(const std::string&);
+  template std::unique_ptr<Composition<T>> build_flow(const std::string&, std::size_t);
 FLOWGRAD_INSTANTIATE(float)
 FLOWGRAD_INSTANTIATE(double)
 #undef FLOWGRAD_INSTANTIATE

@@ -11,6 +11,7 @@
 //   "flowgrad.dtype"         "float32" or "float64"
 //
 // Adding a layer: give it spec() and one line in the table in registry.cpp.
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -39,11 +40,20 @@ std::unique_ptr<DensityFlow<T>> load_density_flow(const std::string& path);
 template <Scalar T>
 std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string& path);
 
+// Bounds on what a description may ask for (docs/design.md §7): at most 100,000 layers in all,
+// compositions nested at most 15 deep, widths (dim, hidden) up to 65536, and the model's tensors
+// within a byte budget (TensorBudget), refused at the first allocation that would pass it, before
+// it is made. load_*_flow allows twice the file's tensor data plus 16 MiB (every parameter and
+// buffer is in the file); build_flow takes the budget from its caller.
+inline constexpr std::size_t default_build_budget = std::size_t{1} << 32;  // 4 GiB
+
 // The chain an architecture describes (the JSON of "flowgrad.architecture"), with parameters
 // initialised as the builders do (from a fixed seed), for callers that load the tensors
-// themselves. Throws std::invalid_argument naming the layer ("at layers.3") on a bad architecture.
+// themselves. Throws std::invalid_argument naming the layer ("at layers.3") on a bad architecture,
+// one over the bounds above included.
 template <Scalar T>
-std::unique_ptr<Composition<T>> build_flow(const std::string& architecture_json);
+std::unique_ptr<Composition<T>> build_flow(const std::string& architecture_json,
+                                          std::size_t max_tensor_bytes = default_build_budget);
 
 // The architecture JSON of a spec (the chain's: model.transform().spec()).
 std::string architecture_json(const LayerSpec& spec);

@@ -41,12 +41,12 @@ T sum_exp_shifted(const T* x, Index n, T shift) {
   const B<T> sh(shift);
   B<T> acc(T(0));
   Index i = 0;
-  for (; i + w <= n; i += w) acc += xsimd::exp(B<T>::load_unaligned(x + i) - sh);
+  for (; i + w <= n; i += w) acc += simd::exp(B<T>::load_unaligned(x + i) - sh);
   if (i < n) {
     alignas(64) T buf[w];
     std::fill(buf, buf + w, -std::numeric_limits<T>::infinity());
     std::copy(x + i, x + n, buf);
-    acc += xsimd::exp(B<T>::load_aligned(buf) - sh);
+    acc += simd::exp(B<T>::load_aligned(buf) - sh);
   }
   return xsimd::hadd(acc);
 }

@@ -1,9 +1,43 @@
 #include "flowgrad/tensor/tensor.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
+#include <string>
+
+#include "flowgrad/tensor/budget.hpp"
 
 namespace flowgrad {
+
+namespace {
+thread_local TensorBudget* current_budget = nullptr;
+}
+
+TensorBudget::TensorBudget(std::size_t bytes) : limit_(bytes), parent_(current_budget) {
+  current_budget = this;
+}
+
+TensorBudget::~TensorBudget() {
+  current_budget = parent_;
+  // What was spent inside was spent from the enclosing budget too; it may end over its cap, and
+  // then its next allocation fails.
+  if (parent_) parent_->used_ += used_;
+}
+
+void TensorBudget::charge(std::size_t elements, std::size_t element_size) {
+  TensorBudget* b = current_budget;
+  if (!b) return;
+  const std::size_t left = b->limit_ - std::min(b->used_, b->limit_);
+  if (elements > left / element_size)
+    throw std::length_error(
+        "tensor memory over its budget: " +
+        (elements > std::numeric_limits<std::size_t>::max() / element_size
+             ? std::string("more than 2^64")
+             : std::to_string(elements * element_size)) +
+        " bytes more asked for, " + std::to_string(b->used_) + " of " +
+        std::to_string(b->limit_) + " already used");
+  b->used_ += elements * element_size;
+}
 
 template <Scalar T>
 Tensor<T>::Tensor(Shape shape, std::initializer_list<T> values) {
@@ -46,6 +80,7 @@ void Tensor<T>::resize(Shape shape) {
     // Round up to whole cache lines so that SIMD loads of a row tail stay inside the allocation.
     const std::size_t per_line = tensor_alignment / sizeof(T);
     const std::size_t cap = (n + per_line - 1) / per_line * per_line;
+    TensorBudget::charge(n, sizeof(T));
     data_.reset(
         static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})));
     capacity_ = cap;

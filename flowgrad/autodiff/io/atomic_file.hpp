@@ -7,8 +7,11 @@
 namespace flowgrad {
 
 // Writes `bytes` to a temporary file beside `path` (same directory, so the rename cannot cross
-// file systems), flushes it to disk and renames it over `path`. On any failure the temporary is
-// removed, `path` is left as it was, and std::runtime_error names the path and the reason.
+// file systems), "<path>.tmp-<pid>-XXXXXX", flushes it to disk and renames it over `path`. On any
+// failure the temporary is removed, `path` is left as it was, and std::runtime_error names the
+// path and the reason. A writer killed mid-write (SIGKILL) cannot remove its temporary: each write
+// first removes the temporaries of the same `path` whose writer process no longer exists (on a
+// local file system: the pid is this machine's).
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 }  // namespace flowgrad

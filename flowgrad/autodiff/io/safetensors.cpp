@@ -5,13 +5,13 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 
 #include "flowgrad/autodiff/io/atomic_file.hpp"
+#include "flowgrad/autodiff/io/detail/bounded_json.hpp"
 
 namespace flowgrad {
 
@@ -30,6 +30,8 @@ std::uint64_t dtype_size(DType d) { return d == DType::F32 ? 4 : 8; }
 
 // A header larger than this is not a model of ours (the reference implementation's limit too).
 constexpr std::uint64_t max_header_bytes = 100u << 20;
+// Containers open at depth 0 (the header), 1 (an entry, __metadata__) and 2 (a shape, offsets).
+constexpr int max_header_depth = 2;
 
 TensorInfo parse_entry(const std::string& path, const std::string& name, const json& e,
                        std::uint64_t data_size) {
@@ -102,28 +104,40 @@ std::vector<Index> dims_of(const Shape& shape) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error");
-  if (bytes.size() < 8)
-    fail(path, "not a safetensors file (" + std::to_string(bytes.size()) +
+  const std::streamoff size = in.tellg();
+  if (size < 0) fail(path, "cannot tell the file's size");
+  const auto file_size = static_cast<std::uint64_t>(size);
+  if (file_size < 8)
+    fail(path, "not a safetensors file (" + std::to_string(file_size) +
                    " bytes, too short for a header)");
+  // The header length is checked against the file's size before the file is read, and the file is
+  // read once into a buffer of its exact size: a claim costs nothing.
   std::uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), 8);
-  if (n > bytes.size() - 8)
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(&n), 8);
+  if (!in) fail(path, "read error");
+  if (n > file_size - 8)
     fail(path, "not a safetensors file, or truncated: header length " + std::to_string(n) +
-                   " exceeds the " + std::to_string(bytes.size() - 8) + " bytes that follow");
+                   " exceeds the " + std::to_string(file_size - 8) + " bytes that follow");
   if (n > max_header_bytes)
     fail(path, "not a safetensors file: header length " + std::to_string(n) + " is over 100 MB");
+  bytes_.resize(static_cast<std::size_t>(file_size));
+  in.seekg(0);
+  in.read(bytes_.data(), static_cast<std::streamsize>(file_size));
+  if (in.gcount() != size) fail(path, "read error (the file changed while it was read?)");
+  data_begin_ = 8 + n;
   json header;
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    header = detail::parse_json_bounded(std::string_view(bytes_).substr(8, n), max_header_depth);
   } catch (const json::exception& e) {
     fail(path, std::string("not a safetensors file: header is not valid JSON (") + e.what() + ")");
+  } catch (const detail::JsonTooDeep& e) {
+    fail(path, std::string("not a safetensors file: header is ") + e.what());
   }
   if (!header.is_object()) fail(path, "not a safetensors file: header is not a JSON object");
-  data_ = bytes.substr(8 + n);
+  const std::uint64_t data_size = file_size - data_begin_;
 
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
@@ -135,7 +149,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       }
       continue;
     }
-    tensors_[it.key()] = parse_entry(path, it.key(), it.value(), data_.size());
+    tensors_[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
   }
 
   // The tensors must tile the data exactly: sorted by offset, each begins where the last ended.
@@ -155,9 +169,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     covered = t->end;
     if (t->end > t->begin) last = name;
   }
-  if (covered != data_.size())
-    fail(path,
-         std::to_string(data_.size() - covered) + " bytes of trailing data after the last tensor");
+  if (covered != data_size)
+    fail(path, std::to_string(data_size - covered) + " bytes of trailing data after the last tensor");
 }
 
 template <Scalar T>
@@ -172,7 +185,7 @@ void SafetensorsFile::copy_to(const std::string& name, Tensor<T>& out) const {
   if (t.shape != dims_of(out.shape()))
     fail(path_, "tensor '" + name + "' has shape " + shape_string(t.shape) +
                     " in the file; the model expects " + shape_string(dims_of(out.shape())));
-  if (t.end > t.begin) std::memcpy(out.data(), data_.data() + t.begin, t.end - t.begin);
+  if (t.end > t.begin) std::memcpy(out.data(), bytes_.data() + data_begin_ + t.begin, t.end - t.begin);
 }
 
 template <Scalar T>

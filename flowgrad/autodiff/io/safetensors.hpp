@@ -35,6 +35,15 @@ struct TensorInfo {
 // not overlapping, together covering the data with nothing left over), and a metadata map of
 // strings. Every error is a std::runtime_error "<path>: <what>" naming the tensor where there is
 // one.
+//
+// Resource bounds, for files from elsewhere (issue 18; docs/design.md §7): the header length is
+// checked against the file's size and against 100 MB before the file is read; the file is then
+// read once into one buffer of its size (the tensors' data is not copied again); the header's JSON
+// may nest containers 3 deep (header, entry, shape), checked before its tree is built, and that
+// tree takes at most about 25 bytes per header byte (23 measured for the worst shape, a metadata
+// map of empty strings); a tensor's shape is checked against the data's size with overflow guards
+// before anything is allocated for it. So a file of S bytes with a header of H costs at most
+// S + 25 H bytes, and time linear in S.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
@@ -52,7 +61,8 @@ class SafetensorsFile {
   std::string path_;
   Metadata metadata_;
   std::map<std::string, TensorInfo> tensors_;
-  std::string data_;
+  std::string bytes_;               // the whole file
+  std::uint64_t data_begin_ = 0;    // where the tensors' data starts in it
 };
 
 // The file's bytes for these tensors, in this order, and the metadata. Names must be distinct and

@@ -1,9 +1,12 @@
 #pragma once
 // SIMD loop helpers shared by the kernel files, for the ISA this file is compiled for
 // (detail/isa_namespace.hpp). Not installed: xsimd stays out of public headers.
+// g++ 12 warns falsely from avx512fintrin.h under -march=native; see docs/design.md §11. clang
+// has no such warning, and -Werror turns its "unknown warning group" into an error: g++ only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
-// g++ 12 warns falsely from avx512fintrin.h under -march=native; see docs/design.md §11.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #if defined(FLOWGRAD_KERNEL_ISA_AVX512)
 // xsimd's scalar argument reduction for sin and cos of large arguments is two plain inline
 // functions in a header without an include guard, so detail/isa_prelude.hpp cannot read it
@@ -17,7 +20,9 @@
 #undef __kernel_rem_pio2
 #undef __ieee754_rem_pio2
 #endif
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -50,6 +55,38 @@ using batch = xsimd::batch<T, arch>;
 
 template <class T>
 inline constexpr Index width = static_cast<Index>(batch<T>::size);
+
+// xsimd's double exp, expm1 and tanh (through exp) turn round(x / ln 2) into an int64 with a
+// scalar cast, which is undefined behaviour when x is NaN, infinite or beyond +-2^63 ln 2 (UBSan's
+// float-cast-overflow; x86 happens to give INT64_MIN, and xsimd's range selects then hide it).
+// These wrappers hand xsimd a double argument clamped to [-1000, 1000], with 0 for NaN, and put
+// the NaN back afterwards: exp and expm1 have already saturated at +-1000 (to 0 or -1 below -745,
+// to inf above 710) and tanh to +-1, so no result changes. float converts with an intrinsic
+// (cvttps2dq), which is defined for every input: as it is.
+template <class T, class F>
+batch<T> with_int_safe_argument(batch<T> x, F f) {
+  if constexpr (std::is_same_v<T, double>) {
+    const batch<T> lim(1000.0), zero(0.0);
+    const auto nan = xsimd::isnan(x);  // not x != x: xsimd compares ordered, false for NaN
+    const batch<T> a = xsimd::select(nan, zero,
+                                     xsimd::select(x < -lim, -lim, xsimd::select(x > lim, lim, x)));
+    return xsimd::select(nan, x, f(a));
+  } else {
+    return f(x);
+  }
+}
+template <class T>
+batch<T> exp(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::exp(a); });
+}
+template <class T>
+batch<T> expm1(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::expm1(a); });
+}
+template <class T>
+batch<T> tanh(batch<T> x) {
+  return with_int_safe_argument(x, [](batch<T> a) { return xsimd::tanh(a); });
+}
 
 // out[i] = f(in0[i], in1[i], ...) over n elements, f taking and returning batches. The tail runs
 // through the same f on a zero-padded copy, so body and tail give bit-identical results.

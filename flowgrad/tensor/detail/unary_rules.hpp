@@ -63,7 +63,7 @@ struct Exp {
   static constexpr bool cheap_backward(double) { return true; }
   template <class T>
   static B<T> forward(B<T> x, auto) {
-    return xsimd::exp(x);
+    return simd::exp(x);
   }
   template <class T>
   static B<T> derivative_from_output(B<T> y, auto) {
@@ -91,7 +91,7 @@ struct Tanh {
   static constexpr bool cheap_backward(double) { return true; }
   template <class T>
   static B<T> forward(B<T> x, auto) {
-    return xsimd::tanh(x);
+    return simd::tanh(x);
   }
   template <class T>
   static B<T> derivative_from_output(B<T> y, auto) {
@@ -106,7 +106,7 @@ struct Sigmoid {
   template <class T>
   static B<T> forward(B<T> x, auto) {
     const B<T> one(T(1));
-    return one / (one + xsimd::exp(-x));
+    return one / (one + simd::exp(-x));
   }
   template <class T>
   static B<T> derivative_from_output(B<T> y, auto) {
@@ -122,12 +122,12 @@ struct Softplus {
   // tail for very negative x.
   template <class T>
   static B<T> forward(B<T> x, auto) {
-    return xsimd::max(x, B<T>(T(0))) + xsimd::log1p(xsimd::exp(-xsimd::abs(x)));
+    return xsimd::max(x, B<T>(T(0))) + xsimd::log1p(simd::exp(-xsimd::abs(x)));
   }
   // softplus' = sigmoid(x) = 1 - e^-y; expm1 keeps it exact for tiny y (very negative x).
   template <class T>
   static B<T> derivative_from_output(B<T> y, auto) {
-    return -xsimd::expm1(-y);
+    return -simd::expm1(-y);
   }
 };
 
