@@ -93,6 +93,9 @@ int run(Options opt) {
         preprocess(train, rows, opt.lambda, opt.conditional, g, out);
       },
       fit);
+  // The batches continue the stream that initialised the model; a generator of their own with the
+  // same seed would replay the numbers behind the weights and permutations as indices and noise.
+  trainer.generator() = gen;
   flowgrad::Metadata meta{{"kind", "density"},
                           {"dataset", "fashion-mnist"},
                           {"model", opt.model.model},
