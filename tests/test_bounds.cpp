@@ -256,3 +256,16 @@ TEST_CASE("a permutation whose order is not one is refused when the file is load
                            .c_str(),
                        std::runtime_error);
 }
+
+TEST_CASE("a spline's tail bound beyond float32 is refused when read, for either precision") {
+  // 4.2e119 is a double, but T(tail_bound) is inf in a float model (found by fuzz_architecture).
+  const json spline = {{"kind", "spline_coupling"}, {"dim", "2"}, {"mask", "1,0"},
+                       {"bins", "8"}, {"tail_bound", "4.2e119"}, {"hidden", "4"},
+                       {"hidden_layers", "1"}, {"activation", "relu"}};
+  const std::string arch = composition(2, {spline}).dump();
+  const std::string msg =
+      "the spline_coupling layer at layers.0: spline_coupling: tail_bound must be positive and "
+      "finite in float32";
+  CHECK_THROWS_WITH_AS(build_flow<float>(arch), msg.c_str(), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(build_flow<double>(arch), msg.c_str(), std::invalid_argument);
+}

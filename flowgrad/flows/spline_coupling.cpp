@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -16,8 +17,11 @@ void check_spline_config(const SplineCouplingConfig& config, const std::string& 
   if (config.bins < 1 || config.bins > 128)
     throw std::invalid_argument(layer + ": bins must be in 1..128, got " +
                                 std::to_string(config.bins));
-  if (!(config.tail_bound > 0) || !std::isfinite(config.tail_bound))
-    throw std::invalid_argument(layer + ": tail_bound must be positive and finite");
+  // Float models run the spline op with T(tail_bound): a bound finite in double but not in float
+  // would pass here and fail at the first use. Both precisions take the float range, so a file
+  // loads alike as either.
+  if (!(config.tail_bound > 0) || !(config.tail_bound <= std::numeric_limits<float>::max()))
+    throw std::invalid_argument(layer + ": tail_bound must be positive and finite in float32");
   if (config.context < 0) throw std::invalid_argument(layer + ": negative context width");
 }
 
