@@ -52,8 +52,7 @@ struct BoundedAffineOp {
       const Index c = std::min(W, count - e);
       const Lanes in = load(xv.data(), pv.data(), e, c);
       const V s = st.bound * simd::tanh(in.a / st.bound);
-      const V y =
-          st.inverse ? (in.x - in.t) * simd::exp(-s) : xsimd::fma(in.x, simd::exp(s), in.t);
+      const V y = st.inverse ? (in.x - in.t) * simd::exp(-s) : xsimd::fma(in.x, simd::exp(s), in.t);
       y.store_aligned(out);
       s.store_aligned(s_lanes);
       for (Index l = 0; l < c; ++l) {

@@ -132,8 +132,8 @@ IdxArray decode_idx(std::string_view bytes, const std::string& name) {
   if (head[0] != 0 || head[1] != 0)
     fail(name, "not an IDX file (magic " + hex(magic, 8) + " does not begin with two zero bytes)");
   if (head[2] != 0x08)
-    fail(name, "IDX element type " + hex(head[2], 2) + " is not supported (magic " +
-                   hex(magic, 8) + "); flowgrad reads unsigned bytes (0x08)");
+    fail(name, "IDX element type " + hex(head[2], 2) + " is not supported (magic " + hex(magic, 8) +
+                   "); flowgrad reads unsigned bytes (0x08)");
   const int rank = head[3];
   if (rank < 1 || rank > 4)
     fail(name, "IDX rank " + std::to_string(rank) + " (magic " + hex(magic, 8) + ") is not 1 to 4");

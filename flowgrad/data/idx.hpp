@@ -20,13 +20,13 @@ namespace flowgrad {
 
 // Any IDX array of unsigned bytes (element type 0x08), of rank 1 to 4.
 struct IdxArray {
-  std::vector<Index> dims;            // {60000, 28, 28} for Fashion-MNIST's training images
-  std::vector<std::uint8_t> values;   // row-major; as many as the dims' product
+  std::vector<Index> dims;           // {60000, 28, 28} for Fashion-MNIST's training images
+  std::vector<std::uint8_t> values;  // row-major; as many as the dims' product
 };
 
 // Errors are std::runtime_error "<path>: <what>": cannot open, not IDX (bad magic), an element type
-// other than unsigned bytes, a dimension product that overflows, a claimed size beyond what the file
-// can hold, truncated data, bytes after the data, corrupt gzip data.
+// other than unsigned bytes, a dimension product that overflows, a claimed size beyond what the
+// file can hold, truncated data, bytes after the data, corrupt gzip data.
 IdxArray read_idx(const std::string& path);
 // The same from a file's bytes already in memory; `name` stands for the path in errors.
 IdxArray decode_idx(std::string_view bytes, const std::string& name);

@@ -391,7 +391,8 @@ std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kin
   // Every parameter and buffer must be in the file, so the model's tensors cannot need more bytes
   // than the file's data holds (T's size is checked per tensor by load_module).
   std::size_t data_bytes = 0;
-  for (const auto& [name, t] : file.tensors()) data_bytes += static_cast<std::size_t>(t.end - t.begin);
+  for (const auto& [name, t] : file.tensors())
+    data_bytes += static_cast<std::size_t>(t.end - t.begin);
   std::unique_ptr<Composition<T>> chain;
   try {
     chain = build_flow<T>(arch->second, 2 * data_bytes + load_budget_slack);
@@ -410,7 +411,7 @@ std::string architecture_json(const LayerSpec& spec) { return spec_to_json(spec)
 
 template <Scalar T>
 std::unique_ptr<Composition<T>> build_flow(const std::string& architecture,
-                                          std::size_t max_tensor_bytes) {
+                                           std::size_t max_tensor_bytes) {
   json j;
   try {
     j = detail::parse_json_bounded(architecture, max_json_depth);

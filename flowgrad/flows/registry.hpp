@@ -53,7 +53,7 @@ inline constexpr std::size_t default_build_budget = std::size_t{1} << 32;  // 4 
 // one over the bounds above included.
 template <Scalar T>
 std::unique_ptr<Composition<T>> build_flow(const std::string& architecture_json,
-                                          std::size_t max_tensor_bytes = default_build_budget);
+                                           std::size_t max_tensor_bytes = default_build_budget);
 
 // The architecture JSON of a spec (the chain's: model.transform().spec()).
 std::string architecture_json(const LayerSpec& spec);

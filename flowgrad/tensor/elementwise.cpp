@@ -25,8 +25,9 @@ Index grain(bool cheap) { return cheap ? simd::kGrainCheap : simd::kGrainMath; }
 // leaky_relu's derivative is read from its output, which needs a monotone function.
 void check_leaky_slope(double slope) {
   if (!(slope >= 0))
-    throw std::invalid_argument("leaky_relu: negative slope " + std::to_string(slope) +
-                                " (its derivative is read from the output, which needs slope >= 0)");
+    throw std::invalid_argument(
+        "leaky_relu: negative slope " + std::to_string(slope) +
+        " (its derivative is read from the output, which needs slope >= 0)");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The fused bias + activation kernels, running the activations' rules (tensor/detail/unary_rules.hpp)
-// with the derivative from the output. Compiled once per ISA.
+// The fused bias + activation kernels, running the activations' rules
+// (tensor/detail/unary_rules.hpp) with the derivative from the output. Compiled once per ISA.
 #include "flowgrad/tensor/detail/isa_prelude.hpp"
 
 #include "flowgrad/tensor/detail/isa_kernels.hpp"

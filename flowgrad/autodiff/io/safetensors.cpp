@@ -170,7 +170,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (t->end > t->begin) last = name;
   }
   if (covered != data_size)
-    fail(path, std::to_string(data_size - covered) + " bytes of trailing data after the last tensor");
+    fail(path,
+         std::to_string(data_size - covered) + " bytes of trailing data after the last tensor");
 }
 
 template <Scalar T>
@@ -185,7 +186,8 @@ void SafetensorsFile::copy_to(const std::string& name, Tensor<T>& out) const {
   if (t.shape != dims_of(out.shape()))
     fail(path_, "tensor '" + name + "' has shape " + shape_string(t.shape) +
                     " in the file; the model expects " + shape_string(dims_of(out.shape())));
-  if (t.end > t.begin) std::memcpy(out.data(), bytes_.data() + data_begin_ + t.begin, t.end - t.begin);
+  if (t.end > t.begin)
+    std::memcpy(out.data(), bytes_.data() + data_begin_ + t.begin, t.end - t.begin);
 }
 
 template <Scalar T>

@@ -61,8 +61,8 @@ class SafetensorsFile {
   std::string path_;
   Metadata metadata_;
   std::map<std::string, TensorInfo> tensors_;
-  std::string bytes_;               // the whole file
-  std::uint64_t data_begin_ = 0;    // where the tensors' data starts in it
+  std::string bytes_;             // the whole file
+  std::uint64_t data_begin_ = 0;  // where the tensors' data starts in it
 };
 
 // The file's bytes for these tensors, in this order, and the metadata. Names must be distinct and

@@ -68,8 +68,8 @@ batch<T> with_int_safe_argument(batch<T> x, F f) {
   if constexpr (std::is_same_v<T, double>) {
     const batch<T> lim(1000.0), zero(0.0);
     const auto nan = xsimd::isnan(x);  // not x != x: xsimd compares ordered, false for NaN
-    const batch<T> a = xsimd::select(nan, zero,
-                                     xsimd::select(x < -lim, -lim, xsimd::select(x > lim, lim, x)));
+    const batch<T> a =
+        xsimd::select(nan, zero, xsimd::select(x < -lim, -lim, xsimd::select(x > lim, lim, x)));
     return xsimd::select(nan, x, f(a));
   } else {
     return f(x);
