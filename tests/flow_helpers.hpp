@@ -43,6 +43,24 @@ void randomize_parameters(Module<T>& m, Generator& gen, double scale) {
     for (Index k = 0; k < p->value.numel(); ++k) p->value[k] = T(scale * gen.normal());
 }
 
+// The mass of a 2-D density on [-half, half]^2 by the midpoint rule on an n x n grid, one row
+// of the grid per log_prob call.
+template <class Model>
+double mass_2d(Model& model, double half = 12, Index n = 400) {
+  const double h = 2 * half / static_cast<double>(n);
+  double mass = 0;
+  for (Index i = 0; i < n; ++i) {
+    Tensor<double> row(Shape{n, 2});
+    for (Index j = 0; j < n; ++j) {
+      row(j, 0) = -half + (static_cast<double>(i) + 0.5) * h;
+      row(j, 1) = -half + (static_cast<double>(j) + 0.5) * h;
+    }
+    const auto lp = model.log_prob(row);
+    for (Index j = 0; j < n; ++j) mass += std::exp(lp[j]) * h * h;
+  }
+  return mass;
+}
+
 // Runs a bijector forward on one row, values only.
 inline Tensor<double> forward_row(Bijector<double>& f, const Tensor<double>& row) {
   Tape<double> t;
