@@ -322,3 +322,36 @@ TEST_CASE("fit_variational reduces KL to a Gaussian target, and beta sees every 
   const LogDensity<float> row = [](const Var<float>& x) { return square(x); };  // [n, 2]
   CHECK_THROWS_AS(fit_variational(q, row, {.steps = 1, .batch = 8}), std::invalid_argument);
 }
+
+// A user's energy is the one input a variational fit cannot check in advance: where q's samples
+// make it NaN or -inf, the fit must stop at once, say so, and leave q as it was.
+TEST_CASE("a log-density that is NaN or -inf where q samples stops the fit, naming the step") {
+  for (const bool nan : {true, false}) {
+    CAPTURE(nan);
+    const LogDensity<float> broken = [nan](const Var<float>& x) {
+      const Var<float> x0 = narrow(x, 0, 1);
+      // log of a negative number (about half of q's samples) is NaN; log 0 is -inf.
+      return nan ? log(x0) : log(x0 * 0.0f);
+    };
+    Generator gen(4);
+    VariationalFlow<float> q(make_planar_stack<float>(2, 4, gen));
+    const std::vector<float> before = snapshot(q);
+    FitOptions opt;
+    opt.steps = 20;
+    opt.batch = 64;
+    VariationalTrainer<float> trainer(q, broken, opt);
+    long failed_at = -1;
+    std::string what;
+    try {
+      trainer.run();
+    } catch (const NonFiniteLossError& e) {
+      failed_at = e.step();
+      what = e.what();
+    }
+    CHECK(failed_at == 1);
+    CHECK(trainer.step() == 0);
+    CHECK(what.find("step 1:") != std::string::npos);
+    CHECK(what.find("log-density is finite") != std::string::npos);
+    CHECK(snapshot(q) == before);
+  }
+}

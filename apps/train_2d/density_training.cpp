@@ -14,6 +14,7 @@
 #include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/flows/fit_checkpoint.hpp"
 #include "flowgrad/flows/registry.hpp"
+#include "ranks.hpp"
 
 namespace train2d {
 
@@ -40,11 +41,13 @@ DensityRun train_density(const TrainOptions& opt, const DataSource& data,
   fit.adam.lr = opt.lr;
   fit.clip = opt.clip;
   fit.replacement = true;
+  fit.collective = ranks();
   auto trainer =
       data.is_csv()
           ? std::make_unique<flowgrad::DensityTrainer<float>>(model, data.train_rows(), fit)
           : std::make_unique<flowgrad::DensityTrainer<float>>(model, data.toy_source(), fit);
-  trainer->generator() = gen;
+  // Under data-parallel ranks, generated batches come from each rank's own stream.
+  if (!fit.collective || data.is_csv()) trainer->generator() = gen;
   LoopSettings settings =
       loop_settings(opt, "try a lower --lr or --clip", *trainer, checkpoint, metadata);
   if (resuming) {

@@ -9,6 +9,7 @@
 
 #include "commands.hpp"
 #include "conditional_toy.hpp"
+#include "ranks.hpp"
 #include "flowgrad/tensor/threads.hpp"
 #include "toy_datasets.hpp"
 
@@ -238,7 +239,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  try {
+  const auto command = [&]() -> int {
     if (*t && !train.resume.empty()) {
       // A resumed run is the stopped run: what decides its results comes from its checkpoint.
       for (const char* flag :
@@ -261,12 +262,16 @@ int main(int argc, char** argv) {
     if (*s) return run_sample(sample);
     if (*v) return run_vi(vi);
     if (*g) return run_gallery(gallery);
-  } catch (const std::invalid_argument& err) {
-    std::fprintf(stderr, "train_2d: %s\n", err.what());
-    return 2;
-  } catch (const std::exception& err) {
+    return 0;
+  };
+  const auto report = [](const std::exception& err) {
+    if (dynamic_cast<const std::invalid_argument*>(&err) != nullptr) {
+      std::fprintf(stderr, "train_2d: %s\n", err.what());
+      return 2;
+    }
     std::fprintf(stderr, "train_2d: error: %s\n", err.what());
     return 1;
-  }
-  return 0;
+  };
+  // Under mpirun (a FLOWGRAD_MPI=ON build), train and vi train data-parallel over the ranks.
+  return run_with_ranks(argc, argv, command, report);
 }

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "conditional_toy.hpp"
 #include "density_training.hpp"
+#include "ranks.hpp"
 
 namespace train2d {
 
@@ -69,7 +70,9 @@ TrainOptions resumed(const TrainOptions& cli) {
 }  // namespace
 
 int run_train(const TrainOptions& cli) {
-  const TrainOptions opt = cli.resume.empty() ? cli : resumed(cli);
+  TrainOptions opt = cli.resume.empty() ? cli : resumed(cli);
+  // Data-parallel (under mpirun): every rank trains, rank 0 alone reports and writes.
+  if (!is_root()) opt.quiet = true;
   check_model_for(opt.model.model, true);
   validate(opt.model);
   if (opt.steps < 1 || opt.batch < 2)
@@ -80,7 +83,7 @@ int run_train(const TrainOptions& cli) {
                                                : DataSource::csv(opt.data_csv, opt.test_fraction,
                                                                  opt.seed, opt.context_columns);
   const std::string dir = opt.out.empty() ? default_dir(opt) : opt.out;
-  make_output_dir(dir);
+  if (is_root()) make_output_dir(dir);
   ModelConfig config = opt.model;
   config.dim = data.dim();
   config.context = data.context_dim();
@@ -109,6 +112,7 @@ int run_train(const TrainOptions& cli) {
   if (!opt.resume.empty() && !opt.quiet)
     std::fprintf(stderr, "train_2d: resuming %s\n", checkpoint.c_str());
   DensityRun run = train_density(opt, data, checkpoint, meta);
+  if (!is_root()) return run.signal != 0 ? 128 + run.signal : 0;
   write_loss_csv(dir + "/loss.csv", run.losses);
   const double samples_per_s =
       static_cast<double>((run.steps_done - run.first_step) * opt.batch) / run.wall_seconds;

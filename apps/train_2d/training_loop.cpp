@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "atomic_file.hpp"
 #include "interrupt.hpp"
 #include "progress.hpp"
+#include "ranks.hpp"
 
 namespace train2d {
 
@@ -30,6 +32,15 @@ LoopResult run_training_loop(const LoopSettings& s, flowgrad::Trainer<float>& tr
     r.steps_done = p.step;
     progress.update(p.step, p.loss);
     r.signal = InterruptGuard::signal_received();
+    // Data-parallel ranks stop together: they agree on it every few steps (a signal from mpirun
+    // reaches them at different steps).
+    if (ranks() != nullptr) {
+      constexpr long agree_every = 20;
+      if (p.step % agree_every == 0 || p.step == s.steps)
+        r.signal = all_ranks_agree_to_stop(r.signal != 0) ? (r.signal != 0 ? r.signal : SIGINT) : 0;
+      else
+        r.signal = 0;
+    }
     if (s.save && (p.step % s.checkpoint_every == 0 || r.signal != 0 || p.step == s.steps))
       s.save(r);
     return r.signal != 0 ? flowgrad::FitAction::stop : flowgrad::FitAction::proceed;

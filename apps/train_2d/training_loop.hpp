@@ -10,6 +10,7 @@
 #include "checkpoint.hpp"
 #include "flowgrad/flows/fit.hpp"
 #include "flowgrad/flows/fit_checkpoint.hpp"
+#include "ranks.hpp"
 
 namespace train2d {
 
@@ -55,8 +56,8 @@ LoopSettings loop_settings(const Options& opt, std::string hint, TrainerType& tr
   s.hint = std::move(hint);
   if (!checkpoint.empty())
     s.save = [&trainer, checkpoint, metadata](const LoopResult& so_far) {
-      write_loss_csv(loss_csv_beside(checkpoint), so_far.losses);
-      flowgrad::save_trainer(checkpoint, trainer, metadata);
+      if (is_root()) write_loss_csv(loss_csv_beside(checkpoint), so_far.losses);
+      flowgrad::save_trainer(checkpoint, trainer, metadata);  // every rank: rank 0 writes
     };
   return s;
 }

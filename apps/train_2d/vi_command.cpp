@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "density_training.hpp"
 #include "energies.hpp"
+#include "ranks.hpp"
 #include "vi_training.hpp"
 
 namespace train2d {
@@ -16,11 +17,13 @@ int run_vi(const ViOptions& opt) {
   const std::string name = "U" + std::to_string(which);
   ViOptions o = opt;
   o.model.dim = 2;
+  // Data-parallel (under mpirun): every rank trains, rank 0 alone reports and writes.
+  if (!is_root()) o.quiet = true;
   check_model_for(o.model.model, false);
   validate(o.model);
   if (o.steps < 1 || o.batch < 1) throw std::invalid_argument("--steps and --batch must be >= 1");
   const std::string dir = o.out.empty() ? "runs/vi-" + name : o.out;
-  make_output_dir(dir);
+  if (is_root()) make_output_dir(dir);
   Metadata meta = to_metadata(o.model);
   meta["kind"] = "variational";
   meta["energy"] = name;
@@ -35,6 +38,7 @@ int run_vi(const ViOptions& opt) {
                  "loss = E_q[log q + beta U]; it tends to -log Z, so it can be negative.\n");
   }
   ViRun run = train_vi(o, which, checkpoint, meta);
+  if (!is_root()) return run.signal != 0 ? 128 + run.signal : 0;
   write_loss_csv(dir + "/loss.csv", run.losses);
   if (run.signal != 0) {
     std::fprintf(stderr, "interrupted (signal %d) at step %ld; checkpoint saved to %s\n",

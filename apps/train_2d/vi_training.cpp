@@ -7,6 +7,7 @@
 #include "checkpoint.hpp"
 #include "energies.hpp"
 #include "flowgrad/autodiff/optim.hpp"
+#include "ranks.hpp"
 
 namespace train2d {
 
@@ -23,6 +24,7 @@ ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
   fit.steps = opt.steps;
   fit.batch = opt.batch;
   fit.adam.lr = opt.lr;
+  fit.collective = ranks();
   // Computed in float as before the library took over the loop, so that runs repeat bit for bit.
   if (opt.anneal)
     fit.beta = [](long i) {
@@ -30,7 +32,8 @@ ViRun train_vi(const ViOptions& opt, int which, const std::string& checkpoint,
     };
   flowgrad::VariationalTrainer<float> trainer(
       q, [which](const flowgrad::Var<float>& x) { return -energy(which, x); }, fit);
-  trainer.generator() = gen;  // base samples continue the stream that initialised q
+  // Base samples continue the stream that initialised q; data-parallel ranks draw their own.
+  if (!ranks()) trainer.generator() = gen;
   const LoopSettings settings =
       loop_settings(opt, "try a lower --lr", trainer, checkpoint, metadata);
   static_cast<LoopResult&>(run) = run_training_loop(settings, trainer);

@@ -16,6 +16,7 @@
 #include "image_data.hpp"
 #include "image_models.hpp"
 #include "plots.hpp"
+#include "ranks.hpp"
 #include "training_loop.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -61,7 +62,10 @@ int run(Options opt) {
   opt.model.dim = D;
   opt.model.context = opt.conditional ? kClasses : 0;
   opt.steps = opt.epochs * std::max<Index>(1, train.count / opt.batch);
-  train2d::make_output_dir(opt.out);
+  // Data-parallel (under mpirun): rank 0 alone reports and writes.
+  const bool root = train2d::is_root();
+  if (!root) opt.quiet = true;
+  if (root) train2d::make_output_dir(opt.out);
 
   Generator gen(opt.seed);
   flowgrad::DensityFlow<float> model(build_image_flow(opt.model, gen));
@@ -82,6 +86,7 @@ int run(Options opt) {
   fit.batch = opt.batch;
   fit.adam.lr = opt.lr;
   fit.seed = opt.seed;
+  fit.collective = train2d::ranks();
   // Each step: `batch` images drawn with replacement, freshly dequantised.
   std::vector<Index> rows;
   flowgrad::DensityTrainer<float> trainer(
@@ -95,7 +100,8 @@ int run(Options opt) {
       fit);
   // The batches continue the stream that initialised the model; a generator of their own with the
   // same seed would replay the numbers behind the weights and permutations as indices and noise.
-  trainer.generator() = gen;
+  // Data-parallel ranks draw from streams of their own (seeded per rank by the trainer).
+  if (!fit.collective) trainer.generator() = gen;
   flowgrad::Metadata meta{{"kind", "density"},
                           {"dataset", "fashion-mnist"},
                           {"model", opt.model.model},
@@ -109,11 +115,12 @@ int run(Options opt) {
   settings.hint = "try a lower --lr";
   const std::string checkpoint = opt.out + "/model.safetensors";
   settings.save = [&](const train2d::LoopResult& so_far) {
-    train2d::write_loss_csv(opt.out + "/loss.csv", so_far.losses);
-    flowgrad::save_trainer(checkpoint, trainer, meta);
+    if (root) train2d::write_loss_csv(opt.out + "/loss.csv", so_far.losses);
+    flowgrad::save_trainer(checkpoint, trainer, meta);  // every rank: rank 0 writes
   };
   const train2d::LoopResult result = train2d::run_training_loop(settings, trainer);
   if (result.signal != 0) return 128 + result.signal;
+  if (!root) return 0;
 
   // Test bits/dim: every test image, one dequantisation draw (seed + 1), in eval mode.
   model.eval();
@@ -226,14 +233,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  try {
+  const auto command = [&] {
     if (opt.threads != 1) flowgrad::set_num_threads(opt.threads);
     return run(opt);
-  } catch (const std::invalid_argument& e) {
+  };
+  const auto report = [](const std::exception& e) {
     std::fprintf(stderr, "train_images: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train_images: %s\n", e.what());
-    return 1;
-  }
+    return dynamic_cast<const std::invalid_argument*>(&e) != nullptr ? 2 : 1;
+  };
+  // Under mpirun (a FLOWGRAD_MPI=ON build) it trains data-parallel over the ranks.
+  return train2d::run_with_ranks(argc, argv, command, report);
 }

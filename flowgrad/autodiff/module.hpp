@@ -20,6 +20,9 @@ template <Scalar T>
 struct NamedBuffer {
   std::string name;
   Tensor<T>* tensor;
+  // A statistic of the training batches (batch norm's running averages): data-parallel training
+  // averages it over the ranks after each step; every other buffer is the same on every rank.
+  bool batch_statistic = false;
 };
 
 template <Scalar T>

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
+
+#include "flowgrad/parallel/collective.hpp"
 
 namespace flowgrad {
 
@@ -29,14 +32,26 @@ void ActNorm<T>::initialize_from(const Tensor<T>& data) {
     throw std::invalid_argument(this->label() + " initialisation: data of shape " +
                                 data.shape().str() + ", expected [n >= 2, " +
                                 std::to_string(this->dim()) + "]");
-  const double n = static_cast<double>(data.rows());
-  for (Index j = 0; j < this->dim(); ++j) {
-    double s = 0, s2 = 0;
-    for (Index i = 0; i < data.rows(); ++i) s += data(i, j);
-    const double m = s / n;
-    for (Index i = 0; i < data.rows(); ++i) s2 += (data(i, j) - m) * (data(i, j) - m);
-    b.value[j] = static_cast<T>(-m);
-    logs.value[j] = static_cast<T>(-std::log(std::sqrt(s2 / n) + 1e-6));
+  // In data-parallel training the statistics are those of the global batch: sums over the ranks.
+  Collective* ranks = batch_collective();
+  const Index d = this->dim();
+  std::vector<double> sums(static_cast<std::size_t>(d) + 1, 0.0);
+  for (Index j = 0; j < d; ++j)
+    for (Index i = 0; i < data.rows(); ++i) sums[static_cast<std::size_t>(j)] += data(i, j);
+  sums[static_cast<std::size_t>(d)] = static_cast<double>(data.rows());
+  if (ranks) ranks->sum(sums.data(), sums.size());
+  const double n = sums[static_cast<std::size_t>(d)];
+  std::vector<double> mean(sums.begin(), sums.end() - 1), squares(static_cast<std::size_t>(d), 0.0);
+  for (Index j = 0; j < d; ++j) {
+    const double m = mean[static_cast<std::size_t>(j)] /= n;
+    for (Index i = 0; i < data.rows(); ++i)
+      squares[static_cast<std::size_t>(j)] += (data(i, j) - m) * (data(i, j) - m);
+  }
+  if (ranks) ranks->sum(squares.data(), squares.size());
+  for (Index j = 0; j < d; ++j) {
+    b.value[j] = static_cast<T>(-mean[static_cast<std::size_t>(j)]);
+    logs.value[j] =
+        static_cast<T>(-std::log(std::sqrt(squares[static_cast<std::size_t>(j)] / n) + 1e-6));
   }
   initialized[0] = T(1);
 }

@@ -9,7 +9,8 @@
 // variance ~1. From then on b and logs are ordinary trained parameters. `initialized` is a buffer,
 // so save/load keeps it and a loaded initialised layer does not initialise again. Before
 // initialisation (b = 0, logs = 0) the layer is the identity; eval mode and inverse() never
-// initialise.
+// initialise. In data-parallel training (flowgrad/parallel/collective.hpp) the mean and std are
+// those of the global batch, summed over the ranks, so every rank gets the same b and logs.
 #include "flowgrad/flows/bijector.hpp"
 
 namespace flowgrad {

@@ -31,8 +31,8 @@ void BatchNorm<T>::named_parameters(const std::string& prefix,
 
 template <Scalar T>
 void BatchNorm<T>::named_buffers(const std::string& prefix, std::vector<NamedBuffer<T>>& out) {
-  out.push_back({prefix + "running_mean", &running_mean});
-  out.push_back({prefix + "running_var", &running_var});
+  out.push_back({prefix + "running_mean", &running_mean, true});
+  out.push_back({prefix + "running_var", &running_var, true});
   out.push_back({prefix + "num_batches_tracked", &num_batches_tracked});
 }
 

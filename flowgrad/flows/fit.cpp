@@ -10,6 +10,9 @@ namespace flowgrad {
 
 namespace {
 void check_options(const FitOptions& o) {
+  if (o.check_every < 1)
+    throw std::invalid_argument("FitOptions: check_every must be at least 1, got " +
+                                std::to_string(o.check_every));
   if (o.steps < 0 || o.epochs < 0 || o.batch < 1 || !(o.clip >= 0) || o.eval_every < 0 ||
       o.eval_batch < 1 || !(o.adam.lr > 0))
     throw std::invalid_argument(
@@ -111,6 +114,23 @@ Trainer<T>::Trainer(Module<T>& model, FitOptions options, long total_steps)
   check_options(options_);
   for (const auto& b : model.named_buffers()) buffers_.push_back(b.tensor);
   saved_buffers_.resize(buffers_.size());
+  if (options_.collective) {
+    parallel_ = std::make_unique<DataParallel<T>>(*options_.collective, model);
+    parallel_->shard(options_.batch);  // throws if the batch is smaller than the ranks
+  }
+}
+
+template <Scalar T>
+std::pair<Index, Index> Trainer<T>::shard_of(Index rows) const {
+  if (!parallel_) return {0, rows};
+  return parallel_->shard(rows);
+}
+
+template <Scalar T>
+std::uint64_t Trainer<T>::rank_seed() const {
+  const int r = options_.collective ? options_.collective->rank() : 0;
+  // Golden-ratio steps keep the ranks' splitmix streams apart.
+  return options_.seed + 0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(r);
 }
 
 template <Scalar T>
@@ -137,14 +157,31 @@ double Trainer<T>::train_step() {
   tape_.reset();
   adam_.zero_grad();
   double value = 0;
+  Index shard_rows = 1, global_rows = 1;
+  std::string error;
   try {
+    // A layer initialised by its first batch (ActNorm) reduces its statistics over the ranks.
+    const BatchCollectiveScope scope(options_.collective);
     const Var<T> l = loss(tape_, step);
     value = static_cast<double>(l.item());
-    if (!std::isfinite(value)) fail(step, value, "the loss became " + number(value));
-    tape_.backward(l);
+    if (std::isfinite(value))
+      tape_.backward(l);
+    else
+      error = "the loss became " + number(value);
+    shard_rows = last_shard_rows_;
+    global_rows = last_global_rows_;
   } catch (const std::domain_error& e) {  // a layer met NaN or inf on its way
-    fail(step, std::numeric_limits<double>::quiet_NaN(), e.what());
+    value = std::numeric_limits<double>::quiet_NaN();
+    error = e.what();
   }
+  // Every rank joins the sum, even after its own failure, so that all of them stop at this step.
+  if (parallel_) {
+    const double global = parallel_->reduce(value, shard_rows, global_rows);
+    if (error.empty() && !std::isfinite(global))
+      error = "the loss became " + number(global) + " on another rank";
+    value = global;
+  }
+  if (!error.empty()) fail(step, value, error);
   // A finite loss can still have an infinite gradient, which Adam would spread over every
   // parameter.
   const auto& params = adam_.params();
@@ -157,6 +194,10 @@ double Trainer<T>::train_step() {
   }
   adam_.step();
   step_ = step;
+  if (parallel_ && (!checked_ranks_ || step % options_.check_every == 0)) {
+    parallel_->check_identical(step);
+    checked_ranks_ = true;
+  }
   return value;
 }
 
@@ -216,6 +257,15 @@ DensityTrainer<T>::DensityTrainer(DensityFlow<T>& model, const Tensor<T>& data, 
                                      ? " and a context of " + std::to_string(model.context_dim())
                                      : std::string()));
   sampler_.emplace(data, batch_options(this->options_), this->options_.seed);
+  const FitOptions& o = this->options_;
+  if (o.collective && !o.replacement && !o.drop_last) {
+    const Index last = data.rows() % o.batch;
+    if (last > 0 && last < o.collective->size())
+      throw std::invalid_argument(
+          "DensityTrainer: each epoch ends with a batch of " + std::to_string(last) +
+          " rows, fewer than the " + std::to_string(o.collective->size()) +
+          " ranks that would share it; set FitOptions::drop_last or change the batch size");
+  }
 }
 
 template <Scalar T>
@@ -223,7 +273,7 @@ DensityTrainer<T>::DensityTrainer(DensityFlow<T>& model, BatchSource<T> source, 
     : Trainer<T>(model, options, no_epochs(options, "DensityTrainer")),
       flow_(model),
       source_(std::move(source)),
-      source_gen_(this->options_.seed) {
+      source_gen_(this->rank_seed()) {
   if (!source_) throw std::invalid_argument("DensityTrainer: empty batch source");
 }
 
@@ -262,11 +312,24 @@ void DensityTrainer<T>::set_batch_state(const std::string& state) {
 
 template <Scalar T>
 Var<T> DensityTrainer<T>::loss(Tape<T>& tape, long) {
-  if (sampler_)
-    sampler_->next(batch_);
-  else
-    source_(this->options_.batch, source_gen_, batch_);
-  return -mean(log_prob_of_rows(flow_, tape.constant(batch_)));
+  if (!sampler_) {
+    const auto [begin, rows] = this->shard_of(this->options_.batch);
+    source_(rows, source_gen_, batch_);
+    this->set_shard(rows, this->options_.batch);
+    return -mean(log_prob_of_rows(flow_, tape.constant(batch_)));
+  }
+  sampler_->next(batch_);
+  if (!this->data_parallel()) {
+    this->set_shard(batch_.rows(), batch_.rows());
+    return -mean(log_prob_of_rows(flow_, tape.constant(batch_)));
+  }
+  // Every rank draws the same global batch from the shared sampler and keeps its rows of it.
+  const auto [begin, rows] = this->shard_of(batch_.rows());
+  const Index cols = batch_.cols();
+  shard_.resize(Shape{rows, cols});
+  std::copy(batch_.data() + begin * cols, batch_.data() + (begin + rows) * cols, shard_.data());
+  this->set_shard(rows, batch_.rows());
+  return -mean(log_prob_of_rows(flow_, tape.constant(shard_)));
 }
 
 template <Scalar T>
@@ -288,13 +351,14 @@ VariationalTrainer<T>::VariationalTrainer(VariationalFlow<T>& q, LogDensity<T> l
     : Trainer<T>(q, options, no_epochs(options, "VariationalTrainer")),
       q_(q),
       log_density_(std::move(log_density)),
-      gen_(this->options_.seed) {
+      gen_(this->rank_seed()) {
   if (!log_density_) throw std::invalid_argument("VariationalTrainer: empty log-density");
 }
 
 template <Scalar T>
 Var<T> VariationalTrainer<T>::loss(Tape<T>& tape, long step) {
-  const Index n = this->options_.batch;
+  const Index n = this->shard_of(this->options_.batch).second;
+  this->set_shard(n, this->options_.batch);
   const VariationalSample<T> s = q_.sample_and_log_prob(tape, n, gen_);
   const Var<T> log_p = log_density_(s.x);
   // A [1, n] or [n, n] log p would broadcast against log q's [n, 1] without complaint.

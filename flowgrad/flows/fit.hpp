@@ -19,6 +19,7 @@
 #include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/data/batches.hpp"
 #include "flowgrad/flows/models.hpp"
+#include "flowgrad/parallel/data_parallel.hpp"
 
 namespace flowgrad {
 
@@ -37,6 +38,15 @@ struct FitOptions {
   // Variational fits only: beta(step) multiplies log p in that step's loss (annealing, as in
   // Rezende & Mohamed 2015: min(1, 0.01 + step / 10000)); empty: 1 at every step.
   std::function<double(long step)> beta = {};
+  // Data-parallel training over these ranks (flowgrad/parallel/mpi.hpp gives MPI's): every rank
+  // builds the same trainer and the model is copied from rank 0; batch stays the global batch, of
+  // which each rank takes its shard (the rows of a data tensor's batch in rank order, or its own
+  // draws from a generator seeded per rank); one sum over the ranks per step makes the gradient
+  // the global batch's. Must outlive the trainer. nullptr: this process alone.
+  Collective* collective = nullptr;
+  // With a collective, the ranks compare a checksum of their parameters after the first step of
+  // every run and every check_every steps, and stop with an error if they differ.
+  long check_every = 100;
 };
 
 // What a progress callback sees. held_out_nll is set on the steps where it was measured.
@@ -124,15 +134,30 @@ class Trainer {
   Adam<T>& optimizer() { return adam_; }
   // The model being fitted, as a module (its parameters and buffers).
   Module<T>& module() { return model_; }
+  // The data-parallel state when FitOptions::collective is set, else nullptr.
+  DataParallel<T>* data_parallel() { return parallel_.get(); }
   const FitOptions& options() const { return options_; }
 
   // Everything that decides the coming batches or samples, as text: the sampler's state when
   // fitting a tensor, else the generator's.
   virtual std::string batch_state() const = 0;
   virtual void set_batch_state(const std::string& state) = 0;
+  // Whether, in data-parallel training, every rank has its own batch state (its own generator)
+  // rather than all sharing one (a data tensor's sampler).
+  virtual bool batch_state_per_rank() const { return true; }
 
  protected:
   Trainer(Module<T>& model, FitOptions options, long total_steps);
+  // This rank's rows of a batch of `rows` (all of them without a collective).
+  std::pair<Index, Index> shard_of(Index rows) const;
+  // options.seed, or for rank r > 0 of a collective a seed of its own.
+  std::uint64_t rank_seed() const;
+  // What loss() tells the step: its loss was the mean over `shard_rows` of a global batch of
+  // `global_rows`.
+  void set_shard(Index shard_rows, Index global_rows) {
+    last_shard_rows_ = shard_rows;
+    last_global_rows_ = global_rows;
+  }
   // The step's loss, built on the tape from freshly drawn data.
   virtual Var<T> loss(Tape<T>& tape, long step) = 0;
   virtual bool has_held_out() const { return false; }
@@ -147,8 +172,11 @@ class Trainer {
   [[noreturn]] void fail(long step, double loss, const std::string& what);
 
   Adam<T> adam_;
+  std::unique_ptr<DataParallel<T>> parallel_;
   Tape<T> tape_;
   long step_ = 0;
+  bool checked_ranks_ = false;  // the first step of this trainer compared the ranks' checksums
+  Index last_shard_rows_ = 1, last_global_rows_ = 1;
   long total_steps_;
   std::vector<Tensor<T>*> buffers_;  // restored on a bad step: a forward may move them
   std::vector<Tensor<T>> saved_buffers_;
@@ -181,6 +209,7 @@ class DensityTrainer : public Trainer<T> {
   std::string batch_state() const override;
   void set_batch_state(const std::string& state) override;
   DensityFlow<T>& model() { return flow_; }
+  bool batch_state_per_rank() const override { return !sampler_.has_value(); }
 
  private:
   Var<T> loss(Tape<T>& tape, long step) override;
@@ -193,7 +222,7 @@ class DensityTrainer : public Trainer<T> {
   BatchSource<T> source_;
   Generator source_gen_;
   const Tensor<T>* held_out_ = nullptr;
-  Tensor<T> batch_;
+  Tensor<T> batch_, shard_;
 };
 
 // log p(x) of a batch of points x [n, dim], unnormalised, built from tape ops; [n, 1].

@@ -15,6 +15,10 @@
 
 namespace flowgrad {
 
+// Data-parallel trainers (FitOptions::collective): every rank calls save_trainer, rank 0 alone
+// writes (with each rank's batch state, where the ranks draw their own batches), and every rank
+// calls resume_trainer on the same file.
+//
 // Atomic; `extra` is added to the metadata (the fit.* and flowgrad.* keys override it).
 template <Scalar T>
 void save_trainer(const std::string& path, DensityTrainer<T>& trainer, const Metadata& extra = {});

@@ -1,6 +1,7 @@
 #include "flowgrad/tensor/tensor.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -66,6 +67,18 @@ Tensor<T>& Tensor<T>::operator=(const Tensor& other) {
 }
 
 template <Scalar T>
+Tensor<T> Tensor<T>::view(T* data, Shape shape) {
+  if (reinterpret_cast<std::uintptr_t>(data) % tensor_alignment != 0)
+    throw std::invalid_argument("Tensor::view: memory not aligned to " +
+                                std::to_string(tensor_alignment) + " bytes");
+  Tensor t;
+  t.data_ = std::unique_ptr<T[], AlignedDelete>(data, AlignedDelete{false});
+  t.capacity_ = static_cast<std::size_t>(shape.numel());
+  t.shape_ = shape;
+  return t;
+}
+
+template <Scalar T>
 T Tensor<T>::item() const {
   if (numel() != 1)
     throw std::invalid_argument("Tensor::item: tensor of shape " + shape_.str() +
@@ -81,8 +94,9 @@ void Tensor<T>::resize(Shape shape) {
     const std::size_t per_line = tensor_alignment / sizeof(T);
     const std::size_t cap = (n + per_line - 1) / per_line * per_line;
     TensorBudget::charge(n, sizeof(T));
-    data_.reset(
-        static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})));
+    data_ = std::unique_ptr<T[], AlignedDelete>(
+        static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t{tensor_alignment})),
+        AlignedDelete{true});
     capacity_ = cap;
   }
   shape_ = shape;

@@ -40,6 +40,12 @@ class Tensor {
   Tensor& operator=(Tensor&&) noexcept = default;
 
   static Tensor scalar(T value) { return Tensor(Shape{1, 1}, value); }
+  // A tensor over memory it does not own (64-byte aligned, at least shape.numel() values, outliving
+  // it): resize() and copy-assignment write there while the shape fits, as a gradient that must
+  // stay in a shared buffer needs (flowgrad/parallel/data_parallel.hpp); a larger resize() gives
+  // it memory of its own, and a tensor moved into it replaces it.
+  static Tensor view(T* data, Shape shape);
+  bool owns_data() const { return data_.get_deleter().owns; }
 
   const Shape& shape() const { return shape_; }
   Index rows() const { return shape_.rows(); }
@@ -73,7 +79,10 @@ class Tensor {
 
  private:
   struct AlignedDelete {
-    void operator()(T* p) const { ::operator delete[](p, std::align_val_t{tensor_alignment}); }
+    bool owns = true;
+    void operator()(T* p) const {
+      if (owns) ::operator delete[](p, std::align_val_t{tensor_alignment});
+    }
   };
   Shape shape_{0, 0};
   std::unique_ptr<T[], AlignedDelete> data_;

@@ -1,0 +1,82 @@
+// Data-parallel training step time over MPI, with the allreduce's share: run under
+// `mpirun -np N` (bench/mpi_scaling.sh runs 1 and 2 ranks and writes bench/results/). Rank 0
+// prints one JSON line per model: milliseconds per step (mean over the timed steps), of which in
+// the allreduce, and the gradient's size. The global batch is the same at every rank count.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "flowgrad/flows/fit.hpp"
+#include "flowgrad/flows/models.hpp"
+#include "flowgrad/parallel/mpi.hpp"
+#include "image_models.hpp"
+
+using namespace flowgrad;
+
+namespace {
+
+struct Case {
+  std::string name;
+  Index dim, batch;
+  long steps;
+};
+
+std::unique_ptr<Composition<float>> build(const std::string& name, Generator& gen) {
+  if (name == "realnvp_d2_h64") {
+    RealNVPConfig c;  // train_2d's default model
+    return make_realnvp<float>(c, gen);
+  }
+  if (name == "maf_d8") {
+    MAFConfig c;  // the sbi package's default MAF
+    c.dim = 8;
+    return make_maf<float>(c, gen);
+  }
+  ImageModelConfig c;  // train_images' default: RealNVP, 6 couplings, hidden 1024 x 2
+  return build_image_flow(c, gen);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MpiSession session(argc, argv);
+  MpiCollective world;
+  const std::vector<Case> cases = {{"realnvp_d2_h64", 2, 1024, 200},
+                                   {"maf_d8", 8, 1024, 200},
+                                   {"image_realnvp_d784_h1024", 784, 256, 12}};
+  for (const Case& c : cases) {
+    if (argc > 1 && c.name != argv[1]) continue;
+    Generator gen(1);
+    DensityFlow<float> model(build(c.name, gen));
+    FitOptions o;
+    o.steps = c.steps + 3;
+    o.batch = c.batch;
+    o.collective = &world;
+    DensityTrainer<float> trainer(
+        model, [&](Index n, Generator& g, TensorF& out) { out = g.normal<float>(Shape{n, c.dim}); },
+        o);
+    trainer.run_to(3);  // warm-up: buffers sized, ActNorm initialised
+    double token = 0;
+    world.sum(&token, 1);  // start together
+    const double reduce_before = world.sum_seconds();
+    const auto start = std::chrono::steady_clock::now();
+    trainer.run();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double timing[2] = {seconds, world.sum_seconds() - reduce_before};
+    world.sum(timing, 2);  // the ranks' mean
+    if (world.is_root()) {
+      const double ms = 1e3 * timing[0] / world.size() / static_cast<double>(c.steps);
+      const double reduce_ms = 1e3 * timing[1] / world.size() / static_cast<double>(c.steps);
+      std::printf(
+          "{\"model\": \"%s\", \"ranks\": %d, \"batch\": %ld, \"parameters\": %ld, "
+          "\"gradient_mb\": %.3f, \"ms_per_step\": %.4f, \"allreduce_ms_per_step\": %.4f, "
+          "\"steps\": %ld}\n",
+          c.name.c_str(), world.size(), static_cast<long>(c.batch),
+          static_cast<long>(model.parameter_count()),
+          static_cast<double>(model.parameter_count()) * 4.0 / 1e6, ms, reduce_ms, c.steps);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
