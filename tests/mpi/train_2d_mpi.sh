@@ -23,6 +23,21 @@ grep -q test_nll_nats "$work/two/metrics.json"
 # Resume the two-rank run to 400 steps, under mpirun.
 "$mpirun" --oversubscribe -np 2 "$train_2d" train --resume "$work/two" --steps 400 --quiet --no-plots
 [[ $(wc -l <"$work/two/loss.csv") -eq 401 ]] || { echo "train_2d_mpi: resumed loss.csv is not 400 steps"; exit 1; }
+# SIGTERM to mpirun (which passes it to the ranks) stops both ranks at one agreed step, with a
+# checkpoint there, instead of leaving one waiting for the other.
+"$mpirun" --oversubscribe -np 2 "$train_2d" train --data "$work/data.csv" --steps 100000000 \
+  --log-every 50 --no-plots --out "$work/stopped" >"$work/stopped.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do grep -q "^step " "$work/stopped.log" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$job"
+stop_rc=0
+timeout 120 tail --pid="$job" -f /dev/null || { echo "train_2d_mpi: ranks still running 120 s after SIGTERM"; kill -KILL "$job"; exit 1; }
+wait "$job" || stop_rc=$?
+grep -q "interrupted (signal" "$work/stopped.log" || { cat "$work/stopped.log"; echo "train_2d_mpi: no orderly stop"; exit 1; }
+steps=$(( $(wc -l <"$work/stopped/loss.csv") - 1 ))
+[[ -f $work/stopped/model.safetensors && $((steps % 20)) -eq 0 ]] ||
+  { echo "train_2d_mpi: stopped at step $steps without a checkpoint at an agreed step"; exit 1; }
+echo "train_2d_mpi: SIGTERM stopped both ranks at step $steps (mpirun exit $stop_rc), checkpoint kept"
 # A bad flag under mpirun is an error on every rank, not a hang.
 rc=0
 timeout 60 "$mpirun" --oversubscribe -np 2 "$train_2d" train --data "$work/missing.csv" --quiet \
