@@ -151,3 +151,27 @@ TEST_CASE("train_images end to end on a small set: bits/dim, samples, class-cond
   CHECK(run("--data-dir " + dir.path.string() + " --lambda 0.7 --quiet --out " +
             (dir.path / "x").string()) == 2);
 }
+
+#if defined(FLOWGRAD_TEST_MPIEXEC)
+// The MPI build: the same program under mpirun trains data-parallel, and rank 0 writes the outputs.
+TEST_CASE("mpi: train_images under mpirun -np 2 trains data-parallel and writes its outputs once") {
+  TempDir dir;
+  write_set(dir.path.string(), "train", 64);
+  write_set(dir.path.string(), "t10k", 20);
+  const std::string out = (dir.path / "run").string();
+  const int status = std::system(
+      ("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " FLOWGRAD_TEST_MPIEXEC
+       " --oversubscribe -np 2 " +
+       std::string(TRAIN_IMAGES_PATH) + " --data-dir " + dir.path.string() +
+       " --epochs 2 --batch 16 --hidden 8 --layers 2 --quiet --out " + out + " > " + out +
+       ".log 2>&1")
+          .c_str());
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  const auto m = nlohmann::json::parse(read_bytes(out + "/metrics.json"));
+  CHECK(std::isfinite(m["test_bits_per_dim"].get<double>()));
+  // One report: rank 1 prints nothing.
+  const std::string log = read_bytes(out + ".log");
+  CHECK(log.find("test:") == log.rfind("test:"));
+}
+#endif
