@@ -1,7 +1,8 @@
 // Data-parallel training step time over MPI, with the allreduce's share: run under
 // `mpirun -np N` (bench/mpi_scaling.sh runs 1 and 2 ranks and writes bench/results/). Rank 0
 // prints one JSON line per model: milliseconds per step (mean over the timed steps), of which in
-// the allreduce, and the gradient's size. The global batch is the same at every rank count.
+// the allreduce (waiting for the slower rank included), the allreduce of a gradient-sized buffer
+// alone, and the gradient's size. The global batch is the same at every rank count.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -32,8 +33,8 @@ std::unique_ptr<Composition<float>> build(const std::string& name, Generator& ge
     c.dim = 8;
     return make_maf<float>(c, gen);
   }
-  ImageModelConfig c;  // train_images' default: RealNVP, 6 couplings, hidden 1024 x 2
-  return build_image_flow(c, gen);
+  trainimg::ImageModelConfig c;  // train_images' default: RealNVP, 6 couplings, hidden 1024 x 2
+  return trainimg::build_image_flow(c, gen);
 }
 
 }  // namespace
@@ -63,18 +64,28 @@ int main(int argc, char** argv) {
     trainer.run();
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    double timing[2] = {seconds, world.sum_seconds() - reduce_before};
-    world.sum(timing, 2);  // the ranks' mean
+    // The allreduce inside a step also waits for the slower rank; alone, after the ranks have met,
+    // it shows what moving the gradient costs.
+    std::vector<float> gradient(static_cast<std::size_t>(model.parameter_count()) + 1, 1.0f);
+    constexpr int kAlone = 50;
+    world.sum(&token, 1);
+    const auto alone_start = std::chrono::steady_clock::now();
+    for (int i = 0; i < kAlone; ++i) world.sum(gradient.data(), gradient.size());
+    const double alone =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - alone_start).count();
+    double timing[3] = {seconds, world.sum_seconds() - reduce_before, alone};
+    world.sum(timing, 3);  // the ranks' mean
     if (world.is_root()) {
       const double ms = 1e3 * timing[0] / world.size() / static_cast<double>(c.steps);
       const double reduce_ms = 1e3 * timing[1] / world.size() / static_cast<double>(c.steps);
+      const double alone_ms = 1e3 * timing[2] / world.size() / kAlone;
       std::printf(
           "{\"model\": \"%s\", \"ranks\": %d, \"batch\": %ld, \"parameters\": %ld, "
           "\"gradient_mb\": %.3f, \"ms_per_step\": %.4f, \"allreduce_ms_per_step\": %.4f, "
-          "\"steps\": %ld}\n",
+          "\"allreduce_alone_ms\": %.4f, \"steps\": %ld}\n",
           c.name.c_str(), world.size(), static_cast<long>(c.batch),
           static_cast<long>(model.parameter_count()),
-          static_cast<double>(model.parameter_count()) * 4.0 / 1e6, ms, reduce_ms, c.steps);
+          static_cast<double>(model.parameter_count()) * 4.0 / 1e6, ms, reduce_ms, alone_ms, c.steps);
       std::fflush(stdout);
     }
   }
