@@ -242,3 +242,40 @@ TEST_CASE_TEMPLATE("exp, softplus, sigmoid and tanh at NaN, +-inf and +-1e30: sa
   CHECK(sp[3] == T(1e30));
   CHECK(sp[4] == T(0));
 }
+
+// The rest of xsimd's maths that the kernels call (sin, cos, pow, log, sqrt) at the same extremes:
+// under UBSan (the sanitizer build) an undefined conversion inside it would fail this test, and
+// the values must be the IEEE ones, NaN kept.
+TEST_CASE_TEMPLATE("sin, cos, pow, log and sqrt at NaN, +-inf and +-1e30: no undefined behaviour", T,
+                   float, double) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const Tensor<T> x(Shape{1, 9}, {nan, inf, -inf, T(1e30), T(-1e30), T(0), T(1), nan, T(-1e30)});
+  for (const Unary f : {Unary::sin, Unary::cos}) {
+    CAPTURE(to_string(f));
+    const Tensor<T> y = unary(f, x);
+    CHECK(std::isnan(y[0]));
+    CHECK(std::isnan(y[1]));  // sin and cos of infinity are NaN
+    CHECK(std::isnan(y[2]));
+    for (int i : {3, 4, 8}) CHECK((std::isnan(y[i]) || std::abs(y[i]) <= T(1)));
+    CHECK(y[6] == doctest::Approx(f == Unary::sin ? std::sin(1.0) : std::cos(1.0)));
+    CHECK(std::isnan(y[7]));
+  }
+  for (const T p : {T(2), T(0.5), T(3), T(-1), T(1.7)}) {
+    CAPTURE(p);
+    Tensor<T> y;
+    unary(Unary::pow, x, y, p);
+    CHECK(std::isnan(y[0]));
+    CHECK(std::isnan(y[7]));
+    CHECK(y[6] == doctest::Approx(1.0));
+    if (p > 0) CHECK(y[1] == inf);
+  }
+  const Tensor<T> l = unary(Unary::log, x);
+  CHECK(std::isnan(l[0]));
+  CHECK(l[1] == inf);
+  CHECK(std::isnan(l[2]));
+  CHECK(l[5] == -inf);
+  const Tensor<T> r = unary(Unary::sqrt, x);
+  CHECK(r[1] == inf);
+  CHECK(std::isnan(r[2]));
+  CHECK(r[3] == doctest::Approx(std::sqrt(1e30)));
+}
