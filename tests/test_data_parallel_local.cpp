@@ -14,8 +14,12 @@
 #include "flowgrad/flows/actnorm.hpp"
 #include "flowgrad/flows/fit.hpp"
 #include "flowgrad/parallel/data_parallel.hpp"
+#include "parallel_helpers.hpp"
 
 using namespace flowgrad;
+using flowgrad::testing::curved_data;
+using flowgrad::testing::max_relative;
+using flowgrad::testing::parameters_of;
 
 namespace {
 
@@ -94,18 +98,6 @@ class ThreadCollective : public Collective {
   int rank_;
 };
 
-TensorD curved_data(Index n) {
-  Generator gen(7);
-  TensorD d(Shape{n, 3});
-  for (Index i = 0; i < n; ++i) {
-    const double a = gen.normal(), b = gen.normal(), c = gen.normal();
-    d(i, 0) = a;
-    d(i, 1) = 0.5 * a * a + 0.3 * b;
-    d(i, 2) = std::sin(a) + 0.2 * c;
-  }
-  return d;
-}
-
 // ActNorm first, so that its first-batch initialisation must use the global batch.
 std::unique_ptr<DensityFlow<double>> actnorm_maf(std::uint64_t seed) {
   Generator gen(seed);
@@ -117,20 +109,6 @@ std::unique_ptr<DensityFlow<double>> actnorm_maf(std::uint64_t seed) {
   chain->add(std::make_unique<ActNorm<double>>(3));
   chain->add(make_maf<double>(maf, gen));
   return std::make_unique<DensityFlow<double>>(std::move(chain));
-}
-
-std::vector<double> parameters_of(Module<double>& m) {
-  std::vector<double> out;
-  for (Parameter<double>* p : m.parameters())
-    out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
-  return out;
-}
-
-double max_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
-  return worst;
 }
 
 // Runs body(rank, collective) on `size` threads.
@@ -169,7 +147,7 @@ TEST_CASE("Tensor::view writes into the memory it was given until a resize outgr
 }
 
 TEST_CASE("two thread ranks with half the batch each follow one process with the whole batch") {
-  const TensorD data = curved_data(500);
+  const TensorD data = curved_data<double>(500);
   FitOptions o;
   o.steps = 30;
   o.batch = 101;  // shards of 50 and 51 rows: the weights are not one half
@@ -211,7 +189,7 @@ TEST_CASE("two thread ranks with half the batch each follow one process with the
 }
 
 TEST_CASE("thread ranks: a rank whose parameters drift is caught by the checksum") {
-  const TensorD data = curved_data(400);
+  const TensorD data = curved_data<double>(400);
   std::vector<int> caught(2, 0);
   on_ranks(2, [&](int r, Collective& c) {
     auto model = actnorm_maf(5);

@@ -20,8 +20,12 @@
 #include "flowgrad/flows/fit_checkpoint.hpp"
 #include "flowgrad/flows/models.hpp"
 #include "flowgrad/parallel/mpi.hpp"
+#include "../parallel_helpers.hpp"
 
 using namespace flowgrad;
+using flowgrad::testing::curved_data;
+using flowgrad::testing::max_relative;
+using flowgrad::testing::parameters_of;
 
 namespace {
 
@@ -32,21 +36,6 @@ void check(bool ok, const std::string& what) {
   if (ok) return;
   std::fprintf(stderr, "rank %d: FAILED: %s\n", world->rank(), what.c_str());
   ++failures;
-}
-
-// 3-D data with curvature and correlation, the same on every rank.
-template <Scalar T>
-Tensor<T> make_data(Index n, Index cols) {
-  Generator gen(7);
-  Tensor<T> d(Shape{n, cols});
-  for (Index i = 0; i < n; ++i) {
-    const double a = gen.normal(), b = gen.normal(), c = gen.normal();
-    d(i, 0) = static_cast<T>(a);
-    d(i, 1) = static_cast<T>(0.5 * a * a + 0.3 * b);
-    d(i, 2) = static_cast<T>(std::sin(a) + 0.2 * c);
-    for (Index j = 3; j < cols; ++j) d(i, j) = static_cast<T>(gen.uniform());  // a context
-  }
-  return d;
 }
 
 // ActNorm (initialised from the first batch), then a MAF: the data-dependent initialisation and
@@ -76,23 +65,13 @@ std::unique_ptr<DensityFlow<T>> realnvp(bool batch_norm) {
   return std::make_unique<DensityFlow<T>>(make_realnvp<T>(c, gen));
 }
 
-template <Scalar T>
-std::vector<T> flat_parameters(Module<T>& m) {
-  std::vector<T> out;
-  for (Parameter<T>* p : m.parameters()) out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
-  return out;
-}
-
-double max_relative(const std::vector<double>& a, const std::vector<double>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
-  return worst;
-}
-
-template <Scalar T>
-std::vector<double> as_double(const std::vector<T>& v) {
-  return {v.begin(), v.end()};
+// Data-parallel options over the two ranks.
+FitOptions on_ranks(long steps, Index batch) {
+  FitOptions o;
+  o.steps = steps;
+  o.batch = batch;
+  o.collective = world;
+  return o;
 }
 
 struct Trajectory {
@@ -105,7 +84,7 @@ Trajectory train(std::unique_ptr<DensityFlow<T>> model, const Tensor<T>& data, F
   const FitReport r = trainer.run();
   Trajectory t;
   t.losses.assign(r.losses.begin(), r.losses.end());
-  t.params = as_double(flat_parameters<T>(*model));
+  t.params = parameters_of<T>(*model);
   return t;
 }
 
@@ -114,7 +93,7 @@ Trajectory train(std::unique_ptr<DensityFlow<T>> model, const Tensor<T>& data, F
 template <Scalar T>
 void same_trajectory(const std::string& name, std::function<std::unique_ptr<DensityFlow<T>>()> build,
                      Index cols, Index batch, double tolerance) {
-  const Tensor<T> data = make_data<T>(600, cols);
+  const Tensor<T> data = curved_data<T>(600, cols);
   FitOptions o;
   o.steps = 40;
   o.batch = batch;
@@ -127,7 +106,7 @@ void same_trajectory(const std::string& name, std::function<std::unique_ptr<Dens
   DensityTrainer<T> trainer(*model, data, o);
   const FitReport r = trainer.run();
   const std::vector<double> losses(r.losses.begin(), r.losses.end());
-  const std::vector<double> params = as_double(flat_parameters<T>(*model));
+  const std::vector<double> params = parameters_of<T>(*model);
   const double dl = max_relative(losses, alone.losses), dp = max_relative(params, alone.params);
   if (world->is_root())
     std::printf("%s: batch %ld over %d ranks vs one process: losses differ by %.2e, parameters by "
@@ -142,12 +121,9 @@ void same_trajectory(const std::string& name, std::function<std::unique_ptr<Dens
 }
 
 void batch_norm_ranks_agree() {
-  const TensorF data = make_data<float>(600, 3);
+  const TensorF data = curved_data<float>(600, 3);
   auto model = realnvp<float>(true);
-  FitOptions o;
-  o.steps = 25;
-  o.batch = 128;
-  o.collective = world;
+  const FitOptions o = on_ranks(25, 128);
   DensityTrainer<float> trainer(*model, data, o);
   trainer.run();
   // Per-rank batch statistics in the forward pass; running averages averaged over the ranks each
@@ -165,10 +141,7 @@ void batch_norm_ranks_agree() {
 // Generated batches: each rank draws its own shard from a stream of its own.
 void generated_batches_differ_per_rank() {
   auto model = realnvp<float>(false);
-  FitOptions o;
-  o.steps = 1;
-  o.batch = 64;
-  o.collective = world;
+  const FitOptions o = on_ranks(1, 64);
   TensorF first;
   DensityTrainer<float> trainer(
       *model,
@@ -188,17 +161,14 @@ void generated_batches_differ_per_rank() {
 // rank) ends where the uninterrupted run ends, for data drawn from a shared sampler and for
 // batches each rank generates.
 void resume_is_exact(const std::string& dir) {
-  const TensorF data = make_data<float>(600, 3);
+  const TensorF data = curved_data<float>(600, 3);
   const BatchSource<float> source = [](Index n, Generator& g, TensorF& out) {
     out = g.normal<float>(Shape{n, 3});
     for (Index i = 0; i < n; ++i) out(i, 1) += 0.5f * out(i, 0) * out(i, 0);
   };
   for (const bool generated : {false, true}) {
     const std::string what = generated ? "resume (generated batches)" : "resume (data tensor)";
-    FitOptions o;
-    o.steps = 30;
-    o.batch = 100;
-    o.collective = world;
+    const FitOptions o = on_ranks(30, 100);
     auto make_trainer = [&](DensityFlow<float>& m) {
       return generated ? std::make_unique<DensityTrainer<float>>(m, source, o)
                        : std::make_unique<DensityTrainer<float>>(m, data, o);
@@ -222,18 +192,15 @@ void resume_is_exact(const std::string& dir) {
     resume_trainer(path, *t2);
     check(t2->step() == 15, what + ": step after resume");
     t2->run();
-    check(flat_parameters<float>(*second) == flat_parameters<float>(*straight),
+    check(parameters_of<float>(*second) == parameters_of<float>(*straight),
           what + ": not bit for bit the uninterrupted run");
   }
 }
 
 void mismatch_is_caught() {
-  const TensorF data = make_data<float>(600, 3);
+  const TensorF data = curved_data<float>(600, 3);
   auto model = realnvp<float>(false);
-  FitOptions o;
-  o.steps = 5;
-  o.batch = 64;
-  o.collective = world;
+  FitOptions o = on_ranks(5, 64);
   o.check_every = 1;
   DensityTrainer<float> trainer(*model, data, o);
   trainer.run_to(2);
@@ -249,10 +216,8 @@ void mismatch_is_caught() {
 
 void bad_settings_are_errors() {
   auto model = realnvp<float>(false);
-  const TensorF data = make_data<float>(600, 3);
-  FitOptions o;
-  o.batch = 1;  // fewer rows than ranks
-  o.collective = world;
+  const TensorF data = curved_data<float>(600, 3);
+  FitOptions o = on_ranks(1, 1);  // a batch of fewer rows than ranks
   bool caught = false;
   try {
     DensityTrainer<float> trainer(*model, data, o);
@@ -261,7 +226,7 @@ void bad_settings_are_errors() {
   }
   check(caught, "a batch smaller than the ranks is not an error");
   // An epoch whose last batch has fewer rows than ranks (601 = 6 x 100 + 1).
-  const TensorF odd = make_data<float>(601, 3);
+  const TensorF odd = curved_data<float>(601, 3);
   o.batch = 100;
   caught = false;
   try {
@@ -274,16 +239,13 @@ void bad_settings_are_errors() {
 
 // A non-finite loss on one rank stops every rank at the same step, with the model as before it.
 void non_finite_on_one_rank() {
-  TensorF data = make_data<float>(600, 3);
+  TensorF data = curved_data<float>(600, 3);
   auto model = realnvp<float>(false);
-  FitOptions o;
-  o.steps = 10;
-  o.batch = 600;
+  FitOptions o = on_ranks(10, 600);
   o.replacement = false;
-  o.collective = world;
   DensityTrainer<float> trainer(*model, data, o);
   trainer.run_to(3);
-  const std::vector<float> before = flat_parameters<float>(*model);
+  const std::vector<double> before = parameters_of<float>(*model);
   // Poison the rows only rank 1 sees: the second half of each (full-data, unshuffled-size) batch.
   if (world->rank() == 1)
     for (Index i = 0; i < data.rows(); ++i) data(i, 0) = std::nanf("");
@@ -298,7 +260,7 @@ void non_finite_on_one_rank() {
   world->sum(&s, 1);
   check(stopped_at == 4 && s == 2.0 * static_cast<double>(agreed),
         "a NaN on one rank did not stop both at step 4 (here: " + std::to_string(stopped_at) + ")");
-  check(flat_parameters<float>(*model) == before, "the failed step changed the parameters");
+  check(parameters_of<float>(*model) == before, "the failed step changed the parameters");
 }
 
 }  // namespace
