@@ -290,7 +290,8 @@ int main(int argc, char** argv) {
                             [] { return actnorm_maf<double>(0); }, 3, 127, 1e-8);
     same_trajectory<double>("conditional maf, double", [] { return actnorm_maf<double>(1); }, 4,
                             128, 1e-8);
-    same_trajectory<float>("realnvp, float", [] { return realnvp<float>(false); }, 3, 128, 1e-4);
+    // Float: the same, at float's rounding (2e-7 measured after 40 steps).
+    same_trajectory<float>("realnvp, float", [] { return realnvp<float>(false); }, 3, 128, 1e-5);
     batch_norm_ranks_agree();
     generated_batches_differ_per_rank();
     resume_is_exact(dir);

@@ -14,11 +14,11 @@ common=(train --data "$work/data.csv" --model realnvp --no-batch-norm --hidden 3
         --batch 256 --lr 2e-3 --checkpoint-every 150 --no-plots --quiet)
 "$train_2d" "${common[@]}" --out "$work/one"
 "$mpirun" --oversubscribe -np 2 "$train_2d" "${common[@]}" --out "$work/two"
-# Float sums in another order: the curves agree to far better than the loss moves per step.
+# Float sums in another order: the curves agree to float rounding (2e-7 measured over 300 steps).
 awk -F, 'NR == FNR { if (FNR > 1) one[$1] = $2; next }
   FNR > 1 { d = $2 - one[$1]; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
   END { printf "train_2d_mpi: %d steps, largest loss difference one process vs two ranks %.2e\n", n, worst;
-        if (n != 300 || worst > 1e-3) exit 1 }' "$work/one/loss.csv" "$work/two/loss.csv"
+        if (n != 300 || worst > 1e-5) exit 1 }' "$work/one/loss.csv" "$work/two/loss.csv"
 grep -q test_nll_nats "$work/two/metrics.json"
 # Resume the two-rank run to 400 steps, under mpirun.
 "$mpirun" --oversubscribe -np 2 "$train_2d" train --resume "$work/two" --steps 400 --quiet --no-plots
