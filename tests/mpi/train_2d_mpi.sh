@@ -23,6 +23,10 @@ grep -q test_nll_nats "$work/two/metrics.json"
 # Resume the two-rank run to 400 steps, under mpirun.
 "$mpirun" --oversubscribe -np 2 "$train_2d" train --resume "$work/two" --steps 400 --quiet --no-plots
 [[ $(wc -l <"$work/two/loss.csv") -eq 401 ]] || { echo "train_2d_mpi: resumed loss.csv is not 400 steps"; exit 1; }
+# vi: each rank draws its own base samples, and its checkpoints gather every rank's stream.
+"$mpirun" --oversubscribe -np 2 "$train_2d" vi --energy U2 --steps 100 --checkpoint-every 50 \
+  --quiet --out "$work/vi" >/dev/null
+grep -q '"kl_nats"\|kl' "$work/vi/metrics.json" || { echo "train_2d_mpi: vi wrote no metrics"; exit 1; }
 # SIGTERM to mpirun (which passes it to the ranks) stops both ranks at one agreed step, with a
 # checkpoint there, instead of leaving one waiting for the other.
 "$mpirun" --oversubscribe -np 2 "$train_2d" train --data "$work/data.csv" --steps 100000000 \
