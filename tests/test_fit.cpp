@@ -355,3 +355,55 @@ TEST_CASE("a log-density that is NaN or -inf where q samples stops the fit, nami
     CHECK(snapshot(q) == before);
   }
 }
+
+// Issue 18's numbers in a conditional fit: denormal values train like any other; a context of 1e38
+// works (the MADE's tanh saturates, the model stays finite); NaN in a context, or 1e38 in x (its
+// square overflows float in the base density), stops at the step that met it, naming the step
+// (and, for NaN, the context), with the model as before that step.
+TEST_CASE("denormals in x and c train, and so does 1e38 in c; NaN in c or 1e38 in x stops the fit") {
+  Generator gen(12);
+  MAFConfig config;
+  config.layers = 2;
+  config.layer.made.hidden = 8;
+  config.layer.made.context = 1;
+  const TensorF xy = gaussian_data(256, 13);
+  TensorF rows(Shape{256, 3});
+  for (Index i = 0; i < 256; ++i) {
+    rows(i, 0) = xy(i, 0);
+    rows(i, 1) = i % 3 == 0 ? std::numeric_limits<float>::denorm_min() : xy(i, 1);
+    rows(i, 2) = i % 2 == 0 ? std::numeric_limits<float>::denorm_min() * 7 : 0.5f;
+  }
+  FitOptions opt;
+  opt.steps = 30;
+  opt.batch = 256;  // every batch holds every row
+  struct Case {
+    Index column;
+    float value;
+    bool works;
+  };
+  for (const Case c : {Case{2, 0.5f, true}, Case{2, 1e38f, true}, Case{2, std::nanf(""), false},
+                       Case{0, 1e38f, false}}) {
+    CAPTURE(c.column);
+    CAPTURE(c.value);
+    TensorF poisoned = rows;
+    poisoned(17, c.column) = c.value;
+    DensityFlow<float> model(make_maf<float>(config, gen));
+    const std::vector<float> before = snapshot(model);
+    DensityTrainer<float> trainer(model, poisoned, opt);
+    std::string what;
+    try {
+      const FitReport r = trainer.run();
+      CHECK(r.losses.back() < r.losses.front());
+    } catch (const NonFiniteLossError& e) {
+      what = e.what();
+    }
+    if (c.works) {
+      CHECK(what.empty());
+      CHECK(all_finite(snapshot(model)));
+      continue;
+    }
+    CHECK(what.find("step 1:") != std::string::npos);
+    if (std::isnan(c.value)) CHECK(what.find("context has NaN") != std::string::npos);
+    CHECK(snapshot(model) == before);
+  }
+}
