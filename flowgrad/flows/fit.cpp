@@ -173,6 +173,17 @@ double Trainer<T>::train_step() {
   } catch (const std::domain_error& e) {  // a layer met NaN or inf on its way
     value = std::numeric_limits<double>::quiet_NaN();
     error = e.what();
+    // In a data-parallel first step the other ranks may be inside a layer's first-batch
+    // initialisation (ActNorm's sum over the ranks), which this rank can no longer join: stop here
+    // with an error the program must end every rank on (MPI_Abort, as the apps do).
+    if (parallel_ && step == 1) {
+      for (std::size_t i = 0; i < buffers_.size(); ++i) *buffers_[i] = saved_buffers_[i];
+      throw std::runtime_error("step 1 failed on rank " +
+                               std::to_string(options_.collective->rank()) + " of " +
+                               std::to_string(options_.collective->size()) + ": " + e.what() +
+                               "; the ranks cannot stop together in a first step, so end them all "
+                               "(MPI_Abort). " + advice());
+    }
   }
   // Every rank joins the sum, even after its own failure, so that all of them stop at this step.
   if (parallel_) {
@@ -313,7 +324,7 @@ void DensityTrainer<T>::set_batch_state(const std::string& state) {
 template <Scalar T>
 Var<T> DensityTrainer<T>::loss(Tape<T>& tape, long) {
   if (!sampler_) {
-    const auto [begin, rows] = this->shard_of(this->options_.batch);
+    const Index rows = this->shard_of(this->options_.batch).second;
     source_(rows, source_gen_, batch_);
     this->set_shard(rows, this->options_.batch);
     return -mean(log_prob_of_rows(flow_, tape.constant(batch_)));

@@ -123,7 +123,9 @@ class Trainer {
   FitReport run(const FitCallbacks& callbacks = {});
   // Runs steps step() + 1 .. last_step; nothing when last_step <= step().
   FitReport run_to(long last_step, const FitCallbacks& callbacks = {});
-  // One step (forward, backward, clipping, Adam); returns its loss. Throws NonFiniteLossError.
+  // One step (forward, backward, clipping, Adam); returns its loss. Throws NonFiniteLossError; in
+  // data-parallel training a layer's failure in step 1 is a std::runtime_error instead, after
+  // which the program must end every rank (docs/design.md §14).
   double train_step();
 
   long step() const { return step_; }  // steps done
