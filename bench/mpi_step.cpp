@@ -54,7 +54,10 @@ int main(int argc, char** argv) {
     o.batch = c.batch;
     o.collective = &world;
     DensityTrainer<float> trainer(
-        model, [&](Index n, Generator& g, TensorF& out) { out = g.normal<float>(Shape{n, c.dim}); },
+        model,
+        [&](Index n, Generator& g, TensorF& out) {
+          out = g.normal<float>(Shape{n, c.dim});
+        },
         o);
     trainer.run_to(3);  // warm-up: buffers sized, ActNorm initialised
     double token = 0;
@@ -85,7 +88,8 @@ int main(int argc, char** argv) {
           "\"allreduce_alone_ms\": %.4f, \"steps\": %ld}\n",
           c.name.c_str(), world.size(), static_cast<long>(c.batch),
           static_cast<long>(model.parameter_count()),
-          static_cast<double>(model.parameter_count()) * 4.0 / 1e6, ms, reduce_ms, alone_ms, c.steps);
+          static_cast<double>(model.parameter_count()) * 4.0 / 1e6, ms, reduce_ms, alone_ms,
+          c.steps);
       std::fflush(stdout);
     }
   }

@@ -29,7 +29,8 @@ Tensor<T> curved_data(Index n, Index cols = 3) {
 template <Scalar T>
 std::vector<double> parameters_of(Module<T>& m) {
   std::vector<double> out;
-  for (Parameter<T>* p : m.parameters()) out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
+  for (Parameter<T>* p : m.parameters())
+    out.insert(out.end(), p->value.data(), p->value.data() + p->value.numel());
   return out;
 }
 

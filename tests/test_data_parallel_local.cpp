@@ -26,7 +26,8 @@ namespace {
 // Ranks as threads: every operation is deposit, wait, combine in rank order, wait.
 class ThreadRanks {
  public:
-  explicit ThreadRanks(int size) : size_(size), slots_(static_cast<std::size_t>(size)), sync_(size) {}
+  explicit ThreadRanks(int size)
+      : size_(size), slots_(static_cast<std::size_t>(size)), sync_(size) {}
   int size() const { return size_; }
 
   template <class F>
@@ -69,8 +70,9 @@ class ThreadCollective : public Collective {
   }
   std::string broadcast(const std::string& text) override {
     std::string out;
-    ranks_.exchange(rank_, &text,
-                    [&](const std::vector<const void*>& all) { out = *static_cast<const std::string*>(all[0]); });
+    ranks_.exchange(rank_, &text, [&](const std::vector<const void*>& all) {
+      out = *static_cast<const std::string*>(all[0]);
+    });
     return out;
   }
 

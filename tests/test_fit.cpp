@@ -360,7 +360,8 @@ TEST_CASE("a log-density that is NaN or -inf where q samples stops the fit, nami
 // works (the MADE's tanh saturates, the model stays finite); NaN in a context, or 1e38 in x (its
 // square overflows float in the base density), stops at the step that met it, naming the step
 // (and, for NaN, the context), with the model as before that step.
-TEST_CASE("denormals in x and c train, and so does 1e38 in c; NaN in c or 1e38 in x stops the fit") {
+TEST_CASE(
+    "denormals in x and c train, and so does 1e38 in c; NaN in c or 1e38 in x stops the fit") {
   Generator gen(12);
   MAFConfig config;
   config.layers = 2;

@@ -214,8 +214,8 @@ TEST_CASE("to_string and activation_from_string: one name per function, the stor
 // xsimd's double exp turns x / ln 2 into an int64, undefined for NaN, inf and |x| > 6e18 (clang's
 // UBSan reports it; fuzz_model found it through a spline's logits): flowgrad's wrappers hand it a
 // clamped argument and restore NaN. The values must be the saturated ones, in every lane.
-TEST_CASE_TEMPLATE("exp, softplus, sigmoid and tanh at NaN, +-inf and +-1e30: saturated, NaN kept", T,
-                   float, double) {
+TEST_CASE_TEMPLATE("exp, softplus, sigmoid and tanh at NaN, +-inf and +-1e30: saturated, NaN kept",
+                   T, float, double) {
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
   const Tensor<T> x(Shape{1, 9}, {nan, inf, -inf, T(1e30), T(-1e30), T(0), T(1), nan, T(-1e30)});
   const Tensor<T> e = unary(Unary::exp, x);
@@ -246,8 +246,8 @@ TEST_CASE_TEMPLATE("exp, softplus, sigmoid and tanh at NaN, +-inf and +-1e30: sa
 // The rest of xsimd's maths that the kernels call (sin, cos, pow, log, sqrt) at the same extremes:
 // under UBSan (the sanitizer build) an undefined conversion inside it would fail this test, and
 // the values must be the IEEE ones, NaN kept.
-TEST_CASE_TEMPLATE("sin, cos, pow, log and sqrt at NaN, +-inf and +-1e30: no undefined behaviour", T,
-                   float, double) {
+TEST_CASE_TEMPLATE("sin, cos, pow, log and sqrt at NaN, +-inf and +-1e30: no undefined behaviour",
+                   T, float, double) {
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
   const Tensor<T> x(Shape{1, 9}, {nan, inf, -inf, T(1e30), T(-1e30), T(0), T(1), nan, T(-1e30)});
   for (const Unary f : {Unary::sin, Unary::cos}) {

@@ -9,8 +9,8 @@
 
 #include "commands.hpp"
 #include "conditional_toy.hpp"
-#include "ranks.hpp"
 #include "flowgrad/tensor/threads.hpp"
+#include "ranks.hpp"
 #include "toy_datasets.hpp"
 
 using namespace train2d;

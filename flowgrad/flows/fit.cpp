@@ -182,7 +182,8 @@ double Trainer<T>::train_step() {
                                std::to_string(options_.collective->rank()) + " of " +
                                std::to_string(options_.collective->size()) + ": " + e.what() +
                                "; the ranks cannot stop together in a first step, so end them all "
-                               "(MPI_Abort). " + advice());
+                               "(MPI_Abort). " +
+                               advice());
     }
   }
   // Every rank joins the sum, even after its own failure, so that all of them stop at this step.

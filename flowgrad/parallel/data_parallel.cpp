@@ -73,9 +73,10 @@ double DataParallel<T>::reduce(double local_loss, Index shard_rows, Index global
       static_cast<T>(static_cast<double>(shard_rows) / static_cast<double>(global_rows));
   for (std::size_t i = 0; i < params_.size(); ++i)
     if (params_[i]->grad.data() != flat_.data() + grad_offset_[i])
-      throw std::logic_error("data-parallel training: a parameter's gradient left the shared "
-                             "buffer (was the model's parameter list changed after the trainer "
-                             "was built?)");
+      throw std::logic_error(
+          "data-parallel training: a parameter's gradient left the shared "
+          "buffer (was the model's parameter list changed after the trainer "
+          "was built?)");
   T* flat = flat_.data();
   // Padding between the gradients stays zero; scaling it costs nothing.
   for (std::size_t i = 0; i < stats_offset_; ++i) flat[i] *= weight;

@@ -30,13 +30,12 @@ void TensorBudget::charge(std::size_t elements, std::size_t element_size) {
   if (!b) return;
   const std::size_t left = b->limit_ - std::min(b->used_, b->limit_);
   if (elements > left / element_size)
-    throw std::length_error(
-        "tensor memory over its budget: " +
-        (elements > std::numeric_limits<std::size_t>::max() / element_size
-             ? std::string("more than 2^64")
-             : std::to_string(elements * element_size)) +
-        " bytes more asked for, " + std::to_string(b->used_) + " of " +
-        std::to_string(b->limit_) + " already used");
+    throw std::length_error("tensor memory over its budget: " +
+                            (elements > std::numeric_limits<std::size_t>::max() / element_size
+                                 ? std::string("more than 2^64")
+                                 : std::to_string(elements * element_size)) +
+                            " bytes more asked for, " + std::to_string(b->used_) + " of " +
+                            std::to_string(b->limit_) + " already used");
   b->used_ += elements * element_size;
 }
 

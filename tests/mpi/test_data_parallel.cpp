@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "../parallel_helpers.hpp"
 #include "flowgrad/flows/actnorm.hpp"
 #include "flowgrad/flows/fit.hpp"
 #include "flowgrad/flows/fit_checkpoint.hpp"
 #include "flowgrad/flows/models.hpp"
 #include "flowgrad/parallel/mpi.hpp"
-#include "../parallel_helpers.hpp"
 
 using namespace flowgrad;
 using flowgrad::testing::curved_data;
@@ -91,8 +91,9 @@ Trajectory train(std::unique_ptr<DensityFlow<T>> model, const Tensor<T>& data, F
 // One process with the whole batch against two ranks with half of it each: the same losses and
 // parameters to the tolerance of summing the gradients in another order.
 template <Scalar T>
-void same_trajectory(const std::string& name, std::function<std::unique_ptr<DensityFlow<T>>()> build,
-                     Index cols, Index batch, double tolerance) {
+void same_trajectory(const std::string& name,
+                     std::function<std::unique_ptr<DensityFlow<T>>()> build, Index cols,
+                     Index batch, double tolerance) {
   const Tensor<T> data = curved_data<T>(600, cols);
   FitOptions o;
   o.steps = 40;
@@ -109,9 +110,10 @@ void same_trajectory(const std::string& name, std::function<std::unique_ptr<Dens
   const std::vector<double> params = parameters_of<T>(*model);
   const double dl = max_relative(losses, alone.losses), dp = max_relative(params, alone.params);
   if (world->is_root())
-    std::printf("%s: batch %ld over %d ranks vs one process: losses differ by %.2e, parameters by "
-                "%.2e (relative; tolerance %.0e)\n",
-                name.c_str(), static_cast<long>(batch), world->size(), dl, dp, tolerance);
+    std::printf(
+        "%s: batch %ld over %d ranks vs one process: losses differ by %.2e, parameters by "
+        "%.2e (relative; tolerance %.0e)\n",
+        name.c_str(), static_cast<long>(batch), world->size(), dl, dp, tolerance);
   check(losses.size() == alone.losses.size(), name + ": step count");
   check(dl <= tolerance, name + ": losses differ from one process's by " + std::to_string(dl));
   check(dp <= tolerance, name + ": parameters differ from one process's by " + std::to_string(dp));
@@ -275,8 +277,7 @@ int main(int argc, char** argv) {
   }
   std::string dir;
   if (world->is_root())
-    dir = (std::filesystem::temp_directory_path() /
-           ("flowgrad-mpi-" + std::to_string(::getpid())))
+    dir = (std::filesystem::temp_directory_path() / ("flowgrad-mpi-" + std::to_string(::getpid())))
               .string();
   dir = world->broadcast(dir);
   if (world->is_root()) std::filesystem::create_directories(dir);
@@ -284,14 +285,16 @@ int main(int argc, char** argv) {
     // Double: the sum over ranks reorders additions only, so agreement is to rounding, which
     // Adam's normalisation lets grow over the steps (2e-10 measured after 40 steps); a wrong
     // weighting or a missing rank's gradient shows at 1e-3 and more.
-    same_trajectory<double>("actnorm + maf, double", [] { return actnorm_maf<double>(0); }, 3, 128,
-                            1e-8);
-    same_trajectory<double>("actnorm + maf, odd batch 127, double",
-                            [] { return actnorm_maf<double>(0); }, 3, 127, 1e-8);
-    same_trajectory<double>("conditional maf, double", [] { return actnorm_maf<double>(1); }, 4,
-                            128, 1e-8);
+    same_trajectory<double>(
+        "actnorm + maf, double", [] { return actnorm_maf<double>(0); }, 3, 128, 1e-8);
+    same_trajectory<double>(
+        "actnorm + maf, odd batch 127, double", [] { return actnorm_maf<double>(0); }, 3, 127,
+        1e-8);
+    same_trajectory<double>(
+        "conditional maf, double", [] { return actnorm_maf<double>(1); }, 4, 128, 1e-8);
     // Float: the same, at float's rounding (2e-7 measured after 40 steps).
-    same_trajectory<float>("realnvp, float", [] { return realnvp<float>(false); }, 3, 128, 1e-5);
+    same_trajectory<float>(
+        "realnvp, float", [] { return realnvp<float>(false); }, 3, 128, 1e-5);
     batch_norm_ranks_agree();
     generated_batches_differ_per_rank();
     resume_is_exact(dir);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   options.steps = 20;
   options.collective = &world;
   const flowgrad::FitReport report = flowgrad::fit_density(model, data, options);
-  if (world.is_root()) std::printf("%d ranks, final loss %.4f\n", world.size(), report.losses.back());
+  if (world.is_root())
+    std::printf("%d ranks, final loss %.4f\n", world.size(), report.losses.back());
   return 0;
 }
