@@ -49,8 +49,8 @@ class DataParallel {
   Collective& c_;
   std::vector<Parameter<T>*> params_;
   std::vector<Tensor<T>*> buffers_, statistics_;
-  Tensor<T>
-      flat_;  // the gradients (64-byte aligned parts), then the batch statistics, then the loss
+  // The gradients (in 64-byte aligned parts), then the batch statistics, then the loss.
+  Tensor<T> flat_;
   std::vector<std::size_t> grad_offset_;
   std::size_t stats_offset_ = 0, loss_offset_ = 0;
 };
