@@ -4,7 +4,9 @@
 // the allreduce (waiting for the slower rank included), the allreduce of a gradient-sized buffer
 // alone, and the gradient's size. The global batch is the same at every rank count.
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -45,8 +47,11 @@ int main(int argc, char** argv) {
   const std::vector<Case> cases = {{"realnvp_d2_h64", 2, 1024, 200},
                                    {"maf_d8", 8, 1024, 200},
                                    {"image_realnvp_d784_h1024", 784, 256, 12}};
-  for (const Case& c : cases) {
-    if (argc > 1 && c.name != argv[1]) continue;
+  // `mpi_step [MODEL [DIVISOR]]`: one model, its batch divided by DIVISOR (the per-row cost).
+  const long divisor = argc > 2 ? std::max(1L, std::atol(argv[2])) : 1;
+  for (Case c : cases) {
+    if (argc > 1 && c.name != argv[1] && std::string(argv[1]) != "all") continue;
+    c.batch /= divisor;
     Generator gen(1);
     DensityFlow<float> model(build(c.name, gen));
     FitOptions o;
@@ -67,6 +72,7 @@ int main(int argc, char** argv) {
     trainer.run();
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double in_steps = world.sum_seconds() - reduce_before;
     // The allreduce inside a step also waits for the slower rank; alone, after the ranks have met,
     // it shows what moving the gradient costs.
     std::vector<float> gradient(static_cast<std::size_t>(model.parameter_count()) + 1, 1.0f);
@@ -76,7 +82,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < kAlone; ++i) world.sum(gradient.data(), gradient.size());
     const double alone =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - alone_start).count();
-    double timing[3] = {seconds, world.sum_seconds() - reduce_before, alone};
+    double timing[3] = {seconds, in_steps, alone};
     world.sum(timing, 3);  // the ranks' mean
     if (world.is_root()) {
       const double ms = 1e3 * timing[0] / world.size() / static_cast<double>(c.steps);
