@@ -260,15 +260,34 @@ TEST_CASE_TEMPLATE("sin, cos, pow, log and sqrt at NaN, +-inf and +-1e30: no und
     CHECK(y[6] == doctest::Approx(f == Unary::sin ? std::sin(1.0) : std::cos(1.0)));
     CHECK(std::isnan(y[7]));
   }
-  for (const T p : {T(2), T(0.5), T(3), T(-1), T(1.7)}) {
+  for (const T p : {T(2), T(0.5), T(3), T(-1), T(1.7), T(-1.7), T(1e20), T(-1e20)}) {
     CAPTURE(p);
     Tensor<T> y;
     unary(Unary::pow, x, y, p);
     CHECK(std::isnan(y[0]));
     CHECK(std::isnan(y[7]));
     CHECK(y[6] == doctest::Approx(1.0));
-    if (p > 0) CHECK(y[1] == inf);
+    CHECK(y[1] == (p > 0 ? inf : T(0)));  // +inf^p
+    CHECK(y[5] == (p > 0 ? T(0) : inf));  // 0^p
   }
+  // Exponents that no exact rule takes, where xsimd's own pow cast them to an int64 (|p| past 2^63)
+  // or gave 0^-1.7 = 0: the values std::pow gives.
+  const Tensor<T> bases(Shape{1, 5}, {T(2), T(0.5), T(1), T(-2), T(0)});
+  Tensor<T> y;
+  unary(Unary::pow, bases, y, T(1e20));  // an even integer
+  CHECK(y[0] == inf);
+  CHECK(y[1] == T(0));
+  CHECK(y[2] == T(1));
+  CHECK(y[3] == inf);
+  CHECK(y[4] == T(0));
+  unary(Unary::pow, bases, y, T(-3));  // a negative base has an integer power, signed
+  CHECK(y[3] == doctest::Approx(-0.125));
+  CHECK(y[4] == inf);
+  unary(Unary::pow, bases, y, T(-1.7));
+  CHECK(y[0] == doctest::Approx(std::pow(2.0, -1.7)));
+  CHECK(y[1] == doctest::Approx(std::pow(0.5, -1.7)));
+  CHECK(std::isnan(y[3]));
+  CHECK(y[4] == inf);
   const Tensor<T> l = unary(Unary::log, x);
   CHECK(std::isnan(l[0]));
   CHECK(l[1] == inf);

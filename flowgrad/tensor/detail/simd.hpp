@@ -25,7 +25,9 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -86,6 +88,35 @@ batch<T> expm1(batch<T> x) {
 template <class T>
 batch<T> tanh(batch<T> x) {
   return with_int_safe_argument(x, [](batch<T> a) { return xsimd::tanh(a); });
+}
+
+// x^p for a scalar exponent. xsimd's pow converts p, and the exponent of its result, to an int64,
+// which is undefined behaviour for NaN or infinite x and for |p| beyond 2^63 (clang's UBSan finds
+// it), and it gives 0 for 0^p with p < 0. Here xsimd sees only finite |x| > 0 and |p| < 2^52 (so
+// that |p log2 x| < 2^63 too) and the rest is decided here, as std::pow does: NaN stays NaN;
+// +-inf^p and 0^p are inf, 0 or 1 by the sign of p; an exponent past 2^52 gives 0, 1 or inf by
+// whether |x| is below, at or above 1; a negative x has a power only for an integer p (its sign
+// that of x for an odd one) and is NaN otherwise.
+template <class T>
+batch<T> pow(batch<T> x, T p) {
+  const batch<T> zero(T(0)), one(T(1)), inf(std::numeric_limits<T>::infinity());
+  const batch<T> ax = xsimd::abs(x);
+  const bool integer = std::floor(p) == p, odd = integer && std::fmod(p, T(2)) != T(0);
+  batch<T> magnitude;
+  if (std::abs(p) >= T(4503599627370496.0)) {  // 2^52
+    const batch<T> above = p > 0 ? inf : zero, below = p > 0 ? zero : inf;
+    magnitude = xsimd::select(ax > one, above, xsimd::select(ax < one, below, one));
+  } else {
+    const auto is_inf = ax == inf, is_zero = ax == zero;
+    const batch<T> safe = xsimd::select(xsimd::isnan(ax) || is_inf || is_zero, one, ax);
+    const batch<T> y = xsimd::pow(safe, batch<T>(p));
+    const batch<T> at_inf = p > 0 ? inf : p < 0 ? zero : one;
+    const batch<T> at_zero = p > 0 ? zero : p < 0 ? inf : one;
+    magnitude = xsimd::select(is_inf, at_inf, xsimd::select(is_zero, at_zero, y));
+  }
+  const batch<T> if_negative =
+      integer ? (odd ? -magnitude : magnitude) : batch<T>(std::numeric_limits<T>::quiet_NaN());
+  return xsimd::select(xsimd::isnan(x), x, xsimd::select(x < zero, if_negative, magnitude));
 }
 
 // out[i] = f(in0[i], in1[i], ...) over n elements, f taking and returning batches. The tail runs

@@ -236,8 +236,8 @@ struct Abs {
 // The exponent is a scalar: the exact special cases are chosen by comparing it.
 struct Pow {
   static constexpr const char* name = "pow";
-  // The exponents computed by multiplication, division or sqrt rather than xsimd::pow, which
-  // goes through exp(p log x) and is NaN for x < 0.
+  // The exponents computed by multiplication, division or sqrt rather than simd::pow, which goes
+  // through exp(p log x): slower, not exact, and NaN for x < 0 unless p is an integer.
   static constexpr bool exact(double p) {
     return p == 2 || p == 1 || p == 0 || p == 0.5 || p == -1 || p == 3;
   }
@@ -251,7 +251,7 @@ struct Pow {
     if (p == T(0.5)) return xsimd::sqrt(x);
     if (p == T(-1)) return B<T>(T(1)) / x;
     if (p == T(3)) return x * x * x;
-    return xsimd::pow(x, B<T>(p));
+    return simd::pow(x, p);
   }
   template <class T>
   static B<T> derivative(B<T> x, T p) {
