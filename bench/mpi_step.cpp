@@ -3,8 +3,8 @@
 // prints one JSON line per model: milliseconds per step (mean over the timed steps), of which in
 // the allreduce (waiting for the slower rank included), the allreduce of a gradient-sized buffer
 // alone, and the gradient's size. The global batch is the same at every rank count.
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
