@@ -9,6 +9,7 @@
 #include "flowgrad/tensor/detail/fused_block.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/detail/kernel_table.hpp"
+#include "flowgrad/tensor/detail/spline.hpp"
 #include "flowgrad/tensor/ops.hpp"
 
 namespace flowgrad {
@@ -156,6 +157,18 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
   kernels<T>().activation_backward_block(y, gy, gz, rows, cols, act, slope, col_sums);
 }
 
+template <class T>
+void spline_forward(const Tensor<T>& x, const Tensor<T>& params, const SplineSettings& s,
+                    Tensor<T>& out) {
+  kernels<T>().spline_forward(x, params, s, out);
+}
+
+template <class T>
+void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T>& grad,
+                     const SplineSettings& s, Tensor<T>* gx, Tensor<T>* gp) {
+  kernels<T>().spline_backward(x, params, grad, s, gx, gp);
+}
+
 }  // namespace detail
 
 #define FLOWGRAD_INSTANTIATE(T)                                                                    \
@@ -185,7 +198,11 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
                             const AdamCoefficients&);                                              \
   template void detail::bias_activation_block(T*, Index, Index, Index, const T*, Activation, T);   \
   template void detail::activation_backward_block(const T*, const T*, T*, Index, Index,            \
-                                                  Activation, T, T*);
+                                                  Activation, T, T*);                              \
+  template void detail::spline_forward(const Tensor<T>&, const Tensor<T>&,                         \
+                                       const detail::SplineSettings&, Tensor<T>&);                 \
+  template void detail::spline_backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,      \
+                                        const detail::SplineSettings&, Tensor<T>*, Tensor<T>*);
 FLOWGRAD_INSTANTIATE(float)
 FLOWGRAD_INSTANTIATE(double)
 #undef FLOWGRAD_INSTANTIATE

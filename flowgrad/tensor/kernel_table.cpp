@@ -30,6 +30,8 @@ constexpr ::flowgrad::detail::KernelTable<T> make_table() {
       &detail::bias_activation_block<T>,
       &detail::activation_backward_block<T>,
       &adam_update<T>,
+      &spline_forward<T>,
+      &spline_backward<T>,
   };
 }
 }  // namespace

@@ -57,6 +57,13 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
                                Activation act, T slope, T* col_sums);
 }  // namespace detail
 
+// spline.cpp
+template <class T>
+void spline_forward(const Tensor<T>& x, const Tensor<T>& params,
+                    const ::flowgrad::detail::SplineSettings& s, Tensor<T>& out);
+template <class T>
+void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T>& grad,
+                     const ::flowgrad::detail::SplineSettings& s, Tensor<T>* gx, Tensor<T>* gp);
 // adam_update.cpp
 template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,

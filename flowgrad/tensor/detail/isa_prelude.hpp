@@ -60,6 +60,7 @@
 #include "flowgrad/tensor/detail/gemm.hpp"
 #include "flowgrad/tensor/detail/kernel_table.hpp"
 #include "flowgrad/tensor/detail/pool.hpp"
+#include "flowgrad/tensor/detail/spline.hpp"
 #include "flowgrad/tensor/gemm_options.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/shape.hpp"

@@ -7,6 +7,7 @@
 #include "flowgrad/tensor/activation.hpp"
 #include "flowgrad/tensor/detail/adam_update.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
+#include "flowgrad/tensor/detail/spline.hpp"
 #include "flowgrad/tensor/isa.hpp"
 #include "flowgrad/tensor/ops.hpp"
 #include "flowgrad/tensor/tensor.hpp"
@@ -14,7 +15,7 @@
 namespace flowgrad::detail {
 
 // The signatures are those of the public functions of the same name (tensor/ops.hpp,
-// detail/fused.hpp, detail/fused_block.hpp, detail/adam_update.hpp), but for
+// detail/fused.hpp, detail/fused_block.hpp, detail/adam_update.hpp, detail/spline.hpp), but for
 //   gemm:   gemm() with `prepacked`, op(B) packed whole by this ISA's pack_b, or null;
 //   pack_b: packs op(B) [k x n] into panels for gemm's blocked path, resizing `panels`; false
 //           (nothing packed) for the shapes gemm reads B in place.
@@ -43,6 +44,9 @@ struct KernelTable {
   void (*activation_backward_block)(const T*, const T*, T*, Index, Index, Activation, T, T*);
   void (*adam_update)(Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,
                       const AdamCoefficients&);
+  void (*spline_forward)(const Tensor<T>&, const Tensor<T>&, const SplineSettings&, Tensor<T>&);
+  void (*spline_backward)(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,
+                          const SplineSettings&, Tensor<T>*, Tensor<T>*);
 };
 
 // The active ISA's table (tensor/isa.cpp).
