@@ -25,6 +25,16 @@ runs in a child process with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS pinned bef
 With more than one thread, torch's OpenMP pool and OpenBLAS's pool spin on the same cores (on a
 2-core machine the pinned 2-thread step measured 2-2.7x slower than 1 thread), so PyTorch runs
 under each of TORCH_SETTINGS and every row takes the one with the fastest median; the table names it.
+
+Three peers, each row's best of them named "the best peer":
+  PyTorch        as Debian ships it;
+  PyTorch tuned  the same with glibc's allocator kept from handing memory back to the system
+                 (GLIBC_TUNABLES below): PyTorch frees and reallocates its large buffers every step,
+                 and glibc otherwise unmaps and maps them again each time;
+  LibTorch       the same RealNVP in C++ on Debian's libtorch-dev (bench/libtorch/realnvp_peer.cpp,
+                 built by bash bench/libtorch/build.sh; --libtorch names it, default: beside
+                 bench_flows), with and without the tuned allocator; it has the RealNVP rows only.
+Before timing, the script checks that LibTorch's first loss equals PyTorch's (same seed, same model).
 """
 import argparse
 import datetime
@@ -171,12 +181,16 @@ def torch_settings(n):
             (f"omp1 blas{n}", 1, n, {})]
 
 
-def run_torch(threads, configs):
+TUNED_ALLOCATOR = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"}
+
+
+def run_torch(threads, configs, allocator_env=None):
     """{setting: {benchmark: ms}}: one timed run of each configuration under each of
-    torch_settings(threads)."""
+    torch_settings(threads), with allocator_env added to the environment."""
     by_setting = {}
     for label, omp, blas, extra in torch_settings(threads):
-        env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), **extra)
+        env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), **extra,
+                   **(allocator_env or {}))
         payload = json.dumps(configs)
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker", "--threads", str(omp),
                               "--repeats", "1", "--configs", payload],
@@ -186,6 +200,44 @@ def run_torch(threads, configs):
                      "(PyTorch comes from Debian: bash scripts/setup.sh --torch, and run with /usr/bin/python3)")
         by_setting[label] = json.loads(out.stdout)
     return by_setting
+
+
+def run_libtorch(binary, threads, names):
+    """{setting: {benchmark: ms}}: one timed run of each benchmark the LibTorch peer has, under
+    each of torch_settings(threads), with glibc's allocator as it is and tuned."""
+    by_setting = {}
+    for allocator, allocator_env in (("", {}), (" tuned", TUNED_ALLOCATOR)):
+        for label, omp, blas, extra in torch_settings(threads):
+            env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas), **extra,
+                       **allocator_env)
+            out = subprocess.run([binary, "--threads", str(omp), "--repeats", "1", *names], env=env,
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"compare_pytorch: the LibTorch peer {binary} failed ({label}{allocator}):\n{out.stderr}")
+            by_setting[label + allocator] = json.loads(out.stdout)
+    return by_setting
+
+
+def check_libtorch_model(binary, configs):
+    """The LibTorch peer's first training loss against PyTorch's, same seed: the same model."""
+    names = [c[0] for c in configs if c[0].startswith("BM_RealNVPTrainStep")]
+    if not names:
+        return
+    out = subprocess.run([binary, "--loss", *names], capture_output=True, text=True, check=True)
+    theirs = json.loads(out.stdout)
+    check = ("import json, sys, torch; sys.path.insert(0, %r); import reference_pytorch as ref\n"
+             "out = {}\n"
+             "for name, h, b in json.loads(sys.argv[1]):\n"
+             "    torch.manual_seed(0); m = ref.RealNVP(h); x = torch.randn(b, 2)\n"
+             "    out[name] = (-m.log_prob(x).mean()).item()\n"
+             "print(json.dumps(out))" % HERE)
+    specs = [[c[0], c[3]["hidden"], c[3]["batch"]] for c in configs if c[0] in names]
+    ours = json.loads(subprocess.run([sys.executable, "-c", check, json.dumps(specs)], capture_output=True,
+                                     text=True, check=True).stdout)
+    for name in names:
+        if abs(theirs[name] - ours[name]) > 1e-5 * abs(ours[name]):
+            sys.exit(f"compare_pytorch: the LibTorch peer is not PyTorch's model: first loss of {name} "
+                     f"{theirs[name]} vs {ours[name]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,9 +265,12 @@ def median_and_range(values):
     return (statistics.median(values), min(values), max(values)) if values else (None, None, None)
 
 
-def measure(binary, per_threads, rounds):
-    """Per round, flowgrad's run and PyTorch's, in alternating order. Returns
-    ({benchmark: [flowgrad run per round]}, {benchmark: {setting: [ms per round]}})."""
+PEERS = ("PyTorch", "PyTorch tuned", "LibTorch")
+
+
+def measure(binary, libtorch, per_threads, rounds):
+    """Per round, flowgrad's run and the peers', in alternating order. Returns
+    ({benchmark: [flowgrad run per round]}, {benchmark: {peer: {setting: [ms per round]}}})."""
     names = [c[0] for cs in per_threads.values() for c in cs] + ["BM_FmaPeak"]
     ours, torch = {}, {}
 
@@ -225,9 +280,14 @@ def measure(binary, per_threads, rounds):
 
     def torch_side():
         for threads, cfgs in per_threads.items():
-            for label, times in run_torch(threads, [[c[0], c[3]] for c in cfgs]).items():
-                for name, ms in times.items():
-                    torch.setdefault(name, {}).setdefault(label, []).append(ms)
+            configs = [[c[0], c[3]] for c in cfgs]
+            runs = {"PyTorch": run_torch(threads, configs), "PyTorch tuned": run_torch(threads, configs, TUNED_ALLOCATOR)}
+            if libtorch:
+                runs["LibTorch"] = run_libtorch(libtorch, threads, [c[0] for c in cfgs])
+            for peer, by_setting in runs.items():
+                for label, times in by_setting.items():
+                    for name, ms in times.items():
+                        torch.setdefault(name, {}).setdefault(peer, {}).setdefault(label, []).append(ms)
 
     for r in range(rounds):
         sides = [flowgrad_side, torch_side] if r % 2 == 0 else [torch_side, flowgrad_side]
@@ -250,6 +310,8 @@ def main():
     ap.add_argument("--only", default="", metavar="REGEX",
                     help="only configurations whose name (e.g. BM_NSFTrainStep/D:2/B:1024) matches this "
                          "regular expression (re.search; with --filter, both must match)")
+    ap.add_argument("--libtorch", help="the LibTorch peer (bash bench/libtorch/build.sh); default: realnvp_peer "
+                                       "beside the benchmark binary, if built")
     ap.add_argument("--json", help="also write the table as JSON")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--configs", help=argparse.SUPPRESS)
@@ -296,25 +358,40 @@ def main():
     if missing:
         sys.exit(f"compare_pytorch: {args.binary} has no benchmark {missing[0]}"
                  + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    ours, torch = measure(args.binary, per_threads, args.repeats)
+    libtorch = args.libtorch or os.path.join(os.path.dirname(os.path.abspath(args.binary)), "realnvp_peer")
+    if not os.access(libtorch, os.X_OK):
+        if args.libtorch:
+            sys.exit(f"compare_pytorch: --libtorch {args.libtorch} is not an executable (bash bench/libtorch/build.sh)")
+        print(f"compare_pytorch: no LibTorch peer at {libtorch} (bash bench/libtorch/build.sh builds it); "
+              "comparing with PyTorch only", file=sys.stderr)
+        libtorch = None
+    else:
+        check_libtorch_model(libtorch, [c for cs in per_threads.values() for c in cs])
+    ours, torch = measure(args.binary, libtorch, per_threads, args.repeats)
     peak = median_and_range([r["gflops"] for r in ours.get("BM_FmaPeak", [])])[0]
     # BM_FmaPeak runs the widest FMA the CPU has; its label says which.
     peak_isa = next((r["label"] for r in ours.get("BM_FmaPeak", []) if r.get("label")), "?")
     for threads in thread_counts:
         for name, base, cfg, spec in per_threads[threads]:
             runs = ours.get(name, [])
-            settings = torch.get(name, {})
-            # PyTorch's setting: the one with the fastest median.
-            setting = min(settings, key=lambda k: statistics.median(settings[k])) if settings else None
-            torch_runs = settings.get(setting, [])
             ms = median_and_range([o["ms"] for o in runs])[0]
-            ratio, lo, hi = median_and_range([t / o["ms"] for t, o in zip(torch_runs, runs)])
-            rows.append({"benchmark": name, "threads": threads, "flowgrad_ms": ms,
-                         "pytorch_ms": median_and_range(torch_runs)[0], "pytorch_setting": setting,
-                         "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
-                         "flowgrad_gflops": median_and_range([o["gflops"] for o in runs])[0],
-                         "flowgrad_isa": "/".join(sorted({o["isa"] for o in runs if o.get("isa")})) or None,
-                         "flowgrad_runs_ms": [o["ms"] for o in runs], "pytorch_runs_ms": torch_runs})
+            row = {"benchmark": name, "threads": threads, "flowgrad_ms": ms,
+                   "flowgrad_gflops": median_and_range([o["gflops"] for o in runs])[0],
+                   "flowgrad_isa": "/".join(sorted({o["isa"] for o in runs if o.get("isa")})) or None,
+                   "flowgrad_runs_ms": [o["ms"] for o in runs], "peers": {}}
+            for peer, settings in torch.get(name, {}).items():
+                # Each peer's setting: the one with the fastest median.
+                setting = min(settings, key=lambda k: statistics.median(settings[k]))
+                peer_runs = settings[setting]
+                ratio, lo, hi = median_and_range([t / o["ms"] for t, o in zip(peer_runs, runs)])
+                row["peers"][peer] = {"ms": statistics.median(peer_runs), "setting": setting, "ratio": ratio,
+                                      "ratio_min": lo, "ratio_max": hi, "runs_ms": peer_runs}
+            best = min(row["peers"], key=lambda p: row["peers"][p]["ms"]) if row["peers"] else None
+            row["best_peer"] = best
+            plain = row["peers"].get("PyTorch", {})
+            row.update(pytorch_ms=plain.get("ms"), pytorch_setting=plain.get("setting"), ratio=plain.get("ratio"),
+                       ratio_min=plain.get("ratio_min"), ratio_max=plain.get("ratio_max"))
+            rows.append(row)
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -335,16 +412,28 @@ def main():
     print(f"flowgrad's kernels ran {', '.join(isas) or 'an unreported ISA'} "
           f"(FLOWGRAD_ISA={os.environ.get('FLOWGRAD_ISA', '')!r}; unset: the widest the CPU has)")
     print()
-    print("| configuration | threads | flowgrad ISA | flowgrad ms | PyTorch ms | PyTorch / flowgrad | over rounds | "
-          "flowgrad GFLOP/s | % of one core's peak | PyTorch threads |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print("Peers: PyTorch; PyTorch tuned (glibc allocator tuned: GLIBC_TUNABLES); LibTorch (C++, RealNVP rows "
+          "only; its faster allocator setting). Ratio = peer ms / flowgrad ms, median of the rounds' ratios "
+          "[their range]; the best peer is the row's fastest.")
+    print()
+    print("| configuration | threads | flowgrad ISA | flowgrad ms | PyTorch ms | PyTorch tuned ms | LibTorch ms | "
+          "PyTorch / flowgrad | best peer / flowgrad | best peer | flowgrad GFLOP/s | % of one core's peak |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for r in rows:
         share = 100 * r["flowgrad_gflops"] / peak if (peak and r["flowgrad_gflops"]) else None
         r["percent_of_peak"] = share
+        peer_ms = lambda p: f(r["peers"].get(p, {}).get("ms"), "{:.2f}")
+        best = r["peers"].get(r["best_peer"], {})
+
+        def ratio(p):
+            if not p:
+                return "-"
+            return f"{f(p['ratio'], '{:.2f}x')} [{fmt_range(p['ratio_min'], p['ratio_max'])}]"
         print(f"| {r['benchmark']} | {r['threads']} | {r['flowgrad_isa'] or '-'} | {f(r['flowgrad_ms'], '{:.2f}')} | "
-              f"{f(r['pytorch_ms'], '{:.2f}')} | "
-              f"{f(r['ratio'], '{:.2f}x')} | {fmt_range(r['ratio_min'], r['ratio_max'])} | "
-              f"{f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} | {r['pytorch_setting'] or '-'} |")
+              f"{peer_ms('PyTorch')} | {peer_ms('PyTorch tuned')} | {peer_ms('LibTorch')} | "
+              f"{ratio(r['peers'].get('PyTorch'))} | {ratio(best)} | "
+              f"{(r['best_peer'] + ' (' + best['setting'] + ')') if best else '-'} | "
+              f"{f(r['flowgrad_gflops'], '{:.1f}')} | {f(share, '{:.0f}%')} |")
     # Scaling: every configuration run at 1 and at more threads.
     one = {r["benchmark"]: r for r in rows if r["threads"] == 1}
     more = [r for r in rows if r["threads"] > 1]
