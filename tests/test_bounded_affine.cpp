@@ -24,32 +24,43 @@ Tensor<double> params_for(Generator& gen, Index n, Index d) {
 TEST_CASE("bounded_affine: the transform of select_columns, tanh and affine_columns") {
   Generator gen(61);
   const double b = 2.5;
-  for (Index d : {1, 3, 9})  // 9: a SIMD batch and a tail
-    for (bool inverse : {false, true}) {
-      CAPTURE(d);
-      CAPTURE(inverse);
-      const Index n = 5;
-      const Tensor<double> x = gen.normal<double>(Shape{n, d}), p = params_for(gen, n, d);
-      std::vector<Index> all, shift, raw;
-      for (Index i = 0; i < d; ++i) {
-        all.push_back(i);
-        shift.push_back(2 * i);
-        raw.push_back(2 * i + 1);
+  // d = 9: a SIMD batch and a tail; n = 37: several of the op's chunks of elements, a row
+  // straddling each chunk boundary. Values and gradients.
+  for (Index n : {5, 37})
+    for (Index d : {1, 3, 9})
+      for (bool inverse : {false, true}) {
+        CAPTURE(n);
+        CAPTURE(d);
+        CAPTURE(inverse);
+        const Tensor<double> x = gen.normal<double>(Shape{n, d}), p = params_for(gen, n, d);
+        std::vector<Index> all, shift, raw;
+        for (Index i = 0; i < d; ++i) {
+          all.push_back(i);
+          shift.push_back(2 * i);
+          raw.push_back(2 * i + 1);
+        }
+        Tape<double> t;
+        const auto xr = t.constant(x, true), pr = t.constant(p, true);
+        const auto r = bounded_affine(xr, pr, b, inverse);
+        const auto xv = t.constant(x, true), pv = t.constant(p, true);
+        const auto s = tanh(select_columns(pv, raw) * (1 / b)) * b;
+        const auto ref = affine_columns(xv, s, select_columns(pv, shift), all, inverse);
+        const auto ref_ld = sum(s, 1);
+        t.backward(add(add(testing::weighted_sum(r.out, 7), testing::weighted_sum(r.log_det, 8)),
+                       add(testing::weighted_sum(ref, 7),
+                           testing::weighted_sum(inverse ? -ref_ld : ref_ld, 8))));
+        for (Index k = 0; k < x.numel(); ++k)
+          CHECK(xr.grad()[k] == doctest::Approx(xv.grad()[k]).epsilon(1e-12));
+        for (Index k = 0; k < p.numel(); ++k)
+          CHECK(pr.grad()[k] == doctest::Approx(pv.grad()[k]).epsilon(1e-12));
+        for (Index k = 0; k < n * d; ++k)
+          CHECK(r.out.value()[k] == doctest::Approx(ref.value()[k]).epsilon(1e-14));
+        for (Index i = 0; i < n; ++i) {
+          const double ld = inverse ? -ref_ld.value()[i] : ref_ld.value()[i];
+          CHECK(r.log_det.value()[i] == doctest::Approx(ld).epsilon(1e-14));
+          CHECK(std::abs(r.log_det.value()[i]) < double(d) * b);
+        }
       }
-      Tape<double> t;
-      const auto r = bounded_affine(t.constant(x), t.constant(p), b, inverse);
-      const auto pv = t.constant(p);
-      const auto s = tanh(select_columns(pv, raw) * (1 / b)) * b;
-      const auto ref = affine_columns(t.constant(x), s, select_columns(pv, shift), all, inverse);
-      const auto ref_ld = sum(s, 1);
-      for (Index k = 0; k < n * d; ++k)
-        CHECK(r.out.value()[k] == doctest::Approx(ref.value()[k]).epsilon(1e-14));
-      for (Index i = 0; i < n; ++i) {
-        const double ld = inverse ? -ref_ld.value()[i] : ref_ld.value()[i];
-        CHECK(r.log_det.value()[i] == doctest::Approx(ld).epsilon(1e-14));
-        CHECK(std::abs(r.log_det.value()[i]) < double(d) * b);
-      }
-    }
 }
 
 TEST_CASE("bounded_affine: gradcheck of both outputs, forward and inverse") {

@@ -29,36 +29,49 @@ struct BoundedAffineOp {
     bool inverse;
   };
 
-  // Elements [e, e + count) (count <= W) as batches, zero-padded: x, shift, raw log-scale.
-  struct Lanes {
-    V x, t, a;
-  };
-  static Lanes load(const T* x, const T* p, Index e, Index count) {
-    alignas(64) T xs[W] = {}, ts[W] = {}, as[W] = {};
-    for (Index l = 0; l < count; ++l) {
-      xs[l] = x[e + l];
-      ts[l] = p[2 * (e + l)];
-      as[l] = p[2 * (e + l) + 1];
+  // Elements run in chunks: each chunk's x, shift and raw log-scale are first copied into lane
+  // arrays (zero-padded to whole batches), then run as batches, then written out, with the row and
+  // column of each element counted along rather than divided out. A batch loaded straight after
+  // the scalar stores of its lanes would wait for them, and a division per element cost as much
+  // as the maths.
+  static constexpr Index kChunk = 16 * W;
+  struct Chunk {
+    alignas(64) T x[kChunk], t[kChunk], a[kChunk];
+    Index count, batches;  // elements, and whole batches covering them
+
+    void load(const T* xp, const T* p, Index e0, Index total) {
+      count = std::min(kChunk, total - e0);
+      batches = (count + W - 1) / W;
+      for (Index l = 0; l < count; ++l) {
+        x[l] = xp[e0 + l];
+        t[l] = p[2 * (e0 + l)];
+        a[l] = p[2 * (e0 + l) + 1];
+      }
+      for (Index l = count; l < batches * W; ++l) x[l] = t[l] = a[l] = T(0);
     }
-    return {V::load_aligned(xs), V::load_aligned(ts), V::load_aligned(as)};
-  }
+  };
 
   static void forward(Node<T>& n, const Tensor<T>& xv, const Tensor<T>& pv, const State& st) {
     const Index rows = xv.rows(), d = xv.cols(), count = rows * d;
     n.value.resize(Shape{rows, d + 1});
     for (Index i = 0; i < rows; ++i) n.value(i, d) = T(0);
-    alignas(64) T out[W], s_lanes[W];
-    for (Index e = 0; e < count; e += W) {
-      const Index c = std::min(W, count - e);
-      const Lanes in = load(xv.data(), pv.data(), e, c);
-      const V s = st.bound * simd::tanh(in.a / st.bound);
-      const V y = st.inverse ? (in.x - in.t) * simd::exp(-s) : xsimd::fma(in.x, simd::exp(s), in.t);
-      y.store_aligned(out);
-      s.store_aligned(s_lanes);
-      for (Index l = 0; l < c; ++l) {
-        const Index i = (e + l) / d, j = (e + l) % d;
-        n.value(i, j) = out[l];
-        n.value(i, d) += st.inverse ? -s_lanes[l] : s_lanes[l];
+    Chunk c;
+    alignas(64) T out[kChunk], s_lanes[kChunk];
+    Index i = 0, j = 0;  // row and column of the chunk's next element
+    for (Index e0 = 0; e0 < count; e0 += kChunk) {
+      c.load(xv.data(), pv.data(), e0, count);
+      for (Index b = 0; b < c.batches * W; b += W) {
+        const V x = V::load_aligned(c.x + b), t = V::load_aligned(c.t + b);
+        const V s = st.bound * simd::tanh(V::load_aligned(c.a + b) / st.bound);
+        const V y = st.inverse ? (x - t) * simd::exp(-s) : xsimd::fma(x, simd::exp(s), t);
+        y.store_aligned(out + b);
+        s.store_aligned(s_lanes + b);
+      }
+      for (Index l = 0; l < c.count; ++l) {
+        T* row = n.value.data() + i * (d + 1);
+        row[j] = out[l];
+        row[d] += st.inverse ? -s_lanes[l] : s_lanes[l];
+        if (++j == d) j = 0, ++i;
       }
     }
   }
@@ -74,37 +87,45 @@ struct BoundedAffineOp {
     const Tensor<T>& xv = tape.value(n.in[0]);
     const Tensor<T>& pv = tape.value(n.in[1]);
     const Index d = xv.cols(), count = xv.rows() * d;
-    alignas(64) T g_in[W], g_t[W], g_a[W], go[W], gl[W];
-    for (Index e = 0; e < count; e += W) {
-      const Index c = std::min(W, count - e);
-      const Lanes in = load(xv.data(), pv.data(), e, c);
-      for (Index l = 0; l < W; ++l) {
-        const Index i = (e + l) / d, j = (e + l) % d;
-        go[l] = l < c ? n.grad(i, j) : T(0);
-        gl[l] = l < c ? n.grad(i, d) : T(0);
+    Chunk c;
+    alignas(64) T g_in[kChunk], g_t[kChunk], g_a[kChunk], go[kChunk], gl[kChunk];
+    Index i = 0, j = 0;
+    for (Index e0 = 0; e0 < count; e0 += kChunk) {
+      c.load(xv.data(), pv.data(), e0, count);
+      for (Index l = 0, r = i, q = j; l < c.batches * W; ++l) {
+        const bool real = l < c.count;
+        go[l] = real ? n.grad(r, q) : T(0);
+        gl[l] = real ? n.grad(r, d) : T(0);
+        if (real && ++q == d) q = 0, ++r;
       }
-      const V g_out = V::load_aligned(go), g_log = V::load_aligned(gl);
-      const V th = simd::tanh(in.a / st.bound);
-      const V s = st.bound * th, ds = V(T(1)) - th * th;
-      if (st.inverse) {
-        const V scale = simd::exp(-s);
-        const V x = (in.x - in.t) * scale;
-        (g_out * scale).store_aligned(g_in);
-        (-g_out * scale).store_aligned(g_t);
-        (-(g_out * x + g_log) * ds).store_aligned(g_a);
-      } else {
-        const V scale = simd::exp(s);
-        (g_out * scale).store_aligned(g_in);
-        g_out.store_aligned(g_t);
-        ((g_out * in.x * scale + g_log) * ds).store_aligned(g_a);
-      }
-      for (Index l = 0; l < c; ++l) {
-        if (gx) gx->data()[e + l] += g_in[l];
-        if (gp) {
-          gp->data()[2 * (e + l)] += g_t[l];
-          gp->data()[2 * (e + l) + 1] += g_a[l];
+      for (Index b = 0; b < c.batches * W; b += W) {
+        const V g_out = V::load_aligned(go + b), g_log = V::load_aligned(gl + b);
+        const V x = V::load_aligned(c.x + b), t = V::load_aligned(c.t + b);
+        const V th = simd::tanh(V::load_aligned(c.a + b) / st.bound);
+        const V s = st.bound * th, ds = V(T(1)) - th * th;
+        if (st.inverse) {
+          const V scale = simd::exp(-s);
+          const V xo = (x - t) * scale;
+          (g_out * scale).store_aligned(g_in + b);
+          (-g_out * scale).store_aligned(g_t + b);
+          (-(g_out * xo + g_log) * ds).store_aligned(g_a + b);
+        } else {
+          const V scale = simd::exp(s);
+          (g_out * scale).store_aligned(g_in + b);
+          g_out.store_aligned(g_t + b);
+          ((g_out * x * scale + g_log) * ds).store_aligned(g_a + b);
         }
       }
+      for (Index l = 0; l < c.count; ++l) {
+        const Index e = e0 + l;
+        if (gx) gx->data()[e] += g_in[l];
+        if (gp) {
+          gp->data()[2 * e] += g_t[l];
+          gp->data()[2 * e + 1] += g_a[l];
+        }
+      }
+      i += (j + c.count) / d;
+      j = (j + c.count) % d;
     }
   }
 };
