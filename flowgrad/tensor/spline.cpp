@@ -218,10 +218,10 @@ void spline_forward(const Tensor<T>& xv, const Tensor<T>& pv,
       }
       xsimd::select(sp.inside, o, g.v).store_aligned(out);
       xsimd::select(sp.inside, L, V(0.0)).store_aligned(log_det);
-      for (Index l = 0; l < g.valid; ++l) {
-        const Index i = (e + l) / m, j = (e + l) % m;
+      for (Index l = 0, i = e / m, j = e % m; l < g.valid; ++l) {
         out_t(i, j) = T(out[l]);
         out_t(i, m + j) = T(log_det[l]);
+        if (++j == m) j = 0, ++i;
       }
     }
   });
@@ -250,11 +250,11 @@ void spline_backward(const Tensor<T>& xv, const Tensor<T>& pv, const Tensor<T>& 
       load_group(g, xv.data(), pv.data(), e, e1, K, st.logit_scale);
       sp.build(g, K, B, st.inverse);
       alignas(64) double go[W], gl[W];
-      for (Index l = 0; l < W; ++l) {
+      for (Index l = 0, i = e / m, j = e % m; l < W; ++l) {
         const bool real = l < g.valid;
-        const Index i = (e + l) / m, j = (e + l) % m;
         go[l] = real ? double(grad(i, j)) : 0.0;
         gl[l] = real ? double(grad(i, m + j)) : 0.0;
+        if (real && ++j == m) j = 0, ++i;
       }
       const V g_out = V::load_aligned(go), g_log = V::load_aligned(gl);
       const V xi = st.inverse ? sp.solve_xi(g.v) : (g.v - sp.xk) / sp.W_;
@@ -271,9 +271,9 @@ void spline_backward(const Tensor<T>& xv, const Tensor<T>& pv, const Tensor<T>& 
       }
       if (gx) {
         xsimd::select(sp.inside, g_in, g_out).store_aligned(lanes);
-        for (Index l = 0; l < g.valid; ++l) {
-          const Index i = (e + l) / m, j = (e + l) % m;
+        for (Index l = 0, i = e / m, j = e % m; l < g.valid; ++l) {
           (*gx)(i, j) += T(lanes[l]);
+          if (++j == m) j = 0, ++i;
         }
       }
       if (!gp) continue;
