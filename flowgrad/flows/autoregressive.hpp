@@ -45,6 +45,7 @@ class MaskedAutoregressive : public Bijector<T> {
  private:
   MADEConfig made_config_;
   std::unique_ptr<MADE<T>> made_;
+  std::unique_ptr<Tape<T>> scratch_;  // the inverse's passes when no gradient is wanted
 };
 
 struct MaskedAffineConfig {

@@ -63,18 +63,28 @@ MADE<T>::MADE(Index dim, Index outputs_per_dim, const MADEConfig& config, Genera
 }
 
 template <Scalar T>
-Var<T> MADE<T>::operator()(const Var<T>& x_only, const Var<T>& context) {
+typename MADE<T>::OnTape MADE<T>::on_tape(Tape<T>& t) {
+  OnTape w;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    w.params[2 * l] = mul(t.parameter(layers_[l].weight), t.constant(masks_[l]));
+    w.params[2 * l + 1] = t.parameter(layers_[l].bias);
+  }
+  return w;
+}
+
+template <Scalar T>
+Var<T> MADE<T>::operator()(const Var<T>& x, const Var<T>& context) {
+  return (*this)(x, context, on_tape(x.tape()));
+}
+
+template <Scalar T>
+Var<T> MADE<T>::operator()(const Var<T>& x_only, const Var<T>& context, const OnTape& weights) {
   if (context_ > 0 && !context.defined())
     throw std::invalid_argument("made: needs a context of " + std::to_string(context_) +
                                 " columns");
   const Var<T> x = context_ > 0 ? cat({x_only, context}) : x_only;
   layers_.front().check_input(x);
-  Tape<T>& t = x.tape();
-  std::array<Var<T>, 2 * (made_max_hidden_layers + 1)> params;
-  for (std::size_t l = 0; l < layers_.size(); ++l) {
-    params[2 * l] = mul(t.parameter(layers_[l].weight), t.constant(masks_[l]));
-    params[2 * l + 1] = t.parameter(layers_[l].bias);
-  }
+  const auto& params = weights.params;
   if (layers_.size() <= static_cast<std::size_t>(mlp_max_layers))
     return mlp(x, std::span<const Var<T>>(params.data(), 2 * layers_.size()), activation_,
                Activation::none);

@@ -14,6 +14,7 @@
 // The masks are built at construction and never saved: the layer's settings determine them. On a
 // tape each step multiplies each weight by its mask (one node each, in the tape's own buffers, so a
 // warm step allocates nothing); gradients reach only the kept weights.
+#include <array>
 #include <vector>
 
 #include "flowgrad/autodiff/module.hpp"
@@ -36,9 +37,17 @@ class MADE : public Module<T> {
   MADE(Index dim, Index outputs_per_dim, const MADEConfig& config, Generator& gen,
        bool zero_last = true);
 
+  // The masked weights and the biases on one tape. A call multiplies the weights by their masks
+  // anew; several calls on one tape (an autoregressive inverse's d passes) share them instead.
+  struct OnTape {
+    std::array<Var<T>, 2 * (made_max_hidden_layers + 1)> params;
+  };
+  OnTape on_tape(Tape<T>& tape);
+
   // [batch, dim] (and the context [batch, context], when the MADE has one) ->
   // [batch, dim * outputs_per_dim].
   Var<T> operator()(const Var<T>& x, const Var<T>& context = {});
+  Var<T> operator()(const Var<T>& x, const Var<T>& context, const OnTape& weights);
   void named_parameters(const std::string& prefix, std::vector<NamedParameter<T>>& out) override;
   using Module<T>::named_parameters;
 
