@@ -87,12 +87,13 @@ T* thread_buffer(Index count) {
   return buffer.data();
 }
 
-// Each layer's op(W) packed once per pass for all blocks (W^T forward, W backward), held by the
-// calling thread, rather than by each block again.
+// Each layer's op(W) from layer `first` on, packed once per pass for all blocks (W^T forward, W
+// backward), held by the calling thread, rather than by each block again.
 template <class T>
-std::array<PackedB<T>, mlp_max_layers>& packed_weights(const Net<T>& net, bool transposed) {
+std::array<PackedB<T>, mlp_max_layers>& packed_weights(const Net<T>& net, bool transposed,
+                                                       int first = 0) {
   thread_local std::array<PackedB<T>, mlp_max_layers> packed;
-  for (int l = 0; l < net.layers; ++l) {
+  for (int l = first; l < net.layers; ++l) {
     const Index in = net.width[l], out = net.width[l + 1];
     if (transposed)
       packed[l].pack(in, out, net.w[l], in, true);
@@ -238,7 +239,6 @@ class PairwiseSums {
 // batch after the blocks (bench/results/mlp_node_tuning.md).
 constexpr std::size_t kPartialBytes = std::size_t(1) << 18;
 
-
 // With h_l the output of layer l (h_-1 = x) and dz_l the gradient at its pre-activation:
 //   dz_last = G act'(.),  dz_(l-1) = (dz_l W_l) act'(.),  dx += dz_0 W_0,
 //   dW_l += dz_l^T h_(l-1),  db_l += column sums of dz_l.
@@ -283,9 +283,7 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   Tensor<T>* gx = t.grad_for(n.in[0], &overwrite);
 
   T* partials = thread_buffer<T, 2>(blocks * per_block);
-  auto part = [&](Index at, Index b) {
-    return at >= 0 ? partials + b * per_block + at : nullptr;
-  };
+  auto part = [&](Index at, Index b) { return at >= 0 ? partials + b * per_block + at : nullptr; };
 
   // With every block's partials summed into block 0's, the gradients take them.
   PairwiseSums<T> sums(partials, per_block, blocks);
@@ -296,9 +294,10 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
     }
   };
 
-  const auto& w = packed_weights(net, false);
-  const int nt = static_cast<int>(
-      std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
+  // Layer 0's W serves only the input's gradient.
+  const auto& w = packed_weights(net, false, gx ? 0 : 1);
+  const int nt =
+      static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
   simd::parallel_for_each(nt, blocks, [&](Index b) {
     const Index r = b * rows_per_block, rows = std::min(rows_per_block, m - r);
     // Where this block's dz_l goes: the batch's buffer, or a half of the thread's scratch.
@@ -310,8 +309,7 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
     T* dz = dz_of(layers - 1);
     const Index wo = width[layers];
     detail::activation_backward_block(h[layers] + r * wo, n.grad.data() + r * wo, dz, rows, wo,
-                                      net.act[layers - 1], net.slope,
-                                      part(bias_at[layers - 1], b));
+                                      net.act[layers - 1], net.slope, part(bias_at[layers - 1], b));
     for (int l = layers - 1; l >= 0; --l) {
       const Index ko = width[l + 1], ki = width[l];
       if (weight_at[l] >= 0)
