@@ -10,7 +10,6 @@
 //
 // The per-element work (forward, and the backward's recomputation) is a kernel of
 // tensor/spline.cpp, compiled per ISA; this file is the node.
-#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
