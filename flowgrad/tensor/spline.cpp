@@ -42,8 +42,8 @@ struct Group {
 
 // Parameters q < 2K (the width and height logits) are multiplied by logit_scale. Each lane's
 // parameters are read in order and spread over z; the batches are loaded from z only later, once
-// all these stores are done (a batch loaded straight after its lanes' scalar stores waits for
-// them: that made this load a seventh of an NSF step).
+// all these stores are done: a batch loaded straight after its lanes' scalar stores cannot take
+// them from the store buffer and waits until they reach the cache.
 template <class T>
 void load_group(Group& g, const T* x, const T* p, Index e0, Index count, Index K,
                 double logit_scale) {
