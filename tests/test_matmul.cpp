@@ -195,6 +195,19 @@ TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) 
   check_gemm<T>(gen, 1100, 20, 600, GemmOptions{false, false, false}, 5);
 }
 
+TEST_CASE_TEMPLATE("gemm packs B in every layout: one panel read in place, blocks transposed", T,
+                   float, double) {
+  // n = 8, 16, 32, 64 is one register panel (NR) wide on some ISA for each type, and a row-major
+  // B that wide with contiguous rows is read in place rather than packed. A transposed B is packed
+  // through 8 x 8 float (4 x 4 double) register transposes plus element-wise edges: n and k here
+  // leave edges of 1 to 7 on both sides, and k crosses KC.
+  Generator gen(5);
+  const std::vector<Dims> shapes = {{70, 8, 300},  {70, 16, 300}, {70, 32, 300},
+                                    {70, 64, 300}, {13, 64, 65},  {45, 37, 29},
+                                    {45, 50, 301}, {20, 71, 9},   {9, 1030, 70}};
+  for (const Dims& d : shapes) check_all_forms<T>(gen, d.m, d.n, d.k);
+}
+
 TEST_CASE_TEMPLATE("gemm with k = 0 zeroes C or leaves it", T, float, double) {
   std::vector<T> c(6, T(7));
   flowgrad::gemm<T>(2, 3, 0, nullptr, 1, nullptr, 3, c.data(), 3, GemmOptions{});

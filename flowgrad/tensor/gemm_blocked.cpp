@@ -106,9 +106,14 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
              bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked) {
   using TL = Tile<T>;
   const CacheBlocks& cb = cache_blocks<T>();
-  T* packed = prepacked ? nullptr
-                        : scratch<T>(0, std::min(k, cb.kc) *
-                                            ((std::min(n, cb.nc) + TL::nr - 1) / TL::nr) * TL::nr);
+  // A row-major op(B) exactly one panel wide, rows contiguous and aligned, already is its packed
+  // panel: a weight gradient's activations at H = NR, which would otherwise be copied whole.
+  const bool b_is_panel = !prepacked && n == TL::nr && b.cs == 1 && b.rs == TL::nr &&
+                          reinterpret_cast<std::uintptr_t>(b.p) % alignof(gemm_detail::V<T>) == 0;
+  T* packed = prepacked || b_is_panel
+                  ? nullptr
+                  : scratch<T>(0, std::min(k, cb.kc) *
+                                      ((std::min(n, cb.nc) + TL::nr - 1) / TL::nr) * TL::nr);
   constexpr Index kPackAPanels = 8;
   T* packed_a =
       ColMajorA && n >= kPackAPanels * TL::nr ? scratch<T>(1, cb.mc * std::min(k, cb.kc)) : nullptr;
@@ -117,13 +122,15 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
     for (Index pc = 0; pc < k; pc += cb.kc) {
       const Index kc = std::min(cb.kc, k - pc);
       const bool load_c = accumulate || pc > 0;
-      if (!prepacked)
+      if (packed)
         gemm_detail::pack_b_block<T, TL::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
       for (Index ic = 0; ic < m; ic += cb.mc) {
         const Index mc = std::min(cb.mc, m - ic);
         if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);
         for (Index jr = 0; jr < nc; jr += TL::nr) {
-          const T* bp = prepacked ? prepacked + (jc + jr) * k + pc * TL::nr : packed + jr * kc;
+          const T* bp = prepacked    ? prepacked + (jc + jr) * k + pc * TL::nr
+                        : b_is_panel ? b.at(pc, 0)
+                                     : packed + jr * kc;
           const Index nr = std::min(TL::nr, nc - jr);
           auto sweep = [&](const auto& epi) {
             for (Index ir = 0; ir < mc; ir += TL::mr) {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include <immintrin.h>
+
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 
 namespace flowgrad::FLOWGRAD_ISA_NS::gemm_detail {
@@ -60,20 +62,65 @@ void micro_kernel(Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc,
       }
     return;
   }
-  // Right edge: the panel was zero-padded, so compute full width and keep the first nr columns.
-  alignas(64) T tile[MR * nr_full];
+  // Right edge: the panel was zero-padded, so compute full width and keep the first nr columns:
+  // whole batches straight from the registers, the last nr % w through a buffer one at a time
+  // (as a copy loop, GCC calls memmove per row, which costs more than the copy).
+  const Index whole = nr / w, tail = nr % w;
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int q = 0; q < NB; ++q) acc[r][q].store_aligned(tile + r * nr_full + q * w);
   for (int r = 0; r < MR; ++r) {
     T* cr = c + r * ldc;
-    const T* tr = tile + r * nr_full;
-    if (load_c)
-      for (Index j = 0; j < nr; ++j) cr[j] += tr[j];
-    else
-      for (Index j = 0; j < nr; ++j) cr[j] = tr[j];
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) {  // q known at compile time keeps acc in registers
+      if (q < whole) {
+        V<T> v = acc[r][q];
+        if (load_c) v += V<T>::load_unaligned(cr + q * w);
+        v.store_unaligned(cr + q * w);
+      } else if (q == whole && tail) {
+        alignas(64) T last[w];
+        acc[r][q].store_aligned(last);
+        T* ct = cr + q * w;
+        if (load_c)
+          for (Index j = 0; j < tail; ++j) ct[j] += last[j];
+        else
+          for (Index j = 0; j < tail; ++j) ct[j] = last[j];
+      }
+    }
   }
+}
+
+// Transposes the 8 x 8 floats (or 4 x 4 doubles) at src (row i at src + i * lds) into dst (row q
+// at dst + q * ldd). 256-bit AVX on both ISAs: a 16 x 16 AVX-512 transpose needs four times the
+// rows in flight for no more throughput, since the panel it feeds is written once per use.
+inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {  // within each 128-bit lane: rows h..h+3 -> their 4 columns
+    r[h] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+    _mm256_storeu_ps(dst + (q + 4) * ldd, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+  }
+}
+
+inline void transpose_block(const double* src, Index lds, double* dst, Index ldd) {
+  __m256d r[4], t[4];
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * lds);
+  t[0] = _mm256_unpacklo_pd(r[0], r[1]);
+  t[1] = _mm256_unpackhi_pd(r[0], r[1]);
+  t[2] = _mm256_unpacklo_pd(r[2], r[3]);
+  t[3] = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t[0], t[2], 0x20));
+  _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t[1], t[3], 0x20));
+  _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t[0], t[2], 0x31));
+  _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t[1], t[3], 0x31));
 }
 
 // Copies op(B)[kc x nr] into a panel laid out k-step by k-step, nr_full values each, zero-padded
@@ -82,25 +129,37 @@ template <class T, int NB>
 void pack_b_panel(Index kc, Index nr, View<T> b, T* dst) {
   constexpr Index w = simd::width<T>;
   constexpr Index nr_full = NB * w;
-  if (b.cs == 1 && nr == nr_full) {
+  if (b.cs == 1) {
+    // Whole vectors, then the last few columns one by one: a call to memmove per k-step cost
+    // more than the copy itself on the narrow panels of small layers.
+    const Index vectors = nr / w;
     for (Index p = 0; p < kc; ++p) {
       const T* src = b.at(p, 0);
-#pragma GCC unroll 4
-      for (int q = 0; q < NB; ++q) V<T>::load_unaligned(src + q * w).store_aligned(dst + q * w);
-      dst += nr_full;
+      T* out = dst + p * nr_full;
+      for (Index q = 0; q < vectors; ++q)
+        V<T>::load_unaligned(src + q * w).store_aligned(out + q * w);
+      for (Index q = vectors; q < NB; ++q) V<T>(T(0)).store_aligned(out + q * w);
+      for (Index j = vectors * w; j < nr; ++j) out[j] = src[j];
     }
     return;
   }
   if (nr < nr_full)
     for (Index p = 0; p < kc; ++p) std::fill(dst + p * nr_full + nr, dst + (p + 1) * nr_full, T(0));
-  if (b.cs == 1) {
-    for (Index p = 0; p < kc; ++p) std::copy(b.at(p, 0), b.at(p, 0) + nr, dst + p * nr_full);
-  } else {
-    // Transposed B: walk each source row (a column of op(B)) contiguously.
-    for (Index j = 0; j < nr; ++j) {
-      const T* src = b.at(0, j);
-      for (Index p = 0; p < kc; ++p) dst[p * nr_full + j] = src[p * b.rs];
+  // Transposed B: column j of op(B) is a source row. Square blocks go through registers; what is
+  // left at the right and bottom edges is copied one element at a time.
+  constexpr Index s = 32 / sizeof(T);
+  Index j0 = 0;
+  if (b.rs == 1)
+    for (; j0 + s <= nr; j0 += s) {
+      Index p = 0;
+      for (; p + s <= kc; p += s)
+        transpose_block(b.at(p, j0), b.cs, dst + p * nr_full + j0, nr_full);
+      for (Index j = j0; j < j0 + s; ++j)
+        for (Index pp = p; pp < kc; ++pp) dst[pp * nr_full + j] = b(pp, j);
     }
+  for (Index j = j0; j < nr; ++j) {
+    const T* src = b.at(0, j);
+    for (Index p = 0; p < kc; ++p) dst[p * nr_full + j] = src[p * b.rs];
   }
 }
 
