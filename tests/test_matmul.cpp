@@ -197,10 +197,11 @@ TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) 
 
 TEST_CASE_TEMPLATE("gemm packs B in every layout: one panel read in place, blocks transposed", T,
                    float, double) {
-  // n = 8, 16, 32, 64 is one register panel (NR) wide on some ISA for each type, and a row-major
-  // B that wide with contiguous rows is read in place rather than packed. A transposed B is packed
-  // through 8 x 8 float (4 x 4 double) register transposes plus element-wise edges: n and k here
-  // leave edges of 1 to 7 on both sides, and k crosses KC.
+  // n = 8, 16, 32, 64 is one register panel (NR) wide on some ISA for each type (the narrow tiles
+  // of one and two batches, and the wide one), and a row-major B that wide with contiguous rows is
+  // read in place rather than packed. A transposed B is packed through 8 x 8 float (4 x 4 double)
+  // register transposes plus element-wise edges: n and k here leave edges of 1 to 7 on both sides,
+  // and k crosses KC.
   Generator gen(5);
   const std::vector<Dims> shapes = {{70, 8, 300},  {70, 16, 300}, {70, 32, 300},
                                     {70, 64, 300}, {13, 64, 65},  {45, 37, 29},
@@ -314,7 +315,8 @@ TEST_CASE_TEMPLATE("gemm with a pre-packed B equals gemm packing it, on every pa
   Generator gen(32);
   flowgrad::PackedB<T> packed;  // re-packed for each case: its buffer is reused
   for (const Case s : {Case{128, 64, 64}, Case{37, 256, 256}, Case{300, 33, 300}, Case{3, 64, 64},
-                       Case{300, 64, 1}, Case{300, 2, 64}, Case{8, 17, 5}}) {
+                       Case{300, 64, 1}, Case{300, 2, 64}, Case{8, 17, 5}, Case{70, 8, 90},
+                       Case{70, 16, 90}, Case{70, 30, 90}}) {
     for (const bool ta : {false, true})
       for (const bool tb : {false, true})
         for (const bool acc : {false, true}) {

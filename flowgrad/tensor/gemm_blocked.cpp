@@ -22,12 +22,30 @@ using gemm_detail::View;
 // 10 loads per 24 FMAs. It keeps AVX2's 6 rows of A, read in place: with 12 rows (12 x 2 batches,
 // as many accumulators) a row stride that is a multiple of 4 KB (a 1024-wide layer) puts all 12
 // rows in one 8-way L1 set, and those products ran ~10% slower on Zen 4 than with 6 x 4.
-template <class T>
+template <class T, int NB>
 struct Tile {
-  static constexpr int mr = 6;
-  static constexpr int nb = simd::isa == Isa::avx512 ? 4 : 2;
-  static constexpr Index nr = nb * simd::width<T>;
+  static constexpr int nb = NB;
+  static constexpr int mr = NB == 1 ? 8 : 6;
+  static constexpr Index nr = NB * simd::width<T>;
 };
+
+template <class T>
+using WideTile = Tile<T, simd::isa == Isa::avx512 ? 4 : 2>;
+
+// A product n columns wide runs on the narrowest tile that still covers n in one panel (one or
+// two batches), not the wide one: a MADE's output layer at d = 8 or a first layer's weight
+// gradient (n = 8 or 16) would otherwise compute, and pack, 64 columns on AVX-512 to keep 8 or 16.
+// One batch has only MR accumulators, so that tile takes 8 rows (8 independent FMA chains cover
+// the FMA latency on two pipes). The choice depends on n alone, never on the thread count, so
+// pack_b's panels and gemm's agree and results stay bit-identical across threads.
+template <class T, class Body>
+void with_tile(Index n, Body&& body) {
+  constexpr Index w = simd::width<T>;
+  if (n <= w) return body(Tile<T, 1>{});
+  if constexpr (WideTile<T>::nb > 2)
+    if (n <= 2 * w) return body(Tile<T, 2>{});
+  body(WideTile<T>{});
+}
 
 // The cache blocks, in elements, from the sizes the CPU reports (detail/cache_sizes.hpp):
 // - KC: a packed B panel (KC x NR) takes half of L1, which leaves the other half to the MR rows of
@@ -44,13 +62,13 @@ struct CacheBlocks {
   Index kc, mc, nc;
 };
 
-template <class T>
+// KC follows the wide tile for every tile: the narrow ones' panels are smaller, so theirs fit too.
+template <class T, class TL>
 const CacheBlocks& cache_blocks() {
   static const CacheBlocks blocks = [] {
-    using TL = Tile<T>;
     const ::flowgrad::detail::CacheSizes& cs = ::flowgrad::detail::cache_sizes();
     constexpr auto size = static_cast<Index>(sizeof(T));
-    const Index kc = std::clamp<Index>(cs.l1d / 2 / (TL::nr * size) / 16 * 16, 64, 512);
+    const Index kc = std::clamp<Index>(cs.l1d / 2 / (WideTile<T>::nr * size) / 16 * 16, 64, 512);
     const Index mc = std::clamp<Index>(cs.l2 * 9 / 32 / (kc * size) / TL::mr * TL::mr, TL::mr,
                                        1024 / TL::mr * TL::mr);
     const Index b_bytes = std::min<Index>(Index(2) << 20, cs.l3 / 16);
@@ -62,29 +80,29 @@ const CacheBlocks& cache_blocks() {
 
 // The micro-kernel for a tile of mr <= MR live rows: one instantiation per height, so that edge
 // tiles never read past A.
-template <class T, bool ColMajorA, class Epi, int... R>
+template <class T, class TL, bool ColMajorA, class Epi, int... R>
 void run_tile_of(std::integer_sequence<int, R...>, Index mr, Index kc, const T* a, Index lda,
                  const T* bp, T* c, Index ldc, Index nr, bool load_c, const Epi& epi) {
-  (void)((mr == R + 1 && (gemm_detail::micro_kernel<T, R + 1, Tile<T>::nb, ColMajorA, Epi>(
+  (void)((mr == R + 1 && (gemm_detail::micro_kernel<T, R + 1, TL::nb, ColMajorA, Epi>(
                               kc, a, lda, bp, c, ldc, nr, load_c, epi),
                           true)) ||
          ...);
 }
 
-template <class T, bool ColMajorA, class Epi>
+template <class T, class TL, bool ColMajorA, class Epi>
 void run_tile(Index mr, Index kc, const T* a, Index lda, const T* bp, T* c, Index ldc, Index nr,
               bool load_c, const Epi& epi) {
-  run_tile_of<T, ColMajorA>(std::make_integer_sequence<int, Tile<T>::mr>{}, mr, kc, a, lda, bp, c,
-                            ldc, nr, load_c, epi);
+  run_tile_of<T, TL, ColMajorA>(std::make_integer_sequence<int, TL::mr>{}, mr, kc, a, lda, bp, c,
+                                ldc, nr, load_c, epi);
 }
 
 // Copies the MC x KC block of a transposed A (element (i, p) at a[p * lda + i]) into MR-row
 // tiles, tile t holding (t * MR + r, p) at t * MR * kc + p * MR + r: the layout the transposed-A
 // micro-kernel reads with lda = MR. Read in place, each k-step of a tile would touch its own
 // cache line of A (rows lda apart), and those lines with the packed B panel overflow L1.
-template <class T>
+template <class T, int MR>
 void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
-  constexpr Index mr = Tile<T>::mr;
+  constexpr Index mr = MR;
   const Index full = mc / mr, rest = mc % mr;
   for (Index p = 0; p < kc; ++p) {
     const T* row = a + p * lda;
@@ -101,11 +119,10 @@ void pack_a_transposed(Index mc, Index kc, const T* a, Index lda, T* packed) {
 // place when row-major (MR contiguous rows stream well), and packed when transposed and swept by
 // enough NR panels to repay the copy (kPackAPanels, chosen by the measurements in
 // bench/results/gemm_tuning.md).
-template <class T, bool ColMajorA>
+template <class T, class TL, bool ColMajorA>
 void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
              bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked) {
-  using TL = Tile<T>;
-  const CacheBlocks& cb = cache_blocks<T>();
+  const CacheBlocks& cb = cache_blocks<T, TL>();
   // A row-major op(B) exactly one panel wide, rows contiguous and aligned, already is its packed
   // panel: a weight gradient's activations at H = NR, which would otherwise be copied whole.
   const bool b_is_panel = !prepacked && n == TL::nr && b.cs == 1 && b.rs == TL::nr &&
@@ -126,7 +143,7 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
         gemm_detail::pack_b_block<T, TL::nb>(kc, nc, View<T>{b.at(pc, jc), b.rs, b.cs}, packed);
       for (Index ic = 0; ic < m; ic += cb.mc) {
         const Index mc = std::min(cb.mc, m - ic);
-        if (packed_a) pack_a_transposed(mc, kc, a.at(ic, pc), lda, packed_a);
+        if (packed_a) pack_a_transposed<T, TL::mr>(mc, kc, a.at(ic, pc), lda, packed_a);
         for (Index jr = 0; jr < nc; jr += TL::nr) {
           const T* bp = prepacked    ? prepacked + (jc + jr) * k + pc * TL::nr
                         : b_is_panel ? b.at(pc, 0)
@@ -138,19 +155,21 @@ void blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, I
               T* ct = c + (ic + ir) * ldc + jc + jr;
               if constexpr (ColMajorA) {
                 if (packed_a) {
-                  run_tile<T, true>(mr, kc, packed_a + ir * kc, TL::mr, bp, ct, ldc, nr, load_c,
-                                    epi);
+                  run_tile<T, TL, true>(mr, kc, packed_a + ir * kc, TL::mr, bp, ct, ldc, nr, load_c,
+                                        epi);
                   continue;
                 }
               }
-              run_tile<T, ColMajorA>(mr, kc, a.at(ic + ir, pc), lda, bp, ct, ldc, nr, load_c, epi);
+              run_tile<T, TL, ColMajorA>(mr, kc, a.at(ic + ir, pc), lda, bp, ct, ldc, nr, load_c,
+                                         epi);
             }
           };
           // The MC x NR block of C is final after the last KC step: the epilogue goes on it in
           // registers or, failing that, while the block is still in L1. (A transposed A is the
           // backward pass's, which has no epilogue: not worth its kernels' copies.)
           const bool finish = ep.bias && pc + kc == k;
-          if constexpr (!ColMajorA)
+          // (Wide tiles only: the narrow ones' few kernels are not worth an epilogue's copies.)
+          if constexpr (!ColMajorA && TL::nb == WideTile<T>::nb)
             if (finish && nr == TL::nr && in_registers(ep, ep.bias + jc + jr, sweep)) continue;
           sweep(gemm_detail::Plain{});
           if (finish)
@@ -173,25 +192,27 @@ namespace gemm_detail {
 template <class T, bool ColMajorA>
 void gemm_blocked(Index m, Index n, Index k, View<T> a, Index lda, View<T> b, T* c, Index ldc,
                   bool accumulate, const GemmEpilogue<T>& ep, const T* prepacked, int nt) {
-  using TL = Tile<T>;
-  if (nt <= 1) return blocked<T, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep, prepacked);
-  auto evenness = [nt](Index tiles) {
-    return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
-  };
-  if (evenness((m + TL::mr - 1) / TL::mr) + 0.05 >= evenness((n + TL::nr - 1) / TL::nr)) {
-    simd::parallel_for(nt, m, TL::mr, [&](Index i0, Index i1) {
-      blocked<T, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc, accumulate,
-                            ep, prepacked);
-    });
-  } else {
-    simd::parallel_for(nt, n, TL::nr, [&](Index j0, Index j1) {
-      GemmEpilogue<T> part = ep;
-      if (part.bias) part.bias += j0;
-      // Panel j0 / NR of a prepacked op(B) starts at j0 * k.
-      blocked<T, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0, ldc,
-                            accumulate, part, prepacked ? prepacked + j0 * k : nullptr);
-    });
-  }
+  with_tile<T>(n, [&]<class TL>(TL) {
+    if (nt <= 1)
+      return blocked<T, TL, ColMajorA>(m, n, k, a, lda, b, c, ldc, accumulate, ep, prepacked);
+    auto evenness = [nt](Index tiles) {
+      return static_cast<double>(tiles) / static_cast<double>(nt * ((tiles + nt - 1) / nt));
+    };
+    if (evenness((m + TL::mr - 1) / TL::mr) + 0.05 >= evenness((n + TL::nr - 1) / TL::nr)) {
+      simd::parallel_for(nt, m, TL::mr, [&](Index i0, Index i1) {
+        blocked<T, TL, ColMajorA>(i1 - i0, n, k, rows_of(a, i0), lda, b, c + i0 * ldc, ldc,
+                                  accumulate, ep, prepacked);
+      });
+    } else {
+      simd::parallel_for(nt, n, TL::nr, [&](Index j0, Index j1) {
+        GemmEpilogue<T> part = ep;
+        if (part.bias) part.bias += j0;
+        // Panel j0 / NR of a prepacked op(B) starts at j0 * k.
+        blocked<T, TL, ColMajorA>(m, j1 - j0, k, a, lda, View<T>{b.at(0, j0), b.rs, b.cs}, c + j0,
+                                  ldc, accumulate, part, prepacked ? prepacked + j0 * k : nullptr);
+      });
+    }
+  });
 }
 
 template void gemm_blocked<float, false>(Index, Index, Index, View<float>, Index, View<float>,
@@ -213,18 +234,19 @@ template void gemm_blocked<double, true>(Index, Index, Index, View<double>, Inde
 // Only the blocked path reads panels: the thin shapes read B in place.
 template <class T>
 bool pack_b(Index k, Index n, const T* b, Index ldb, bool trans_b, Tensor<T>& panels) {
-  using TL = Tile<T>;
   if (k <= kSmallK || n <= kSmallN) return false;
-  panels.resize(Shape{k * ((n + TL::nr - 1) / TL::nr * TL::nr)});
-  const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
-  // Whole panels per thread (panel j0 / NR starts at j0 * k): an H = 256 layer's is 64K values,
-  // which the caller alone would pack while the other threads wait.
-  T* out = panels.data();
-  simd::parallel_for(simd::threads_for(k * n, simd::kGrainCheap), n, TL::nr,
-                     [&](Index j0, Index j1) {
-                       gemm_detail::pack_b_block<T, TL::nb>(
-                           k, j1 - j0, View<T>{vb.at(0, j0), vb.rs, vb.cs}, out + j0 * k);
-                     });
+  with_tile<T>(n, [&]<class TL>(TL) {
+    panels.resize(Shape{k * ((n + TL::nr - 1) / TL::nr * TL::nr)});
+    const View<T> vb = trans_b ? View<T>{b, 1, ldb} : View<T>{b, ldb, 1};
+    // Whole panels per thread (panel j0 / NR starts at j0 * k): an H = 256 layer's is 64K values,
+    // which the caller alone would pack while the other threads wait.
+    T* out = panels.data();
+    simd::parallel_for(simd::threads_for(k * n, simd::kGrainCheap), n, TL::nr,
+                       [&](Index j0, Index j1) {
+                         gemm_detail::pack_b_block<T, TL::nb>(
+                             k, j1 - j0, View<T>{vb.at(0, j0), vb.rs, vb.cs}, out + j0 * k);
+                       });
+  });
   return true;
 }
 
