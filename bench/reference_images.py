@@ -1,28 +1,49 @@
 #!/usr/bin/python3
-"""PyTorch twin of flowgrad's build/apps/train_images (Fashion-MNIST, bits/dim), realnvp only.
+"""PyTorch twin of flowgrad's build/apps/train_images (Fashion-MNIST, bits/dim): realnvp, maf, nsf.
 
 Run by hand (not in CI) with Debian's python3-torch, single-threaded:
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference_images.py \
         --layers 6 --hidden 256 --epochs 2 --batch 256 --seed 0 --json /tmp/ref_images_s0.json
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/reference_images.py \
+        --model nsf --hidden 1024 --layers 4 --epochs 2 --seed 0 --json /tmp/ref_nsf_s0.json
 
 Protocol (apps/train_images/main.cpp, image_data.cpp, image_models.cpp):
 
   data:   a pixel v in 0..255 becomes u = (v + U(0,1)) / 256, p = lam + (1 - 2 lam) u,
           x = logit(p); log P(v) ~ log p_x(x) + sum_i [log(1 - 2 lam) - log p_i - log(1 - p_i)]
           - D log 256, bits/dim = -log P(v) / (D ln 2), D = 784.
-  model:  per layer a fixed random permutation of the 784 columns, an affine coupling that keeps
-          the first 392 (permuted) columns and maps the rest to x2 exp(s) + t (s, t: MLPs
-          392 [+10] -> H -> H -> 392, ReLU, tanh on s's output), then ActNorm(784) with
-          data-dependent initialisation on the first training batch. Base: standard normal.
+  models: flowgrad's three image models (docs/design.md sections 4 and 13), data -> latent, base
+          standard normal; [+10] is the one-hot label of --conditional; ActNorm initialises from
+          the first training batch (b = -mean, logs = -log(std + 1e-6)).
+    realnvp  per layer a fixed random permutation of the 784 columns, an affine coupling that keeps
+             the first 392 (permuted) columns and maps the rest to x2 exp(s) + t (s, t: MLPs
+             392 [+10] -> H -> H -> 392, ReLU, tanh on s's output), then ActNorm(784).
+             Defaults here: 6 layers, H = 256.
+    maf      make_maf: MAF layers with a fixed random permutation between consecutive layers (none
+             before the first, no ActNorm). Each layer's MADE is 784 [+10] -> H -> H -> 1568 (ReLU)
+             with input i of degree i + 1, context inputs of degree 0, hidden unit k of degree
+             1 + k mod 783 (with a context k mod 784), output column o of degree o // 2 + 1,
+             masks deg_out >= deg_in (hidden) and > (output), the last layer zero. Column 2i is
+             the shift t_i, 2i + 1 the raw log-scale a_i: s = 3 tanh(a / 3), y = x exp(s) + t,
+             log|det| = sum s. Defaults: 5 layers, H = 1024.
+    nsf      per layer a fixed random permutation, a rational-quadratic spline coupling on the
+             392 last (permuted) columns, 8 bins on [-tail_bound, tail_bound] = [-3, 3] (identity
+             outside), conditioner 392 [+10] -> H -> H -> 392 x 23 (ReLU, last layer zero), whose
+             width and height logits are multiplied by 1/sqrt(H); bins and heights at least 1e-3
+             of the range, interior knot derivatives 1e-3 + softplus, boundary ones 1; the spline
+             runs in float64, as flowgrad's kernel does. Then ActNorm(784). Defaults: 4 layers,
+             H = 1024.
   train:  Adam lr 1e-3; steps = epochs * (60000 // batch); each step draws `batch` training
           images uniformly with replacement and fresh noise; loss = -mean log p_x(x).
   test:   eval mode, all 10,000 test images, one noise draw, batches of 500.
 
 Randomness is numpy's (permutations, batches, noise; seed, test noise seed + 1) and torch's
 (weights, torch.manual_seed(seed)); same distributions as flowgrad, not its RNG stream. nn.Linear's
-default initialisation is flowgrad's: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)).
-`--selftest` checks log-dets against autograd Jacobians in float64.
+default initialisation is flowgrad's: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)) (in: the
+layer's full input width, masked inputs included, for MADE too).
+`--selftest` checks log-dets against autograd Jacobians and MADE's autoregressive masks in float64,
+and the parameter counts of realnvp 6 x 256 and of flowgrad's default maf and nsf models.
 """
 import os
 
@@ -41,6 +62,9 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from reference_pytorch import rq_spline
 
 torch.set_num_threads(1)
 
@@ -173,6 +197,126 @@ def realnvp(dim, layers, hidden, hidden_layers, context, rng):
     return Flow(blocks)
 
 
+class MaskedLinear(nn.Linear):
+    """nn.Linear whose weight is multiplied by a fixed 0/1 mask [out, in] on every call, so the
+    masked-out weights get zero gradients and Adam never moves them."""
+
+    def __init__(self, d_in, d_out, mask):
+        super().__init__(d_in, d_out)
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+        with torch.no_grad():  # flowgrad stores zeros there too; the function does not depend on it
+            self.weight.mul_(self.mask)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def made_degrees(dim, outputs_per_dim, hidden, context):
+    """Degrees of flowgrad's MADE (flowgrad/flows/made.cpp): inputs, hidden units, outputs."""
+    deg_in = torch.cat([torch.arange(1, dim + 1), torch.zeros(context, dtype=torch.long)])
+    # Without a context a hidden unit of degree 0 would see nothing; with one, the degree-0 units
+    # are what let output block 0 (which sees no x) depend on the context.
+    if context:
+        deg_h = torch.arange(hidden) % dim
+    else:
+        deg_h = 1 + torch.arange(hidden) % max(dim - 1, 1)
+    deg_out = torch.arange(1, dim + 1).repeat_interleave(outputs_per_dim)
+    return deg_in, deg_h, deg_out
+
+
+class MADE(nn.Module):
+    """[x, ctx] -> dim * outputs_per_dim columns, dimension-major: the outputs of column i see only
+    x_0..x_{i-1} (and all of ctx). ReLU between layers; the last layer starts at zero."""
+
+    def __init__(self, dim, outputs_per_dim, hidden, hidden_layers, context=0):
+        super().__init__()
+        deg_in, deg_h, deg_out = made_degrees(dim, outputs_per_dim, hidden, context)
+        layers = [MaskedLinear(dim + context, hidden, deg_h[:, None] >= deg_in[None, :]),
+                  nn.ReLU()]
+        for _ in range(hidden_layers - 1):
+            layers += [MaskedLinear(hidden, hidden, deg_h[:, None] >= deg_h[None, :]), nn.ReLU()]
+        layers.append(MaskedLinear(hidden, dim * outputs_per_dim,
+                                   deg_out[:, None] > deg_h[None, :]))
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x, ctx=None):
+        return self.net(x if ctx is None else torch.cat([x, ctx], 1))
+
+
+class MaskedAffineAutoregressive(nn.Module):
+    """flowgrad's bounded_affine: s = b tanh(a / b) keeps every layer's scale within exp(+-b) while
+    staying the identity near a = 0, where the zero last layer starts it."""
+
+    def __init__(self, dim, hidden, hidden_layers, context=0, log_scale_bound=3.0):
+        super().__init__()
+        self.bound = log_scale_bound
+        self.made = MADE(dim, 2, hidden, hidden_layers, context)
+
+    def forward(self, x, ctx=None):
+        out = self.made(x, ctx)
+        t, s = out[:, 0::2], self.bound * torch.tanh(out[:, 1::2] / self.bound)
+        return x * torch.exp(s) + t, s.sum(1)
+
+
+class SplineCoupling(nn.Module):
+    """Keeps the first dim // 2 columns x1; each other column goes through its own
+    rational-quadratic spline whose 3K - 1 parameters the conditioner computes from [x1, ctx]."""
+
+    def __init__(self, dim, bins, tail_bound, hidden, hidden_layers=2, context=0):
+        super().__init__()
+        self.d1, self.bins, self.bound = dim // 2, bins, tail_bound
+        per = 3 * bins - 1
+        self.net = mlp([self.d1 + context] + [hidden] * hidden_layers + [(dim - self.d1) * per])
+        # Every spline starts as the same fixed map of equal bins.
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        # 1/sqrt(H) on the width and height logits only, as flowgrad's spline_logit_scale; float64
+        # because flowgrad applies it inside its double-precision spline kernel.
+        scale = torch.ones(per, dtype=torch.float64)
+        scale[:2 * bins] = 1 / math.sqrt(hidden)
+        self.register_buffer("logit_scale", scale.repeat(dim - self.d1))
+
+    def forward(self, x, ctx=None):
+        x1, x2 = x[:, :self.d1], x[:, self.d1:]
+        h = x1 if ctx is None else torch.cat([x1, ctx], 1)
+        params = self.net(h).double() * self.logit_scale
+        y2, log_d = rq_spline(x2.double(), params, self.bins, self.bound)
+        return torch.cat([x1, y2.to(x.dtype)], 1), log_d.sum(1).to(x.dtype)
+
+
+def maf(dim, layers, hidden, hidden_layers, context, rng):
+    blocks = []
+    for i in range(layers):
+        if i:
+            blocks.append(Permutation(dim, rng))
+        blocks.append(MaskedAffineAutoregressive(dim, hidden, hidden_layers, context))
+    return Flow(blocks)
+
+
+def nsf(dim, layers, hidden, hidden_layers, context, rng, tail_bound=3.0, bins=8):
+    blocks = []
+    for _ in range(layers):
+        blocks += [Permutation(dim, rng),
+                   SplineCoupling(dim, bins, tail_bound, hidden, hidden_layers, context),
+                   ActNorm(dim)]
+    return Flow(blocks)
+
+
+MODELS = {"realnvp": realnvp, "maf": maf, "nsf": nsf}
+# flowgrad's defaults (apps/train_images/image_models.*), except realnvp's width: this script's
+# realnvp protocol has always been the h256 one, and its default stays.
+DEFAULT_LAYERS = {"realnvp": 6, "maf": 5, "nsf": 4}
+DEFAULT_HIDDEN = {"realnvp": 256, "maf": 1024, "nsf": 1024}
+
+
+def build(model, dim, layers, hidden, hidden_layers, context, rng, tail_bound=3.0):
+    if model == "nsf":
+        return nsf(dim, layers, hidden, hidden_layers, context, rng, tail_bound)
+    return MODELS[model](dim, layers, hidden, hidden_layers, context, rng)
+
+
 # ----------------------------------------------------------------------------------------------
 # Protocol
 # ----------------------------------------------------------------------------------------------
@@ -185,14 +329,16 @@ def run(args):
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = realnvp(D, args.layers, args.hidden, args.hidden_layers, context, rng)
+    model = build(args.model, D, args.layers, args.hidden, args.hidden_layers, context, rng,
+                  args.tail_bound)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    print(f"reference_images: realnvp ({args.layers} layers, hidden {args.hidden} x "
+    extra = f", tail bound {args.tail_bound}" if args.model == "nsf" else ""
+    print(f"reference_images: {args.model} ({args.layers} layers, hidden {args.hidden} x "
           f"{args.hidden_layers}{', class-conditional' if args.conditional else ''}, {n_params} "
           f"parameters): {args.epochs} epochs = {steps} steps of batch {args.batch}, "
-          f"lambda {args.lam}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-          file=sys.stderr)
+          f"lambda {args.lam}{extra}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s)", file=sys.stderr)
 
     model.train()
     losses = []
@@ -233,7 +379,7 @@ def run(args):
     if args.json:
         out = {"implementation": "pytorch", "torch": torch.__version__,
                "python": platform.python_version(), "threads": torch.get_num_threads(),
-               "dataset": "fashion-mnist", "model": "realnvp", "layers": args.layers,
+               "dataset": "fashion-mnist", "model": args.model, "layers": args.layers,
                "hidden": args.hidden, "hidden_layers": args.hidden_layers,
                "conditional": args.conditional, "parameters": n_params, "epochs": args.epochs,
                "steps": steps, "batch": args.batch, "lr": args.lr, "lambda": args.lam,
@@ -241,6 +387,8 @@ def run(args):
                "wall_time_s": wall, "steps_per_s": steps / wall,
                "final_train_loss": losses[-1], "test_bits_per_dim": bpd,
                "test_nll_logit_space_nats": nll, "preprocessing_nats": -mean_jac}
+        if args.model == "nsf":
+            out["tail_bound"] = args.tail_bound
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
             f.write("\n")
@@ -317,12 +465,85 @@ def selftest():
     report("standard-normal base log-density", (Flow([]).log_prob(z) - ref).abs().max().item(),
            1e-12)
 
-    # 4. Parameter count of the default protocol's model (matches flowgrad's printout).
+    # 4. Small maf and nsf image models (d = 7, so the halves are uneven as in an odd width), with
+    #    and without context: log-det per row against the autograd Jacobian. Every parameter is
+    #    moved off its start, since the zero last layers make both models start as (nearly) fixed
+    #    maps whose Jacobians would test little. The nsf inputs are spread so that the splines see
+    #    values inside and outside +-tail_bound.
+    d, n, bound = 7, 6, 3.0
+    for name in ("maf", "nsf"):
+        for context in (0, CLASSES):
+            flow = build(name, d, 3, 16, 2, context, rng, tail_bound=bound)
+            x = torch.randn(64, d) * 2
+            ctx = one_hot(rng.integers(0, CLASSES, 64)).double() if context else None
+            flow.train()
+            flow(x, ctx)  # initialises nsf's ActNorms
+            with torch.no_grad():
+                for p in flow.parameters():
+                    p.add_(0.5 * torch.randn_like(p))
+            flow.eval()
+            xs, cs = torch.randn(n, d) * 2.5, (ctx[:n] if context else None)
+            if name == "nsf":
+                first = flow.layers[0](xs)[0][:, d // 2:]  # what the first splines see
+                outside = int((first.abs() > bound).sum())
+                if not 0 < outside < first.numel():
+                    report(f"nsf test points on both sides of +-{bound:g}", 1.0, 0.5)
+            _, log_det = flow(xs, cs)
+            err = 0.0
+            for i in range(n):
+                c = None if cs is None else cs[i:i + 1]
+                J = torch.autograd.functional.jacobian(lambda r: flow(r[None], c)[0][0], xs[i])
+                err = max(err, abs(torch.linalg.slogdet(J)[1].item() - log_det[i].item()))
+            report(f"log-det of {name} (3 layers, hidden 16 x 2), d={d}, context {context}", err,
+                   1e-9)
+
+    # 5. MADE's autoregressive property: with random weights everywhere (the last layer too), the
+    #    Jacobian of output block i (3 columns per input) with respect to x is zero at x_j, j >= i,
+    #    and nonzero somewhere over many points at every j < i (the masks hide nothing they
+    #    should not); with a context every block depends on it, block 0 too. Many points and 3
+    #    hidden units per degree because block 0 hears the context only through the few
+    #    degree-0 units, which a ReLU can switch off at a handful of points.
+    d, per = 6, 3
+    for context in (0, CLASSES):
+        made = MADE(d, per, 18, 2, context)
+        with torch.no_grad():
+            for p in made.parameters():
+                p.copy_(torch.randn_like(p))
+        block = torch.arange(d * per) // per
+        allowed = torch.arange(d)[None, :] < block[:, None]  # [outputs, inputs]
+        seen_x, seen_c, forbidden = torch.zeros(d * per, d), torch.zeros(d * per), 0.0
+        for _ in range(64):
+            xr = torch.randn(d)
+            cr = one_hot(rng.integers(0, CLASSES, 1)).double()[0] if context else None
+            if context:
+                Jx, Jc = torch.autograd.functional.jacobian(
+                    lambda a, b: made(a[None], b[None])[0], (xr, cr))
+                seen_c += Jc.abs().sum(1)
+            else:
+                Jx = torch.autograd.functional.jacobian(lambda a: made(a[None])[0], xr)
+            seen_x += Jx.abs()
+            forbidden = max(forbidden, Jx[~allowed].abs().max().item())
+        report(f"MADE d={d}, {per} outputs per input, context {context}: Jacobian at x_j, "
+               f"j >= i (must be 0)", forbidden, 1e-300)
+        missing = int((seen_x[allowed] == 0).sum())
+        if context:
+            missing += int((seen_c == 0).sum())
+        report(f"MADE d={d}, context {context}: allowed dependencies never seen", missing, 0.5)
+
+    # 6. Parameter counts of the default protocol's realnvp and of flowgrad's default maf and nsf
+    #    at hidden 1024 (what train_images prints; bench/results/fmnist_full_width_s0.json).
+    #    MADE's masked-out weights count, as they do in flowgrad: they are stored, at zero.
     torch.set_default_dtype(torch.float32)
     m = realnvp(784, 6, 256, 2, 0, np.random.default_rng(0))
     count = sum(p.numel() for p in m.parameters())
     expected = 6 * (2 * (392 * 256 + 256 + 256 * 256 + 256 + 256 * 392 + 392) + 2 * 784)
     report(f"parameters of realnvp 6 x 256: {count}", abs(count - expected), 0.5)
+    for name, expected in (("maf", 17303200), ("nsf", 42780000)):
+        m = build(name, 784, DEFAULT_LAYERS[name], 1024, 2, 0, np.random.default_rng(0))
+        count = sum(p.numel() for p in m.parameters())
+        report(f"parameters of {name} {DEFAULT_LAYERS[name]} layers x 1024 x 2: {count} "
+               f"(flowgrad {expected})", abs(count - expected), 0.5)
+        del m
     print("selftest:", "passed" if ok else "FAILED")
     return 0 if ok else 1
 
@@ -330,14 +551,18 @@ def selftest():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--model", choices=sorted(MODELS), default="realnvp")
+    ap.add_argument("--layers", type=int, help="default: realnvp 6, maf 5, nsf 4 (flowgrad's)")
+    ap.add_argument("--hidden", type=int,
+                    help="default: realnvp 256, maf and nsf 1024 (flowgrad's)")
     ap.add_argument("--hidden-layers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lam", "--lambda", dest="lam", type=float, default=0.05)
     ap.add_argument("--conditional", action="store_true", help="one-hot label as context")
+    ap.add_argument("--tail-bound", type=float, default=3.0,
+                    help="nsf: the splines act on [-B, B] (flowgrad's image default 3)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--json", help="write the metrics here")
@@ -347,6 +572,12 @@ def main():
         return selftest()
     if args.epochs < 1 or args.batch < 2 or not 0 < args.lam < 0.5:
         ap.error("need --epochs >= 1, --batch >= 2, 0 < --lam < 0.5")
+    if args.layers is None:
+        args.layers = DEFAULT_LAYERS[args.model]
+    if args.hidden is None:
+        args.hidden = DEFAULT_HIDDEN[args.model]
+    if args.layers < 1 or args.hidden < 1 or args.hidden_layers < 1 or not args.tail_bound > 0:
+        ap.error("need --layers, --hidden, --hidden-layers >= 1 and --tail-bound > 0")
     run(args)
     return 0
 
