@@ -41,6 +41,9 @@ void check(const char* op, const Shape& y, const Shape& other, const char* what)
 // z = z_of(y, g) on NB batches of columns of every row (rows `ld` apart), and the column sums
 // of z, kept in registers across the rows and then added to sums.
 constexpr int kSweep = 8;
+
+// Widest layer whose bias bias_activation_block tiles on the stack for its flat pass.
+constexpr Index kFlatBiasCols = 512;
 template <int NB, class T, class Z>
 void sweep_columns(const T* y, const T* g, T* z, Index rows, Index ld, Z z_of, T* sums) {
   constexpr Index w = simd::width<T>;
@@ -82,6 +85,28 @@ void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bia
       const B<T> b = simd::repeated(bias, cols);
       simd::zip(
           rows * cols, y, [&](B<T> v) { return R::forward(v + b, sl); }, y);
+      return;
+    }
+    constexpr Index w = simd::width<T>;
+    if (ldy == cols && cols % w != 0 && cols <= kFlatBiasCols && rows > 1) {
+      // Contiguous rows whose width is not a whole number of batches (a MADE's 50 hidden units):
+      // one flat run of whole batches, not a padded tail batch per row, which costs a whole
+      // batch of the activation each. A batch starting at element e needs bias[(e + l) % cols]
+      // in lane l: a copy of the bias run on for w more elements, read from e % cols.
+      alignas(64) T tiled[kFlatBiasCols + w];
+      for (Index k = 0; k < cols + w; ++k) tiled[k] = bias[k % cols];
+      const Index n = rows * cols;
+      Index e = 0, at = 0;
+      for (; e + w <= n; e += w) {
+        const B<T> v = B<T>::load_unaligned(y + e) + B<T>::load_unaligned(tiled + at);
+        R::forward(v, sl).store_unaligned(y + e);
+        at += w;
+        while (at >= cols) at -= cols;
+      }
+      if (e < n)
+        simd::zip(
+            n - e, y + e, [&](B<T> v, B<T> b) { return R::forward(v + b, sl); }, y + e,
+            static_cast<const T*>(tiled + at));
       return;
     }
     for (Index i = 0; i < rows; ++i) {
@@ -131,14 +156,26 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
       sweep_columns_n(std::min<Index>(kSweep, full - q0), std::make_integer_sequence<int, kSweep>{},
                       yq, gq, zq, rows, cols, z_of, sq);
     }
-    // The last cols % w columns, row by row through zip's padding.
-    const Index j = full * w;
-    if (j == cols) return;
-    for (Index i = 0; i < rows; ++i) {
-      const Index o = i * cols + j;
-      simd::zip(cols - j, gz + o, z_of, y + o, gy + o);
-      simd::zip(
-          cols - j, col_sums + j, [](B<T> p, B<T> q) { return p + q; }, col_sums + j, gz + o);
+    // The last t = cols % w columns: gathered from a run of rows into whole batches, done, and
+    // put back, rather than a padded batch per row. The sums take the rows in order, as above.
+    const Index j = full * w, t = cols - j;
+    if (t == 0) return;
+    constexpr Index kRun = 16 * w;
+    alignas(64) T yb[kRun], gb[kRun];
+    const Index run_rows = kRun / t;
+    for (Index i0 = 0; i0 < rows; i0 += run_rows) {
+      const Index count = std::min(run_rows, rows - i0) * t;
+      for (Index k = 0, r = i0, c = 0; k < count; ++k) {
+        yb[k] = y[r * cols + j + c];
+        gb[k] = gy[r * cols + j + c];
+        if (++c == t) c = 0, ++r;
+      }
+      simd::zip(count, gb, z_of, static_cast<const T*>(yb), static_cast<const T*>(gb));
+      for (Index k = 0, r = i0, c = 0; k < count; ++k) {
+        gz[r * cols + j + c] = gb[k];
+        col_sums[j + c] += gb[k];
+        if (++c == t) c = 0, ++r;
+      }
     }
   });
 }

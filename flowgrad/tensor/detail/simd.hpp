@@ -127,15 +127,19 @@ void zip(Index n, T* out, F f, const In*... in) {
   Index i = 0;
   for (; i + w <= n; i += w) f(batch<T>::load_unaligned(in + i)...).store_unaligned(out + i);
   if (i < n) {
-    const auto rest = static_cast<std::size_t>(n - i);
+    // Element loops with a fixed bound: a copy of `rest` elements compiles to a memmove call,
+    // which costs more than the batch when zip runs once per row of a narrow layer.
+    const Index rest = n - i;
     auto padded = [&](const T* p) {
       alignas(64) T buf[w] = {};
-      std::copy(p + i, p + i + static_cast<Index>(rest), buf);
+      for (Index k = 0; k < w; ++k)
+        if (k < rest) buf[k] = p[i + k];
       return batch<T>::load_aligned(buf);
     };
     alignas(64) T res[w];
     f(padded(in)...).store_aligned(res);
-    std::copy(res, res + rest, out + i);
+    for (Index k = 0; k < w; ++k)
+      if (k < rest) out[i + k] = res[k];
   }
 }
 
