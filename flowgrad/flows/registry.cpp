@@ -35,9 +35,11 @@ constexpr long long max_hidden_layers = 64;
 constexpr std::size_t max_layers = 100000;  // in the whole model, nested compositions included
 // Containers may open at depths 0..max_json_depth: 15 compositions nested inside each other.
 constexpr int max_json_depth = 31;
-// Rebuilding the model a file holds may allocate, in tensors, twice the file's tensor data (the
-// parameters and buffers, which must all be in the file, and room for temporaries as large) and
-// this much more; a description of a larger model is refused at the allocation that passes it.
+// Rebuilding the model a file holds may allocate, in tensors, four times the file's tensor data
+// (the parameters and buffers, which must all be in the file; their gradients; a MADE's masks, one
+// per weight; and the temporaries a layer initialises its weights through) and this much more; a
+// description of a larger model is refused at the allocation that passes it.
+constexpr std::size_t load_budget_factor = 4;
 constexpr std::size_t load_budget_slack = std::size_t{16} << 20;
 
 template <Scalar T>
@@ -395,7 +397,7 @@ std::unique_ptr<Model> load_flow(const std::string& path, const std::string& kin
     data_bytes += static_cast<std::size_t>(t.end - t.begin);
   std::unique_ptr<Composition<T>> chain;
   try {
-    chain = build_flow<T>(arch->second, 2 * data_bytes + load_budget_slack);
+    chain = build_flow<T>(arch->second, load_budget_factor * data_bytes + load_budget_slack);
   } catch (const std::invalid_argument& e) {
     fail(path, e.what());
   }

@@ -43,8 +43,9 @@ std::unique_ptr<VariationalFlow<T>> load_variational_flow(const std::string& pat
 // Bounds on what a description may ask for (docs/design.md §7): at most 100,000 layers in all,
 // compositions nested at most 15 deep, widths (dim, hidden) up to 65536, and the model's tensors
 // within a byte budget (TensorBudget), refused at the first allocation that would pass it, before
-// it is made. load_*_flow allows twice the file's tensor data plus 16 MiB (every parameter and
-// buffer is in the file); build_flow takes the budget from its caller.
+// it is made. load_*_flow allows four times the file's tensor data plus 16 MiB (every parameter
+// and buffer is in the file; gradients, masks and initialisation take the rest); build_flow takes
+// the budget from its caller.
 inline constexpr std::size_t default_build_budget = std::size_t{1} << 32;  // 4 GiB
 
 // The chain an architecture describes (the JSON of "flowgrad.architecture"), with parameters
