@@ -397,6 +397,18 @@ def run(args):
 # ----------------------------------------------------------------------------------------------
 # Self-test (float64)
 # ----------------------------------------------------------------------------------------------
+def log_det_error(flow, xs, cs):
+    """Largest |log-det per row - log|det J|| over the rows of xs, J the autograd Jacobian of that
+    row's map (float64)."""
+    _, log_det = flow(xs, cs)
+    err = 0.0
+    for i in range(len(xs)):
+        c = None if cs is None else cs[i:i + 1]
+        J = torch.autograd.functional.jacobian(lambda r: flow(r[None], c)[0][0], xs[i])
+        err = max(err, abs(torch.linalg.slogdet(J)[1].item() - log_det[i].item()))
+    return err
+
+
 def selftest():
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(0)
@@ -429,14 +441,8 @@ def selftest():
                 p.add_(0.3 * torch.randn_like(p))
         flow.eval()
         xs, cs = torch.randn(n, d), (ctx[:n] if context else None)
-        _, log_det = flow(xs, cs)
-        err = 0.0
-        for i in range(n):
-            c = None if cs is None else cs[i:i + 1]
-            J = torch.autograd.functional.jacobian(lambda r: flow(r[None], c)[0][0], xs[i])
-            err = max(err, abs(torch.linalg.slogdet(J)[1].item() - log_det[i].item()))
         report(f"log-det of 2 x (permutation, coupling, actnorm), d={d}, context {context}",
-               err, 1e-9)
+               log_det_error(flow, xs, cs), 1e-9)
 
     # 2. Preprocessing: per-row log-Jacobian = log|det dx/du| - D log 256 with u = (v + noise) /
     #    256, x = logit(lam + (1 - 2 lam) u), for a few pixels including 0 and 255.
@@ -488,14 +494,8 @@ def selftest():
                 outside = int((first.abs() > bound).sum())
                 if not 0 < outside < first.numel():
                     report(f"nsf test points on both sides of +-{bound:g}", 1.0, 0.5)
-            _, log_det = flow(xs, cs)
-            err = 0.0
-            for i in range(n):
-                c = None if cs is None else cs[i:i + 1]
-                J = torch.autograd.functional.jacobian(lambda r: flow(r[None], c)[0][0], xs[i])
-                err = max(err, abs(torch.linalg.slogdet(J)[1].item() - log_det[i].item()))
-            report(f"log-det of {name} (3 layers, hidden 16 x 2), d={d}, context {context}", err,
-                   1e-9)
+            report(f"log-det of {name} (3 layers, hidden 16 x 2), d={d}, context {context}",
+                   log_det_error(flow, xs, cs), 1e-9)
 
     # 5. MADE's autoregressive property: with random weights everywhere (the last layer too), the
     #    Jacobian of output block i (3 columns per input) with respect to x is zero at x_j, j >= i,

@@ -186,7 +186,7 @@ TEST_CASE("bounds: a hidden width of 10^9") {
 TEST_CASE("bounds: widths within the limits, but a model far larger than its file") {
   TempDir dir;
   // 100,000 planar layers of dimension 65536 would be 52 GB of parameters; the file holds 20
-  // bytes of tensors, so the rebuild may allocate 16 MiB and 40 bytes. Each layer takes about
+  // bytes of tensors, so the rebuild may allocate 16 MiB and 80 bytes. Each layer takes about
   // 1 MiB (its 2 x 65536 + 1 parameters, and as much again in temporaries while it initialises
   // them), so the 16th is refused.
   json layers = json::array();
