@@ -7,6 +7,8 @@
 #include "flowgrad/tensor/detail/gemm_paths.hpp"
 #include "flowgrad/tensor/detail/isa_kernels.hpp"
 
+#include <type_traits>
+
 namespace flowgrad::FLOWGRAD_ISA_NS {
 namespace {
 
@@ -37,13 +39,17 @@ using WideTile = Tile<T, simd::isa == Isa::avx512 ? 4 : 2>;
 // gradient (n = 8 or 16) would otherwise compute, and pack, 64 columns on AVX-512 to keep 8 or 16.
 // One batch has only MR accumulators, so that tile takes 8 rows (8 independent FMA chains cover
 // the FMA latency on two pipes). The choice depends on n alone, never on the thread count, so
-// pack_b's panels and gemm's agree and results stay bit-identical across threads.
+// pack_b's panels and gemm's agree and results stay bit-identical across threads. Float only:
+// double is the checking precision, not a speed path, and every tile instantiates a micro-kernel
+// per row height, epilogue and A layout.
 template <class T, class Body>
 void with_tile(Index n, Body&& body) {
-  constexpr Index w = simd::width<T>;
-  if (n <= w) return body(Tile<T, 1>{});
-  if constexpr (WideTile<T>::nb > 2)
-    if (n <= 2 * w) return body(Tile<T, 2>{});
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr Index w = simd::width<T>;
+    if (n <= w) return body(Tile<T, 1>{});
+    if constexpr (WideTile<T>::nb > 2)
+      if (n <= 2 * w) return body(Tile<T, 2>{});
+  }
   body(WideTile<T>{});
 }
 
