@@ -94,6 +94,23 @@ TEST_CASE("Adam matches the bias-corrected update computed independently in floa
   CHECK(adam.steps() == 20);
 }
 
+TEST_CASE("Adam in float weighs the moments by 1 - beta rounded once, as torch.optim.Adam") {
+  // After one step m = (1 - b1) g and v = (1 - b2) g^2 with the coefficients rounded from double;
+  // float(1) - float(0.999) is 1.3e-5 off, which the tolerance below would catch.
+  Parameter<float> p(TensorF(Shape{1, 3}, {0.5f, -1.f, 2.f}));
+  Adam<float> adam({&p});
+  adam.zero_grad();
+  p.grad = TensorF(Shape{1, 3}, {3.f, -0.25f, 1e-3f});
+  adam.step();
+  const AdamState<float> st = adam.state();
+  const float a1 = static_cast<float>(1 - 0.9), a2 = static_cast<float>(1 - 0.999);
+  for (Index i = 0; i < 3; ++i) {
+    const float g = p.grad[i];
+    CHECK(st.exp_avg[0][i] == doctest::Approx(a1 * g).epsilon(2e-7));
+    CHECK(st.exp_avg_sq[0][i] == doctest::Approx(a2 * (g * g)).epsilon(2e-7));
+  }
+}
+
 TEST_CASE("SGD with momentum follows v = mu v + g, p -= lr v") {
   Parameter<double> p(Tensor<double>(Shape{1}, {1.0}));
   SGD<double> sgd({&p}, 0.1, 0.9);

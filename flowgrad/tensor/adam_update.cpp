@@ -15,7 +15,9 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                                 g.shape().str() + ", moments " + m.shape().str() + " and " +
                                 v.shape().str() + " differ in size");
   const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
-  const T a1 = T(1) - b1, a2 = T(1) - b2;
+  // 1 - beta rounded once from double, as torch.optim.Adam does: T(1) - T(0.999) is 1.3e-5 off
+  // in float, a bias that every step's second moment would carry.
+  const T a1 = static_cast<T>(1 - c.beta1), a2 = static_cast<T>(1 - c.beta2);
   const T step = static_cast<T>(c.step), inv = static_cast<T>(c.inv_sqrt_c2);
   const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay);
   // One formula for batches and for the scalar tail.
