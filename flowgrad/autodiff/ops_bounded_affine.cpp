@@ -42,14 +42,29 @@ struct BoundedAffineOp {
     void load(const T* xp, const T* p, Index e0, Index total) {
       count = std::min(kChunk, total - e0);
       batches = (count + W - 1) / W;
+      std::copy(xp + e0, xp + e0 + count, x);
+      const T* pe = p + 2 * e0;
       for (Index l = 0; l < count; ++l) {
-        x[l] = xp[e0 + l];
-        t[l] = p[2 * (e0 + l)];
-        a[l] = p[2 * (e0 + l) + 1];
+        t[l] = pe[2 * l];
+        a[l] = pe[2 * l + 1];
       }
       for (Index l = count; l < batches * W; ++l) x[l] = t[l] = a[l] = T(0);
     }
   };
+
+  // Calls f(row, column, lanes) for each run of a chunk's elements that lies in one row, from
+  // (row, column) on, and moves (row, column) past the chunk. Work per run rather than per
+  // element keeps a row's log-det sum in a register instead of re-reading it after every store.
+  template <class F>
+  static void for_each_run(Index count, Index d, Index& row, Index& col, F&& f) {
+    for (Index l = 0; l < count;) {
+      const Index run = std::min(d - col, count - l);
+      f(row, col, l, run);
+      l += run;
+      col += run;
+      if (col == d) col = 0, ++row;
+    }
+  }
 
   static void forward(Node<T>& n, const Tensor<T>& xv, const Tensor<T>& pv, const State& st) {
     const Index rows = xv.rows(), d = xv.cols(), count = rows * d;
@@ -67,12 +82,16 @@ struct BoundedAffineOp {
         y.store_aligned(out + b);
         s.store_aligned(s_lanes + b);
       }
-      for (Index l = 0; l < c.count; ++l) {
-        T* row = n.value.data() + i * (d + 1);
-        row[j] = out[l];
-        row[d] += st.inverse ? -s_lanes[l] : s_lanes[l];
-        if (++j == d) j = 0, ++i;
-      }
+      const T sign = st.inverse ? T(-1) : T(1);
+      for_each_run(c.count, d, i, j, [&](Index r, Index q, Index l, Index run) {
+        T* row = n.value.data() + r * (d + 1);
+        T sum = row[d];
+        for (Index k = 0; k < run; ++k) {
+          row[q + k] = out[l + k];
+          sum += sign * s_lanes[l + k];
+        }
+        row[d] = sum;
+      });
     }
   }
 
@@ -92,12 +111,13 @@ struct BoundedAffineOp {
     Index i = 0, j = 0;
     for (Index e0 = 0; e0 < count; e0 += kChunk) {
       c.load(xv.data(), pv.data(), e0, count);
-      for (Index l = 0, r = i, q = j; l < c.batches * W; ++l) {
-        const bool real = l < c.count;
-        go[l] = real ? n.grad(r, q) : T(0);
-        gl[l] = real ? n.grad(r, d) : T(0);
-        if (real && ++q == d) q = 0, ++r;
-      }
+      Index r0 = i, q0 = j;
+      for_each_run(c.count, d, r0, q0, [&](Index r, Index q, Index l, Index run) {
+        const T* row = n.grad.data() + r * (d + 1);
+        std::copy(row + q, row + q + run, go + l);
+        std::fill(gl + l, gl + l + run, row[d]);
+      });
+      for (Index l = c.count; l < c.batches * W; ++l) go[l] = gl[l] = T(0);
       for (Index b = 0; b < c.batches * W; b += W) {
         const V g_out = V::load_aligned(go + b), g_log = V::load_aligned(gl + b);
         const V x = V::load_aligned(c.x + b), t = V::load_aligned(c.t + b);
@@ -116,16 +136,19 @@ struct BoundedAffineOp {
           ((g_out * x * scale + g_log) * ds).store_aligned(g_a + b);
         }
       }
-      for (Index l = 0; l < c.count; ++l) {
-        const Index e = e0 + l;
-        if (gx) gx->data()[e] += g_in[l];
-        if (gp) {
-          gp->data()[2 * e] += g_t[l];
-          gp->data()[2 * e + 1] += g_a[l];
+      if (gx) {
+        T* gxe = gx->data() + e0;
+        for (Index l = 0; l < c.count; ++l) gxe[l] += g_in[l];
+      }
+      if (gp) {
+        T* gpe = gp->data() + 2 * e0;
+        for (Index l = 0; l < c.count; ++l) {
+          gpe[2 * l] += g_t[l];
+          gpe[2 * l + 1] += g_a[l];
         }
       }
-      i += (j + c.count) / d;
-      j = (j + c.count) % d;
+      i = r0;
+      j = q0;
     }
   }
 };
