@@ -198,10 +198,10 @@ TEST_CASE_TEMPLATE("gemm crosses every cache block boundary", T, float, double) 
 TEST_CASE_TEMPLATE("gemm packs B in every layout: one panel read in place, blocks transposed", T,
                    float, double) {
   // n = 8, 16, 32, 64 is one register panel (NR) wide on some ISA for each type (float's narrow
-  // tiles of one and two batches, and the wide one), and a row-major B that wide with contiguous rows is
-  // read in place rather than packed. A transposed B is packed through 8 x 8 float (4 x 4 double)
-  // register transposes plus element-wise edges: n and k here leave edges of 1 to 7 on both sides,
-  // and k crosses KC.
+  // tiles of one and two batches, and the wide one), and a row-major B that wide with contiguous
+  // rows is read in place rather than packed. A transposed B is packed through 8 x 8 float (4 x 4
+  // double) register transposes plus element-wise edges: n and k here leave edges of 1 to 7 on both
+  // sides, and k crosses KC.
   Generator gen(5);
   const std::vector<Dims> shapes = {{70, 8, 300},  {70, 16, 300}, {70, 32, 300},
                                     {70, 64, 300}, {13, 64, 65},  {45, 37, 29},
