@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <flowgrad/flowgrad.hpp>
 
 #include "apps/train_images/image_data.hpp"
@@ -176,41 +178,21 @@ int gradients(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc % 2 != 0) {
-    std::fprintf(stderr, "usage: grad_dump OUT [--option value]... (see the source's header)\n");
-    return 2;
-  }
   Options o;
-  o.out = argv[1];
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--checkpoint")
-      o.checkpoint = v;
-    else if (k == "--seed")
-      o.seed = std::stoull(v);
-    else if (k == "--hidden")
-      o.hidden = std::stol(v);
-    else if (k == "--layers")
-      o.layers = std::stoi(v);
-    else if (k == "--perturb")
-      o.perturb = std::stod(v);
-    else if (k == "--batch")
-      o.batch = std::stol(v);
-    else if (k == "--batch-seed")
-      o.batch_seed = std::stoull(v);
-    else if (k == "--adam-steps")
-      o.adam_steps = std::stoi(v);
-    else if (k == "--train")
-      o.train_steps = std::stol(v);
-    else if (k == "--x")
-      o.x_file = v;
-    else if (k == "--x-index")
-      o.x_index = std::stol(v);
-    else {
-      std::fprintf(stderr, "grad_dump: unknown option %s\n", k.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"flowgrad's side of bench/check_maf_gradients.py (see the source's header)"};
+  app.add_option("out", o.out, "Output directory")->required();
+  app.add_option("--checkpoint", o.checkpoint, "Start from this train_images checkpoint");
+  app.add_option("--seed", o.seed, "Seed of the model (and of train_images' batches)");
+  app.add_option("--hidden", o.hidden, "MADE hidden width");
+  app.add_option("--layers", o.layers, "MAF layers");
+  app.add_option("--perturb", o.perturb, "Perturbation of the weights (see the header)");
+  app.add_option("--batch", o.batch, "Images per batch");
+  app.add_option("--batch-seed", o.batch_seed, "Seed of the batch (and of --perturb's noise)");
+  app.add_option("--adam-steps", o.adam_steps, "Adam steps on the same batch");
+  app.add_option("--train", o.train_steps, "Train this many steps as train_images does");
+  app.add_option("--x", o.x_file, "Take the batch from this float32 file of batches");
+  app.add_option("--x-index", o.x_index, "Which batch of --x");
+  CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.out);
   try {
     return o.train_steps > 0 ? train(o) : gradients(o);
