@@ -53,8 +53,8 @@ struct BoundedAffineOp {
   };
 
   // Calls f(row, column, first lane, length) for each run of a chunk's elements that lies in one
-  // row, from (row, column) on, and moves (row, column) past the chunk. Work per run rather than per
-  // element keeps a row's log-det sum in a register instead of re-reading it after every store.
+  // row, from (row, column) on, and moves (row, column) past the chunk. Work per run rather than
+  // per element keeps a row's log-det sum in a register instead of re-reading it after every store.
   template <class F>
   static void for_each_run(Index count, Index d, Index& row, Index& col, F&& f) {
     for (Index l = 0; l < count;) {
