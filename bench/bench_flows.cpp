@@ -74,7 +74,7 @@ std::size_t train_steps(benchmark::State& state, DensityFlow<float>& model, cons
   Tape<float> tape;
   run_steps(state, [&] {
     tape.reset();
-    adam.zero_grad();
+    adam.clear_grad();
     const auto loss = -mean(model.log_prob(tape.constant(x)));
     tape.backward(loss);
     adam.step();
@@ -239,7 +239,7 @@ void planar_vi_step(benchmark::State& state, int layers, Index batch, int thread
   Tape<float> tape;
   run_steps(state, [&] {
     tape.reset();
-    adam.zero_grad();
+    adam.clear_grad();
     const auto s = q.sample_and_log_prob(tape, batch, gen);
     const auto loss = mean(s.log_q + train2d::energy(1, s.x));
     tape.backward(loss);

@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "flowgrad/autodiff/op_author.hpp"
 #include "flowgrad/autodiff/ops.hpp"
+#include "flowgrad/autodiff/optim.hpp"
 #include "flowgrad/tensor/random.hpp"
 
 using namespace flowgrad;
@@ -77,6 +79,57 @@ TEST_CASE("parameters accumulate gradients across backward passes until zero_gra
   CHECK(p.grad[1] == doctest::Approx(8.f));
   p.zero_grad();
   CHECK(p.grad[1] == 0.f);
+}
+
+TEST_CASE("clear_grad: backward writes the whole gradient, as after zero_grad") {
+  // Every way a parameter's gradient is written: the fused MLP's weight and bias sums (by block,
+  // and as one product over the batch for the wide layer), linear()'s weight product, an
+  // elementwise rule's accumulate; and a parameter recorded but not reached.
+  Generator gen(3);
+  const auto param = [&](Shape s) { return Parameter<float>(gen.normal<float>(s)); };
+  std::vector<Parameter<float>> ps;
+  for (const Shape& s : {Shape{160, 5}, Shape{160}, Shape{160, 160}, Shape{160}, Shape{4, 160},
+                         Shape{4}, Shape{3, 4}, Shape{3}, Shape{1, 3}, Shape{2, 2}})
+    ps.push_back(param(s));
+  const TensorF x = gen.normal<float>(Shape{300, 5});
+  auto gradients = [&](bool clear, int passes) {
+    for (auto& p : ps) {
+      p.grad.resize(p.value.shape());
+      p.grad.fill(1e30f);  // what a cleared gradient still holds must not show through
+      if (clear)
+        p.clear_grad();
+      else
+        p.zero_grad();
+    }
+    if (clear) CHECK_FALSE(ps[0].has_grad());
+    Tape<float> t;
+    for (int pass = 0; pass < passes; ++pass) {
+      t.reset();
+      std::vector<V> w;
+      for (int i = 0; i < 6; ++i) w.push_back(t.parameter(ps[static_cast<std::size_t>(i)]));
+      V h = mlp(t.constant(x), std::span<const V>(w), Activation::tanh, Activation::none);
+      h = linear(h, t.parameter(ps[6]), t.parameter(ps[7]), Activation::relu);
+      V loss = sum(square(h * t.parameter(ps[8])));
+      (void)t.parameter(ps[9]);
+      t.backward(loss);
+    }
+    std::vector<TensorF> out;
+    for (auto& p : ps) out.push_back(p.grad);
+    return out;
+  };
+  for (int passes : {1, 2}) {
+    const auto zeroed = gradients(false, passes), cleared = gradients(true, passes);
+    for (std::size_t k = 0; k < ps.size(); ++k) {
+      INFO("parameter " << k << ", " << passes << " passes");
+      REQUIRE(cleared[k].shape() == ps[k].value.shape());
+      for (Index i = 0; i < cleared[k].numel(); ++i) REQUIRE(cleared[k][i] == zeroed[k][i]);
+    }
+  }
+  CHECK(gradients(true, 1)[9][0] == 0.f);
+  ps[0].clear_grad();
+  Adam<float> adam({&ps[0]});
+  CHECK_THROWS_WITH_AS(adam.step(), doctest::Contains("until the next backward()"),
+                       std::logic_error);
 }
 
 TEST_CASE("gradients reach only what requires them") {

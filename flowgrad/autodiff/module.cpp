@@ -42,6 +42,11 @@ void Module<T>::zero_grad() {
 }
 
 template <Scalar T>
+void Module<T>::clear_grad() {
+  for (auto* p : parameters()) p->clear_grad();
+}
+
+template <Scalar T>
 Linear<T>::Linear(Index in_features, Index out_features, Generator& gen) {
   if (in_features <= 0 || out_features <= 0)
     throw std::invalid_argument("Linear: sizes must be positive, got " +

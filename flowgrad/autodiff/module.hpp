@@ -39,6 +39,7 @@ class Module {
   std::vector<Parameter<T>*> parameters();
   Index parameter_count();
   void zero_grad();
+  void clear_grad();  // see Parameter::clear_grad
 
   // Training mode changes what layers such as batch norm compute; it has nothing to do with
   // whether gradients are recorded (see NoGradGuard).

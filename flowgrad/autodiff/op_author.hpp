@@ -90,12 +90,12 @@ class OpTape {
     const Node<T>& n = node(i);
     return n.param ? n.param->value : n.value;
   }
-  // The gradient buffer of node i, zeroed on first use in this pass, or nullptr when no gradient
-  // is wanted there.
+  // The gradient buffer of node i, zeroed on first use in this pass (a parameter's: when
+  // clear_grad() emptied it), or nullptr when no gradient is wanted there.
   Tensor<T>* grad_for(std::int32_t i);
   // The same, for a rule that can write the whole gradient rather than add to it: on first use in
-  // this pass the buffer is sized but not zeroed and *overwrite is set, and the rule must then
-  // write every element.
+  // this pass (a parameter's: when emptied) the buffer is sized but not zeroed and *overwrite is
+  // set, and the rule must then write every element.
   Tensor<T>* grad_for(std::int32_t i, bool* overwrite);
 
   // Scratch tensors for backward rules, kept between steps. A fixed set, so that a reference to

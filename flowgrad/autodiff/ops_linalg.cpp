@@ -57,7 +57,8 @@ struct LinearOp {
     bool overwrite = false;
     if (auto* gx = t.grad_for(n.in[0], &overwrite))
       matmul(*z, t.value(n.in[1]), *gx, {false, false, !overwrite});
-    if (auto* gw = t.grad_for(n.in[1])) matmul(*z, t.value(n.in[0]), *gw, {true, false, true});
+    if (auto* gw = t.grad_for(n.in[1], &overwrite))
+      matmul(*z, t.value(n.in[0]), *gw, {true, false, !overwrite});
   }
 };
 

@@ -114,9 +114,12 @@ Index whole_lines(Index count) {
 template <Scalar T>
 struct MlpOp {
   static void backward(OpTape<T>& t, const Node<T>& n);
-  static void add(const T* total, Index count, Tensor<T>* grad) {
+  static void add(const T* total, Index count, Tensor<T>* grad, bool overwrite) {
     T* g = grad->data();
-    for (Index j = 0; j < count; ++j) g[j] += total[j];
+    if (overwrite)
+      std::copy(total, total + count, g);
+    else
+      for (Index j = 0; j < count; ++j) g[j] += total[j];
   }
 };
 
@@ -261,13 +264,14 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
 
   Tensor<T>* gw[mlp_max_layers];
   Tensor<T>* gb[mlp_max_layers];
+  bool w_overwrite[mlp_max_layers] = {}, b_overwrite[mlp_max_layers] = {};
   T* whole_dz[mlp_max_layers] = {};  // the batch's dz_l, for layers summed after the blocks
   Index weight_at[mlp_max_layers], bias_at[mlp_max_layers];  // in a block's partials
   Index per_block = 0;
   for (int l = 0; l < layers; ++l) {
     const Index ko = width[l + 1], ki = width[l];
-    gw[l] = t.grad_for(n.in[1 + 2 * l]);
-    gb[l] = t.grad_for(n.in[2 + 2 * l]);
+    gw[l] = t.grad_for(n.in[1 + 2 * l], &w_overwrite[l]);
+    gb[l] = t.grad_for(n.in[2 + 2 * l], &b_overwrite[l]);
     const bool by_block = static_cast<std::size_t>(blocks * ko * ki) * sizeof(T) <= kPartialBytes;
     weight_at[l] = gw[l] && by_block ? per_block : -1;
     per_block += weight_at[l] >= 0 ? ko * ki : 0;
@@ -289,8 +293,9 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   PairwiseSums<T> sums(partials, per_block, blocks);
   auto add_total = [&] {
     for (int l = 0; l < layers; ++l) {
-      if (weight_at[l] >= 0) add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]);
-      if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l]);
+      if (weight_at[l] >= 0)
+        add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l], w_overwrite[l]);
+      if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l], b_overwrite[l]);
     }
   };
 
@@ -331,7 +336,7 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   for (int l = 0; l < layers; ++l)
     if (whole_dz[l])
       gemm(width[l + 1], width[l], m, whole_dz[l], width[l + 1], h[l], width[l], gw[l]->data(),
-           width[l], {true, false, true});
+           width[l], {true, false, !w_overwrite[l]});
 }
 
 }  // namespace

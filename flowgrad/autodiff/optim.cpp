@@ -21,7 +21,8 @@ template <Scalar T>
 void check_grad(const Parameter<T>& p) {
   if (!(p.grad.shape() == p.value.shape()))
     throw std::logic_error("optimizer: a parameter's gradient has shape " + p.grad.shape().str() +
-                           ", its value " + p.value.shape().str() + " (was zero_grad() called?)");
+                           ", its value " + p.value.shape().str() +
+                           " (clear_grad() empties it until the next backward())");
 }
 }  // namespace
 

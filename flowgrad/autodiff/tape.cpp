@@ -77,7 +77,10 @@ template <Scalar T>
 Tensor<T>* OpTape<T>::grad_for(std::int32_t i) {
   Node<T>& n = node(i);
   if (!n.requires_grad) return nullptr;
-  if (n.param) return &n.param->grad;
+  if (n.param) {
+    if (!n.param->has_grad()) n.param->zero_grad();
+    return &n.param->grad;
+  }
   if (!n.has_grad) {
     n.grad.resize(n.value.shape());
     n.grad.fill(T(0));
@@ -89,6 +92,11 @@ Tensor<T>* OpTape<T>::grad_for(std::int32_t i) {
 template <Scalar T>
 Tensor<T>* OpTape<T>::grad_for(std::int32_t i, bool* overwrite) {
   Node<T>& n = node(i);
+  if (n.requires_grad && n.param && !n.param->has_grad()) {
+    *overwrite = true;
+    n.param->grad.resize(n.param->value.shape());
+    return &n.param->grad;
+  }
   *overwrite = n.requires_grad && !n.param && !n.has_grad;
   if (!*overwrite) return grad_for(i);
   n.grad.resize(n.value.shape());
@@ -127,7 +135,6 @@ Var<T> Tape<T>::parameter(Parameter<T>& param) {
   Node<T>& n = OpTape<T>(*this).push("parameter", nullptr, {}, &v);
   n.param = &param;
   n.requires_grad = grad_enabled_;
-  if (n.requires_grad && !(param.grad.shape() == param.value.shape())) param.zero_grad();
   return v;
 }
 
@@ -163,6 +170,11 @@ void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
     const Node<T>& n = t.node(i);
     // Nodes no gradient reached, and leaves, have nothing to pass on.
     if (n.backward && n.has_grad) n.backward(t, n);
+  }
+  // A parameter no gradient reached has a zero one, also after clear_grad().
+  for (std::int32_t i = 0; i < size_; ++i) {
+    const Node<T>& n = t.node(i);
+    if (n.param && n.requires_grad && !n.param->has_grad()) n.param->zero_grad();
   }
 }
 

@@ -155,7 +155,7 @@ double Trainer<T>::train_step() {
   // not leave them behind.
   for (std::size_t i = 0; i < buffers_.size(); ++i) saved_buffers_[i] = *buffers_[i];
   tape_.reset();
-  adam_.zero_grad();
+  adam_.clear_grad();
   double value = 0;
   Index shard_rows = 1, global_rows = 1;
   std::string error;
