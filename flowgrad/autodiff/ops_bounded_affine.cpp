@@ -100,8 +100,9 @@ struct BoundedAffineOp {
   // gx e^-s, t gets -gx e^-s, a gets -(gx x + gL) ds/da.
   static void backward(OpTape<T>& tape, const Node<T>& n) {
     const State& st = state<State>(n);
-    Tensor<T>* gx = tape.grad_for(n.in[0]);
-    Tensor<T>* gp = tape.grad_for(n.in[1]);
+    bool x_fresh = false, p_fresh = false;  // written whole below, not added to
+    Tensor<T>* gx = tape.grad_for(n.in[0], &x_fresh);
+    Tensor<T>* gp = tape.grad_for(n.in[1], &p_fresh);
     if (!gx && !gp) return;
     const Tensor<T>& xv = tape.value(n.in[0]);
     const Tensor<T>& pv = tape.value(n.in[1]);
@@ -138,14 +139,23 @@ struct BoundedAffineOp {
       }
       if (gx) {
         T* gxe = gx->data() + e0;
-        for (Index l = 0; l < c.count; ++l) gxe[l] += g_in[l];
+        if (x_fresh)
+          std::copy(g_in, g_in + c.count, gxe);
+        else
+          for (Index l = 0; l < c.count; ++l) gxe[l] += g_in[l];
       }
       if (gp) {
         T* gpe = gp->data() + 2 * e0;
-        for (Index l = 0; l < c.count; ++l) {
-          gpe[2 * l] += g_t[l];
-          gpe[2 * l + 1] += g_a[l];
-        }
+        if (p_fresh)
+          for (Index l = 0; l < c.count; ++l) {
+            gpe[2 * l] = g_t[l];
+            gpe[2 * l + 1] = g_a[l];
+          }
+        else
+          for (Index l = 0; l < c.count; ++l) {
+            gpe[2 * l] += g_t[l];
+            gpe[2 * l + 1] += g_a[l];
+          }
       }
       i = r0;
       j = q0;
