@@ -66,19 +66,28 @@ TEST_CASE("bounded_affine: the transform of select_columns, tanh and affine_colu
 TEST_CASE("bounded_affine: gradcheck of both outputs, forward and inverse") {
   Generator gen(62);
   for (Index d : {2, 9})
-    for (bool inverse : {false, true}) {
-      CAPTURE(d);
-      CAPTURE(inverse);
-      const Index n = 4;
-      const Tensor<double> x = gen.normal<double>(Shape{n, d});
-      const Tensor<double> p = gen.normal<double>(Shape{n, 2 * d}, 0.0, 2.0);
-      CHECK_GRADCHECK(gradcheck(
-          [&](Tape<double>&, std::span<const Var<double>> in) {
-            const auto r = bounded_affine(in[0], in[1], 3.0, inverse);
-            return add(testing::weighted_sum(r.out, 7), testing::weighted_sum(r.log_det, 8));
-          },
-          {x, p}));
-    }
+    for (bool inverse : {false, true})
+      for (bool used_later : {false, true}) {
+        CAPTURE(d);
+        CAPTURE(inverse);
+        // Inputs that a later node also reads have a gradient already when this node's backward
+        // runs, which it must add to rather than overwrite.
+        CAPTURE(used_later);
+        const Index n = 4;
+        const Tensor<double> x = gen.normal<double>(Shape{n, d});
+        const Tensor<double> p = gen.normal<double>(Shape{n, 2 * d}, 0.0, 2.0);
+        CHECK_GRADCHECK(gradcheck(
+            [&](Tape<double>&, std::span<const Var<double>> in) {
+              const auto r = bounded_affine(in[0], in[1], 3.0, inverse);
+              Var<double> loss =
+                  add(testing::weighted_sum(r.out, 7), testing::weighted_sum(r.log_det, 8));
+              if (used_later)
+                loss = add(loss, add(testing::weighted_sum(mul(in[0], in[0]), 9),
+                                     testing::weighted_sum(mul(in[1], in[1]), 10)));
+              return loss;
+            },
+            {x, p}));
+      }
 }
 
 TEST_CASE("bounded_affine: float agrees with double; inverse undoes forward; bad shapes") {
