@@ -11,9 +11,15 @@
 // the same way at any thread count (bit-identical results within one ISA).
 #include "flowgrad/tensor/detail/isa_prelude.hpp"
 
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+
 #include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 #include "flowgrad/tensor/detail/spline.hpp"
+#include "flowgrad/tensor/detail/transpose.hpp"
 
 namespace flowgrad::FLOWGRAD_ISA_NS {
 
@@ -40,15 +46,53 @@ struct Group {
   V param(Index q) const { return V::load_aligned(z[q]); }
 };
 
-// Parameters q < 2K (the width and height logits) are multiplied by logit_scale. Each lane's
-// parameters are read in order and spread over z; the batches are loaded from z only later, once
-// all these stores are done: a batch loaded straight after its lanes' scalar stores cannot take
-// them from the store buffer and waits until they reach the cache.
+static_assert(W == 8 || W == 4, "a batch of double is 512 or 256 bits");
+
+// W floats from f, widened to double. (A template, so that only the branch of this ISA's width
+// is compiled.)
+template <class F>
+V widen(const F* f) {
+  if constexpr (W == 8)
+    return V(_mm512_cvtps_pd(_mm256_loadu_ps(f)));
+  else
+    return V(_mm256_cvtps_pd(_mm_loadu_ps(f)));
+}
+
+// A whole group of float parameters (P >= W): each W x W block of (lane, parameter) goes through
+// registers into rows of W lanes, widened to double a row at a time. The last block starts at
+// P - W and overlaps the one before it, rewriting a few rows with the same values, so that no lane
+// reads past its own parameters. (AVX2 gathers, tried instead, were slower on Zen 4 than the
+// scalar loop of load_group.)
+void load_whole_group(Group& g, const float* x, const float* p, Index P, Index logits,
+                      double logit_scale) {
+  alignas(32) float rows[W][W];
+  for (Index q0 = 0; q0 < P; q0 += W) {
+    const Index q = std::min(q0, P - W);
+    if constexpr (W == 8)
+      detail::transpose_block(p + q, P, &rows[0][0], W);
+    else
+      detail::transpose_block_4x4(p + q, P, &rows[0][0], W);
+    for (Index r = 0; r < W; ++r) {
+      const V v = widen(rows[r]);
+      (q + r < logits ? v * logit_scale : v).store_aligned(g.z[q + r]);
+    }
+  }
+  g.v = widen(x);
+}
+
+// Parameters q < 2K (the width and height logits) are multiplied by logit_scale. Whole groups of
+// float go through load_whole_group. Otherwise each lane's parameters are read in order and spread
+// over z; the batches are loaded from z only later, once all these stores are done: a batch loaded
+// straight after its lanes' scalar stores cannot take them from the store buffer and waits until
+// they reach the cache.
 template <class T>
 void load_group(Group& g, const T* x, const T* p, Index e0, Index count, Index K,
                 double logit_scale) {
   const Index P = 3 * K - 1;
   g.valid = std::min(W, count - e0);
+  if constexpr (std::is_same_v<T, float>)
+    if (g.valid == W && P >= W)
+      return load_whole_group(g, x + e0, p + e0 * P, P, 2 * K, logit_scale);
   for (Index l = 0; l < W; ++l) {
     const T* pl = p + (e0 + l) * P;
     const bool real = l < g.valid;
