@@ -80,6 +80,33 @@ void load_whole_group(Group& g, const float* x, const float* p, Index P, Index l
   g.v = widen(x);
 }
 
+// The reverse of load_whole_group's blocks: adds rows q = 0..W-1 of dl (W lanes of double each),
+// narrowed to float, to each lane l's W parameters at out + l * P. The same roundings as the
+// scalar loop (narrow, then add in float), W at a time.
+template <class F>
+void add_lane_block(const double (*dl)[W], F* out, Index P) {
+  alignas(32) float rows[W][W], lanes[W][W];
+  for (Index r = 0; r < W; ++r) {
+    if constexpr (W == 8)
+      _mm256_store_ps(rows[r], _mm512_cvtpd_ps(_mm512_load_pd(dl[r])));
+    else
+      _mm_store_ps(rows[r], _mm256_cvtpd_ps(_mm256_load_pd(dl[r])));
+  }
+  if constexpr (W == 8) {
+    detail::transpose_block(&rows[0][0], W, &lanes[0][0], W);
+    for (Index l = 0; l < W; ++l) {
+      F* o = out + l * P;
+      _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_load_ps(lanes[l])));
+    }
+  } else {
+    detail::transpose_block_4x4(&rows[0][0], W, &lanes[0][0], W);
+    for (Index l = 0; l < W; ++l) {
+      F* o = out + l * P;
+      _mm_storeu_ps(o, _mm_add_ps(_mm_loadu_ps(o), _mm_load_ps(lanes[l])));
+    }
+  }
+}
+
 // Parameters q < 2K (the width and height logits) are multiplied by logit_scale. Whole groups of
 // float go through load_whole_group. Otherwise each lane's parameters are read in order and spread
 // over z; the batches are loaded from z only later, once all these stores are done: a batch loaded
@@ -347,9 +374,14 @@ void spline_backward(const Tensor<T>& xv, const Tensor<T>& pv, const Tensor<T>& 
       (gb[P_d0] * sigmoid(sp.zd0)).store_aligned(d0_lanes);
       (gb[P_d1] * sigmoid(sp.zd1)).store_aligned(d1_lanes);
       sp.bin.store_aligned(k_lanes);
+      Index q_whole = 0;  // logits [0, q_whole) added by whole blocks
+      if constexpr (std::is_same_v<T, float>)
+        if (g.valid == W)
+          for (; q_whole + W <= 2 * K; q_whole += W)
+            add_lane_block(dlogits + q_whole, gp->data() + e * P + q_whole, P);
       for (Index l = 0; l < g.valid; ++l) {
         T* out = gp->data() + (e + l) * P;
-        for (Index q = 0; q < 2 * K; ++q) out[q] += T(dlogits[q][l]);
+        for (Index q = q_whole; q < 2 * K; ++q) out[q] += T(dlogits[q][l]);
         const auto k = static_cast<Index>(k_lanes[l]);
         if (k > 0) out[2 * K + k - 1] += T(d0_lanes[l]);
         if (k + 1 < K) out[2 * K + k] += T(d1_lanes[l]);
