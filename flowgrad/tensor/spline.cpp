@@ -60,7 +60,11 @@ V exp_nonpositive(V d) {
 }
 
 V softplus(V z) { return xsimd::max(z, V(0.0)) + xsimd::log1p(exp_nonpositive(-xsimd::abs(z))); }
-V sigmoid(V z) { return V(1.0) / (V(1.0) + simd::exp(-z)); }
+// 1 / (1 + e^-z) from e = e^-|z|: 1 / (1 + e) for z >= 0, e / (1 + e) below.
+V sigmoid(V z) {
+  const V e = exp_nonpositive(-xsimd::abs(z));
+  return xsimd::select(z >= V(0.0), V(1.0), e) / (V(1.0) + e);
+}
 
 // One group of W elements: lane l is element e0 + l. z[q] holds parameter q of every lane.
 struct Group {
