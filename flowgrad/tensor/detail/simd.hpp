@@ -58,21 +58,16 @@ using batch = xsimd::batch<T, arch>;
 template <class T>
 inline constexpr Index width = static_cast<Index>(batch<T>::size);
 
-// Whether xsimd turns a double batch into int64 with an instruction (AVX-512DQ's vcvttpd2qq,
-// defined for every input) rather than lane by lane with a C++ cast.
-inline constexpr bool converts_int64_in_simd = std::is_base_of_v<xsimd::avx512dq, arch>;
-
-// xsimd's double exp, expm1 and tanh (through exp) turn round(x / ln 2) into an int64. Without
-// AVX-512DQ that is a scalar cast, which is undefined behaviour when x is NaN, infinite or beyond
-// +-2^63 ln 2 (UBSan's float-cast-overflow; x86 happens to give INT64_MIN, and xsimd's range
-// selects then hide it). There, these wrappers hand xsimd a double argument clamped to
-// [-1000, 1000], with 0 for NaN, and put the NaN back afterwards: exp and expm1 have already
-// saturated at +-1000 (to 0 or -1 below -745, to inf above 710) and tanh to +-1, so no result
-// changes. float converts with an intrinsic (cvttps2dq), which is defined for every input, as
-// does double with AVX-512DQ: as they are.
+// xsimd's double exp, expm1 and tanh (through exp) turn round(x / ln 2) into an int64 with a
+// scalar cast, which is undefined behaviour when x is NaN, infinite or beyond +-2^63 ln 2 (UBSan's
+// float-cast-overflow; x86 happens to give INT64_MIN, and xsimd's range selects then hide it).
+// These wrappers hand xsimd a double argument clamped to [-1000, 1000], with 0 for NaN, and put
+// the NaN back afterwards: exp and expm1 have already saturated at +-1000 (to 0 or -1 below -745,
+// to inf above 710) and tanh to +-1, so no result changes. float converts with an intrinsic
+// (cvttps2dq), which is defined for every input: as it is.
 template <class T, class F>
 batch<T> with_int_safe_argument(batch<T> x, F f) {
-  if constexpr (std::is_same_v<T, double> && !converts_int64_in_simd) {
+  if constexpr (std::is_same_v<T, double>) {
     const batch<T> lim(1000.0), zero(0.0);
     const auto nan = xsimd::isnan(x);  // not x != x: xsimd compares ordered, false for NaN
     const batch<T> a =
