@@ -39,7 +39,7 @@ constexpr Index max_params = 3 * max_bins - 1;
 // two, its high part short enough that k ln2_hi is exact), e^r by its Taylor polynomial to r^13
 // (the first term left out is below 1e-17 of it), times 2^k written into the exponent bits: k is
 // read from the mantissa of k + 1.5 * 2^52. Within an ulp, as xsimd's exp, which converts k to
-// int64 one lane at a time on the AVX2 path (and needs simd::exp's wrapper there); 0 below
+// int64 one lane at a time with a C++ cast (on both paths; hence simd::exp's wrapper); 0 below
 // -708.39, where xsimd's exp also gives 0; NaN stays NaN.
 V exp_nonpositive(V d) {
   using I = xsimd::batch<std::int64_t, simd::arch>;
