@@ -137,25 +137,11 @@ struct BoundedAffineOp {
           ((g_out * x * scale + g_log) * ds).store_aligned(g_a + b);
         }
       }
-      if (gx) {
-        T* gxe = gx->data() + e0;
-        if (x_fresh)
-          std::copy(g_in, g_in + c.count, gxe);
-        else
-          for (Index l = 0; l < c.count; ++l) gxe[l] += g_in[l];
-      }
+      if (gx) detail::deposit(g_in, c.count, gx->data() + e0, x_fresh);
       if (gp) {
         T* gpe = gp->data() + 2 * e0;
-        if (p_fresh)
-          for (Index l = 0; l < c.count; ++l) {
-            gpe[2 * l] = g_t[l];
-            gpe[2 * l + 1] = g_a[l];
-          }
-        else
-          for (Index l = 0; l < c.count; ++l) {
-            gpe[2 * l] += g_t[l];
-            gpe[2 * l + 1] += g_a[l];
-          }
+        detail::deposit(g_t, c.count, gpe, p_fresh, 2);
+        detail::deposit(g_a, c.count, gpe + 1, p_fresh, 2);
       }
       i = r0;
       j = q0;

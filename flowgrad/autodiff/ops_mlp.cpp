@@ -114,13 +114,6 @@ Index whole_lines(Index count) {
 template <Scalar T>
 struct MlpOp {
   static void backward(OpTape<T>& t, const Node<T>& n);
-  static void add(const T* total, Index count, Tensor<T>* grad, bool overwrite) {
-    T* g = grad->data();
-    if (overwrite)
-      std::copy(total, total + count, g);
-    else
-      for (Index j = 0; j < count; ++j) g[j] += total[j];
-  }
 };
 
 // Rows [r0, r1) through every layer. out[l] is row 0 of layer l's whole output, or null when
@@ -294,8 +287,10 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   auto add_total = [&] {
     for (int l = 0; l < layers; ++l) {
       if (weight_at[l] >= 0)
-        add(part(weight_at[l], 0), width[l + 1] * width[l], gw[l], w_overwrite[l]);
-      if (bias_at[l] >= 0) add(part(bias_at[l], 0), width[l + 1], gb[l], b_overwrite[l]);
+        detail::deposit(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]->data(),
+                        w_overwrite[l]);
+      if (bias_at[l] >= 0)
+        detail::deposit(part(bias_at[l], 0), width[l + 1], gb[l]->data(), b_overwrite[l]);
     }
   };
 

@@ -39,6 +39,16 @@ void accumulate(OpTape<T>& tape, const Tensor<T>& g, Tensor<T>& acc, T scale = T
   accumulate_reduced(s, acc);
 }
 
+// A rule's gradient for count elements, into dst[l * stride]: written when the buffer is fresh
+// (grad_for()'s *overwrite: sized but not zeroed), added otherwise.
+template <Scalar T>
+void deposit(const T* src, Index count, T* dst, bool fresh, Index stride = 1) {
+  if (fresh)
+    for (Index l = 0; l < count; ++l) dst[l * stride] = src[l];
+  else
+    for (Index l = 0; l < count; ++l) dst[l * stride] += src[l];
+}
+
 }  // namespace flowgrad::detail
 
 #define FLOWGRAD_FOR_EACH_SCALAR(X) X(float) X(double)
