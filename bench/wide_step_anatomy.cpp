@@ -4,16 +4,20 @@
 //   build/bench/wide_step_anatomy [--steps N]
 //
 // 1. The step by phase (forward, backward, Adam), medians over N steps, one thread.
-// 2. Each of the step's product shapes and the packing of its transposed weight, hot (the same
+// 2. The step against its products measured in the same loop (the budget's ratio, steadier on a
+//    machine whose speed drifts between processes).
+// 3. Each of the step's product shapes and the packing of its transposed weight, hot (the same
 //    operands again, as bench/wide_step_budget.py's stand-alone budget) and cold (after a sweep
 //    over 256 MB, more than the L3 of any CPU this project has run on, as inside a step after Adam
 //    has streamed the optimizer state).
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -36,18 +40,25 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void step_phases(int steps) {
-  constexpr Index dim = 784, hidden = 1024, batch = 256;
-  Generator gen(0);
-  auto chain = std::make_unique<Composition<float>>(dim);
-  chain->add(std::make_unique<AffineCoupling<float>>(
-      AffineCoupling<float>::half_mask(dim, 0), CouplingConfig{hidden, 2, Activation::relu}, gen));
-  DensityFlow<float> model(std::move(chain));
-  const TensorF x = gen.normal<float>(Shape{batch, dim});
-  Adam<float> adam(model.parameters(), {.lr = 1e-3});
+// The step as BM_WideCouplingTrainStep runs it, timed by phase.
+struct WideStep {
+  static constexpr Index dim = 784, hidden = 1024, batch = 256;
+  Generator gen{0};
+  DensityFlow<float> model{coupling(gen)};
+  TensorF x = gen.normal<float>(Shape{batch, dim});
+  Adam<float> adam{model.parameters(), {.lr = 1e-3}};
   Tape<float> tape;
-  std::vector<double> fwd, bwd, opt;
-  for (int s = 0; s < steps + 3; ++s) {  // the first steps allocate
+
+  static std::unique_ptr<Composition<float>> coupling(Generator& gen) {
+    auto chain = std::make_unique<Composition<float>>(dim);
+    chain->add(std::make_unique<AffineCoupling<float>>(AffineCoupling<float>::half_mask(dim, 0),
+                                                       CouplingConfig{hidden, 2, Activation::relu},
+                                                       gen));
+    return chain;
+  }
+
+  // Milliseconds of forward, backward and Adam.
+  std::array<double, 3> run() {
     auto t0 = Clock::now();
     tape.reset();
     adam.clear_grad();
@@ -58,11 +69,81 @@ void step_phases(int steps) {
     const double b = ms_since(t0);
     t0 = Clock::now();
     adam.step();
-    const double a = ms_since(t0);
+    return {f, b, ms_since(t0)};
+  }
+};
+
+// The operands of one net's products: for each layer, its forward, its weight gradient and, but
+// for the first layer (the coupling's input is data), its input gradient.
+struct LayerOperands {
+  Index k, n;
+  TensorF a, w, dz, y, dx, dw;
+  LayerOperands(Index k_, Index n_, Generator& gen)
+      : k(k_),
+        n(n_),
+        a(gen.normal<float>(Shape{WideStep::batch, k})),
+        w(gen.normal<float>(Shape{n, k})),
+        dz(gen.normal<float>(Shape{WideStep::batch, n})),
+        y(Shape{WideStep::batch, n}),
+        dx(Shape{WideStep::batch, k}),
+        dw(Shape{n, k}) {}
+  bool has_input_gradient() const { return k != 392; }
+  void forward() {
+    gemm<float>(WideStep::batch, n, k, a.data(), k, w.data(), k, y.data(), n, {false, true, false});
+  }
+  void input_gradient() {
+    gemm<float>(WideStep::batch, k, n, dz.data(), n, w.data(), k, dx.data(), k,
+                {false, false, false});
+  }
+  void weight_gradient() {
+    gemm<float>(n, k, WideStep::batch, dz.data(), n, a.data(), k, dw.data(), k,
+                {true, false, false});
+  }
+};
+
+std::vector<LayerOperands> net_operands() {
+  Generator gen(1);
+  std::vector<LayerOperands> layers;
+  for (const auto& [k, n] : {std::pair<Index, Index>{392, 1024}, {1024, 1024}, {1024, 392}})
+    layers.emplace_back(k, n, gen);
+  return layers;
+}
+
+void step_phases(int steps) {
+  WideStep step;
+  std::vector<double> fwd, bwd, opt;
+  for (int s = 0; s < steps + 3; ++s) {  // the first steps allocate
+    const auto [f, b, a] = step.run();
     if (s >= 3) fwd.push_back(f), bwd.push_back(b), opt.push_back(a);
   }
   std::printf("step by phase (median of %d): forward %.2f ms, backward %.2f ms, Adam %.2f ms\n",
               steps, median(fwd), median(bwd), median(opt));
+}
+
+// The step / budget ratio of bench/wide_step_budget.py, with both sides measured in one loop: a
+// step, then each of its products run twice and timed the second time (hot, as stand-alone), so
+// that the machine's drift between processes does not enter the ratio.
+void step_against_products(int steps) {
+  WideStep step;
+  std::vector<LayerOperands> layers = net_operands();
+  auto hot_ms = [](auto&& product) {
+    product();
+    const auto t0 = Clock::now();
+    product();
+    return ms_since(t0);
+  };
+  std::vector<double> step_ms, product_ms;
+  for (int s = 0; s < steps + 3; ++s) {
+    const auto [f, b, a] = step.run();
+    double products = 0;
+    for (LayerOperands& l : layers) {
+      products += hot_ms([&] { l.forward(); }) + hot_ms([&] { l.weight_gradient(); });
+      if (l.has_input_gradient()) products += hot_ms([&] { l.input_gradient(); });
+    }
+    if (s >= 3) step_ms.push_back(f + b + a), product_ms.push_back(2 * products);  // s and t nets
+  }
+  std::printf("step %.2f ms against its products %.2f ms, interleaved (median of %d): %.3fx\n",
+              median(step_ms), median(product_ms), steps, median(step_ms) / median(product_ms));
 }
 
 // Reading it evicts the operands from every cache level.
@@ -89,35 +170,20 @@ double time_ms(F&& f, bool cold, int reps) {
 }
 
 void products_hot_and_cold(int reps) {
-  constexpr Index m = 256;
-  Generator gen(1);
   std::printf("| layer | product | hot ms | cold ms |\n|---|---|---:|---:|\n");
-  for (const auto& [k, n] : {std::pair<Index, Index>{392, 1024}, {1024, 1024}, {1024, 392}}) {
-    const TensorF a = gen.normal<float>(Shape{m, k}), w = gen.normal<float>(Shape{n, k});
-    const TensorF dz = gen.normal<float>(Shape{m, n});
-    TensorF y(Shape{m, n}), dx(Shape{m, k}), dw(Shape{n, k});
+  for (LayerOperands& l : net_operands()) {
     PackedB<float> packed;
-    const std::pair<const char*, std::function<void()>> runs[] = {
-        {"forward x W^T",
-         [&] {
-           gemm<float>(m, n, k, a.data(), k, w.data(), k, y.data(), n, {false, true, false});
-         }},
-        {"pack W^T", [&] { packed.pack(k, n, w.data(), k, true); }},
-        {"input gradient dz W",
-         [&] {
-           gemm<float>(m, k, n, dz.data(), n, w.data(), k, dx.data(), k, {false, false, false});
-         }},
-        {"weight gradient dz^T x",
-         [&] {
-           gemm<float>(n, k, m, dz.data(), n, a.data(), k, dw.data(), k, {true, false, false});
-         }},
+    std::vector<std::pair<const char*, std::function<void()>>> runs = {
+        {"forward x W^T", [&] { l.forward(); }},
+        {"pack W^T", [&] { packed.pack(l.k, l.n, l.w.data(), l.k, true); }},
+        {"weight gradient dz^T x", [&] { l.weight_gradient(); }},
     };
-    for (const auto& [name, run] : runs) {
-      // The coupling's input is data: the first layer's input gradient is never formed.
-      if (k == 392 && n == 1024 && std::strcmp(name, "input gradient dz W") == 0) continue;
-      std::printf("| %ld -> %ld | %s | %.3f | %.3f |\n", static_cast<long>(k), static_cast<long>(n),
-                  name, time_ms(run, false, reps), time_ms(run, true, reps));
-    }
+    if (l.has_input_gradient())
+      runs.insert(runs.begin() + 2, {"input gradient dz W", [&] { l.input_gradient(); }});
+    for (const auto& [name, run] : runs)
+      std::printf("| %ld -> %ld | %s | %.3f | %.3f |\n", static_cast<long>(l.k),
+                  static_cast<long>(l.n), name, time_ms(run, false, reps),
+                  time_ms(run, true, reps));
   }
 }
 
@@ -138,5 +204,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   step_phases(steps);
+  step_against_products(steps);
   products_hot_and_cold(steps);
 }
