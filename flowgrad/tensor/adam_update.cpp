@@ -1,6 +1,7 @@
 // The elementwise pass of an Adam step (detail/adam_update.hpp). Compiled once per ISA.
 #include "flowgrad/tensor/detail/isa_prelude.hpp"
 
+#include "flowgrad/tensor/detail/adam_rule.hpp"
 #include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 
@@ -14,40 +15,34 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
     throw std::invalid_argument("adam_update: parameter " + w.shape().str() + ", gradient " +
                                 g.shape().str() + ", moments " + m.shape().str() + " and " +
                                 v.shape().str() + " differ in size");
-  const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
-  // 1 - beta rounded once from double, as torch.optim.Adam does: T(1) - T(0.999) is 1.3e-5 off
-  // in float, a bias that every step's second moment would carry.
-  const T a1 = static_cast<T>(1 - c.beta1), a2 = static_cast<T>(1 - c.beta2);
-  const T step = static_cast<T>(c.step), inv = static_cast<T>(c.inv_sqrt_c2);
-  const T eps = static_cast<T>(c.eps), wd = static_cast<T>(c.weight_decay);
-  // One formula for batches and for the scalar tail.
-  auto update = [&](auto wi, auto gi, auto& mi, auto& vi) {
-    using std::sqrt;
-    const auto gd = gi + wd * wi;
-    mi = b1 * mi + a1 * gd;
-    vi = b2 * vi + a2 * (gd * gd);
-    return wi - step * mi / (sqrt(vi) * inv + eps);
-  };
-  using B = simd::batch<T>;
-  constexpr Index width = simd::width<T>;
+  const detail::AdamRule<T> rule(c);
   T* wp = w.data();
   const T* gp = g.data();
   T* mp = m.data();
   T* vp = v.data();
   // Chunks of whole batches: each element is updated by the same code at any thread count.
-  simd::parallel_for(simd::threads_for(n, adam_grain), n, width, [&](Index b, Index e) {
-    Index i = b;
-    for (; i + width <= e; i += width) {
-      B mi = B::load_unaligned(mp + i), vi = B::load_unaligned(vp + i);
-      const B wi = update(B::load_unaligned(wp + i), B::load_unaligned(gp + i), mi, vi);
-      wi.store_unaligned(wp + i);
-      mi.store_unaligned(mp + i);
-      vi.store_unaligned(vp + i);
-    }
-    for (; i < e; ++i) wp[i] = update(wp[i], gp[i], mp[i], vp[i]);
-  });
+  simd::parallel_for(simd::threads_for(n, adam_grain), n, simd::width<T>,
+                     [&](Index b, Index e) { rule.run(wp + b, gp + b, mp + b, vp + b, e - b); });
 }
 
+template <class T>
+void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target) {
+  const detail::AdamRule<T> rule(target.c);
+  if (ldg == cols && target.ld == cols) {  // one run, split as adam_update splits
+    simd::parallel_for(simd::threads_for(rows * cols, adam_grain), rows * cols, simd::width<T>,
+                       [&](Index b, Index e) {
+                         rule.run(target.value + b, g + b, target.exp_avg + b,
+                                  target.exp_avg_sq + b, e - b);
+                       });
+    return;
+  }
+  for (Index i = 0; i < rows; ++i)
+    rule.run(target.value + i * target.ld, g + i * ldg, target.exp_avg + i * target.ld,
+             target.exp_avg_sq + i * target.ld, cols);
+}
+
+template void adam_block(const float*, Index, Index, Index, const AdamTarget<float>&);
+template void adam_block(const double*, Index, Index, Index, const AdamTarget<double>&);
 template void adam_update(Tensor<float>&, const Tensor<float>&, Tensor<float>&, Tensor<float>&,
                           const AdamCoefficients&);
 template void adam_update(Tensor<double>&, const Tensor<double>&, Tensor<double>&, Tensor<double>&,

@@ -143,6 +143,11 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
   kernels<T>().adam_update(w, g, m, v, c);
 }
 
+template <class T>
+void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target) {
+  kernels<T>().adam_block(g, ldg, rows, cols, target);
+}
+
 namespace detail {
 
 template <class T>
@@ -196,6 +201,7 @@ void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T
                                     Tensor<T>*);                                                   \
   template void adam_update(Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,                  \
                             const AdamCoefficients&);                                              \
+  template void adam_block(const T*, Index, Index, Index, const AdamTarget<T>&);                   \
   template void detail::bias_activation_block(T*, Index, Index, Index, const T*, Activation, T);   \
   template void detail::activation_backward_block(const T*, const T*, T*, Index, Index,            \
                                                   Activation, T, T*);                              \

@@ -68,5 +68,7 @@ void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T
 template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                  const AdamCoefficients& c);
+template <class T>
+void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target);
 
 }  // namespace flowgrad::FLOWGRAD_ISA_NS
