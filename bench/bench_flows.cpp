@@ -68,27 +68,34 @@ void report(benchmark::State& state, Index batch, double flops_per_iteration,
 }
 
 // The protocol's training step (forward, backward, Adam at lr 1e-3) on a fixed batch x, timed;
-// returns the tape's bytes.
-std::size_t train_steps(benchmark::State& state, DensityFlow<float>& model, const TensorF& x) {
+// returns the tape's bytes. fused: backward and Adam as one pass (Adam::backward_step).
+std::size_t train_steps(benchmark::State& state, DensityFlow<float>& model, const TensorF& x,
+                        bool fused = false) {
   Adam<float> adam(model.parameters(), {.lr = 1e-3});
   Tape<float> tape;
   run_steps(state, [&] {
     tape.reset();
     adam.clear_grad();
     const auto loss = -mean(model.log_prob(tape.constant(x)));
-    tape.backward(loss);
-    adam.step();
+    if (fused) {
+      adam.backward_step(loss);
+    } else {
+      tape.backward(loss);
+      adam.step();
+    }
     benchmark::DoNotOptimize(loss.item());
   });
   return tape.bytes_reserved();
 }
 
-void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int threads) {
+void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int threads,
+                        bool fused) {
   reset_peak_rss();
   set_num_threads(threads);
   Generator gen(0);
   DensityFlow<float> model(make_realnvp<float>(protocol(hidden), gen));
-  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, 2}));
+  const std::size_t tape_bytes =
+      train_steps(state, model, gen.normal<float>(Shape{batch, 2}), fused);
   // Forward, then the gradients with respect to the layers' inputs and weights: three products.
   report(state, batch, 3 * forward_matmul_flops(hidden, batch), tape_bytes);
   set_num_threads(1);
@@ -97,7 +104,7 @@ void realnvp_train_step(benchmark::State& state, Index hidden, Index batch, int 
 // The wide-layer regime: one affine coupling of a d-dimensional flow (d = 784: an image's pixels)
 // with s and t nets d/2 -> H -> H -> d/2, a training step (forward, backward, Adam) at `batch`.
 void wide_coupling_train_step(benchmark::State& state, Index dim, Index hidden, Index batch,
-                              int threads) {
+                              int threads, bool fused) {
   reset_peak_rss();
   set_num_threads(threads);
   Generator gen(0);
@@ -105,7 +112,8 @@ void wide_coupling_train_step(benchmark::State& state, Index dim, Index hidden, 
   chain->add(std::make_unique<AffineCoupling<float>>(
       AffineCoupling<float>::half_mask(dim, 0), CouplingConfig{hidden, 2, Activation::relu}, gen));
   DensityFlow<float> model(std::move(chain));
-  const std::size_t tape_bytes = train_steps(state, model, gen.normal<float>(Shape{batch, dim}));
+  const std::size_t tape_bytes =
+      train_steps(state, model, gen.normal<float>(Shape{batch, dim}), fused);
   // Per row, each of s and t multiplies d/2 x H, H x H and H x d/2; training is three such passes
   // (forward, input gradients, weight gradients), as for RealNVP above.
   const double macs =
@@ -308,9 +316,16 @@ const int registered = [] {
         const std::string cfg =
             "/H:" + std::to_string(h) + "/B:" + std::to_string(b) + suffix(threads);
         benchmark::RegisterBenchmark(("BM_RealNVPTrainStep" + cfg).c_str(), realnvp_train_step, h,
-                                     b, threads)
+                                     b, threads, false)
             ->Unit(benchmark::kMillisecond);
       }
+    // The same steps with Adam inside the backward pass, where the wide layers gain from it.
+    for (Index h : {64, 256})
+      benchmark::RegisterBenchmark(
+          ("BM_RealNVPTrainStep/H:" + std::to_string(h) + "/B:1024/fused" + suffix(threads))
+              .c_str(),
+          realnvp_train_step, h, Index{1024}, threads, true)
+          ->Unit(benchmark::kMillisecond);
     for (Index h : {64, 256}) {
       const std::string cfg = "/H:" + std::to_string(h) + "/B:4096" + suffix(threads);
       benchmark::RegisterBenchmark(("BM_RealNVPLogProb" + cfg).c_str(), realnvp_log_prob, h,
@@ -320,10 +335,13 @@ const int registered = [] {
                                    Index{4096}, threads)
           ->Unit(benchmark::kMillisecond);
     }
-    benchmark::RegisterBenchmark(
-        ("BM_WideCouplingTrainStep/D:784/H:1024/B:256" + suffix(threads)).c_str(),
-        wide_coupling_train_step, Index{784}, Index{1024}, Index{256}, threads)
-        ->Unit(benchmark::kMillisecond);
+    for (const bool fused : {false, true})
+      benchmark::RegisterBenchmark(("BM_WideCouplingTrainStep/D:784/H:1024/B:256" +
+                                    std::string(fused ? "/fused" : "") + suffix(threads))
+                                       .c_str(),
+                                   wide_coupling_train_step, Index{784}, Index{1024}, Index{256},
+                                   threads, fused)
+          ->Unit(benchmark::kMillisecond);
     for (Index d : {2, 8}) {
       const std::string cfg = "/D:" + std::to_string(d) + "/B:1024" + suffix(threads);
       benchmark::RegisterBenchmark(("BM_NSFTrainStep" + cfg).c_str(), nsf_train_step, d,

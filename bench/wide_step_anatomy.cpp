@@ -57,14 +57,19 @@ struct WideStep {
     return chain;
   }
 
-  // Milliseconds of forward, backward and Adam.
-  std::array<double, 3> run() {
+  // Milliseconds of forward, backward and Adam; fused: Adam inside the backward pass
+  // (Adam::backward_step), timed with it.
+  std::array<double, 3> run(bool fused = false) {
     auto t0 = Clock::now();
     tape.reset();
     adam.clear_grad();
     const auto loss = -mean(model.log_prob(tape.constant(x)));
     const double f = ms_since(t0);
     t0 = Clock::now();
+    if (fused) {
+      adam.backward_step(loss);
+      return {f, ms_since(t0), 0.0};
+    }
     tape.backward(loss);
     const double b = ms_since(t0);
     t0 = Clock::now();
@@ -112,13 +117,18 @@ std::vector<LayerOperands> net_operands() {
 
 void step_phases(int steps) {
   WideStep step;
-  std::vector<double> fwd, bwd, opt;
+  std::vector<double> fwd, bwd, opt, fused_fwd, fused_bwd;
   for (int s = 0; s < steps + 3; ++s) {  // the first steps allocate
     const auto [f, b, a] = step.run();
-    if (s >= 3) fwd.push_back(f), bwd.push_back(b), opt.push_back(a);
+    const auto [ff, fb, fa] = step.run(true);
+    if (s >= 3)
+      fwd.push_back(f), bwd.push_back(b), opt.push_back(a), fused_fwd.push_back(ff),
+          fused_bwd.push_back(fb);
   }
   std::printf("step by phase (median of %d): forward %.2f ms, backward %.2f ms, Adam %.2f ms\n",
               steps, median(fwd), median(bwd), median(opt));
+  std::printf("with Adam in the backward pass: forward %.2f ms, backward with Adam %.2f ms\n",
+              median(fused_fwd), median(fused_bwd));
 }
 
 // The step / budget ratio of bench/wide_step_budget.py, with both sides measured in one loop: a
@@ -133,18 +143,26 @@ void step_against_products(int steps) {
     product();
     return ms_since(t0);
   };
-  std::vector<double> step_ms, product_ms;
+  std::vector<double> step_ms, fused_ms, product_ms;
   for (int s = 0; s < steps + 3; ++s) {
     const auto [f, b, a] = step.run();
+    const auto [ff, fb, fa] = step.run(true);
     double products = 0;
     for (LayerOperands& l : layers) {
       products += hot_ms([&] { l.forward(); }) + hot_ms([&] { l.weight_gradient(); });
       if (!l.first) products += hot_ms([&] { l.input_gradient(); });
     }
-    if (s >= 3) step_ms.push_back(f + b + a), product_ms.push_back(2 * products);  // s and t nets
+    if (s >= 3) {
+      step_ms.push_back(f + b + a);
+      fused_ms.push_back(ff + fb + fa);
+      product_ms.push_back(2 * products);  // s and t nets
+    }
   }
+  const double products = median(product_ms);
   std::printf("step %.2f ms against its products %.2f ms, interleaved (median of %d): %.3fx\n",
-              median(step_ms), median(product_ms), steps, median(step_ms) / median(product_ms));
+              median(step_ms), products, steps, median(step_ms) / products);
+  std::printf("step with Adam in the backward pass %.2f ms: %.3fx\n", median(fused_ms),
+              median(fused_ms) / products);
 }
 
 // Reading it evicts the operands from every cache level.

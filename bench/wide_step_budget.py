@@ -12,7 +12,9 @@ first layer's input gradient is never formed): 8 products, 16 for the two nets. 
 times summed are the "budget"; the step / budget ratio says how much of the step is anything else
 (activations, the coupling's column work, Adam over 2.9 M parameters, the tape) plus whatever the
 products lose inside the step. Rounds alternate the two binaries; medians over rounds, one thread
-(OPENBLAS_NUM_THREADS=1). Prints markdown; --json writes the figures.
+(OPENBLAS_NUM_THREADS=1). The step is measured twice: as backward() then Adam's step(), and with
+Adam inside the backward pass (Adam::backward_step, the ".../fused" benchmark). Prints markdown;
+--json writes the figures.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import sys
 
 BATCH, LAYERS = 256, [(392, 1024), (1024, 1024), (1024, 392)]
 STEP = "BM_WideCouplingTrainStep/D:784/H:1024/B:256"
+FUSED = STEP + "/fused"
 
 
 def products():
@@ -66,7 +69,8 @@ def main():
     for r in range(args.rounds):
         runs = [lambda: run_json([args.bench_kernels, f"--benchmark_filter={gemm_filter}",
                                   "--benchmark_enable_random_interleaving=true"]),
-                lambda: run_json([args.bench_flows, f"--benchmark_filter=^{re.escape(STEP)}$"])]
+                lambda: run_json([args.bench_flows, f"--benchmark_filter=^{re.escape(STEP)}(/fused)?$",
+                                  "--benchmark_enable_random_interleaving=true"])]
         for run in (runs if r % 2 == 0 else runs[::-1]):
             for name, ms in run().items():
                 times.setdefault(name, []).append(ms)
@@ -74,8 +78,8 @@ def main():
 
     med = {k: statistics.median(v) for k, v in times.items()}
     missing = [p[0] for p in prods for impl in ("Ours", "OpenBLAS") if f"BM_Gemm_{impl}/{p[0]}" not in med]
-    if missing or STEP not in med:
-        sys.exit(f"wide_step_budget: missing results for {missing or STEP} (an older binary?)")
+    if missing or STEP not in med or FUSED not in med:
+        sys.exit(f"wide_step_budget: missing results for {missing or [STEP, FUSED]} (an older binary?)")
     print("| product | GFLOP | ours ms | ours GFLOP/s | OpenBLAS ms | OpenBLAS GFLOP/s |")
     print("|---|---:|---:|---:|---:|---:|")
     budget = {"Ours": 0.0, "OpenBLAS": 0.0}
@@ -84,19 +88,21 @@ def main():
         budget["Ours"] += 2 * o
         budget["OpenBLAS"] += 2 * b
         print(f"| {name} | {flops / 1e9:.3f} | {o:.3f} | {flops / o / 1e6:.1f} | {b:.3f} | {flops / b / 1e6:.1f} |")
-    step = med[STEP]
+    step, fused = med[STEP], med[FUSED]
     total_flops = 2 * sum(p[1] for p in prods)
     print()
     print(f"Each product runs twice (the s and t nets): {total_flops / 1e9:.2f} GFLOP a step.")
     print(f"- stand-alone, our gemm: {budget['Ours']:.2f} ms ({total_flops / budget['Ours'] / 1e6:.1f} GFLOP/s)")
     print(f"- stand-alone, OpenBLAS: {budget['OpenBLAS']:.2f} ms ({total_flops / budget['OpenBLAS'] / 1e6:.1f} GFLOP/s)")
-    print(f"- {STEP}: {step:.2f} ms = {step / budget['Ours']:.3f}x our products' budget, "
-          f"{step / budget['OpenBLAS']:.3f}x OpenBLAS's")
+    for name, ms in ((STEP, step), (FUSED, fused)):
+        print(f"- {name}: {ms:.2f} ms = {ms / budget['Ours']:.3f}x our products' budget, "
+              f"{ms / budget['OpenBLAS']:.3f}x OpenBLAS's")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rounds": args.rounds, "medians_ms": med, "runs_ms": times, "budget_ours_ms": budget["Ours"],
                        "budget_openblas_ms": budget["OpenBLAS"], "step_ms": step,
-                       "step_over_budget": step / budget["Ours"], "flops": total_flops}, f, indent=2)
+                       "step_over_budget": step / budget["Ours"], "fused_step_ms": fused,
+                       "fused_step_over_budget": fused / budget["Ours"], "flops": total_flops}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -76,16 +76,25 @@ TEST_CASE("steady-state RealNVP training steps allocate nothing") {
   Adam<float> adam(model.parameters());
   Tape<float> tape;
   const TensorF x = gen.normal<float>(Shape{600, 2});
-  auto step = [&] {
-    tape.reset();
-    adam.zero_grad();
-    tape.backward(-mean(model.log_prob(tape.constant(x))));
-    adam.step();
-  };
-  for (int i = 0; i < 3; ++i) step();
-  const long before = allocations.load();
-  for (int i = 0; i < 5; ++i) step();
-  CHECK(allocations.load() - before == 0);
+  // fused: Adam inside the backward pass (Adam::backward_step), on emptied gradients.
+  for (const bool fused : {false, true}) {
+    CAPTURE(fused);
+    auto step = [&] {
+      tape.reset();
+      if (fused) {
+        adam.clear_grad();
+        adam.backward_step(-mean(model.log_prob(tape.constant(x))));
+        return;
+      }
+      adam.zero_grad();
+      tape.backward(-mean(model.log_prob(tape.constant(x))));
+      adam.step();
+    };
+    for (int i = 0; i < 3; ++i) step();
+    const long before = allocations.load();
+    for (int i = 0; i < 5; ++i) step();
+    CHECK(allocations.load() - before == 0);
+  }
 }
 
 // The modern flows too: spline couplings (the spline op keeps its per-element work on the stack),

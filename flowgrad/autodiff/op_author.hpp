@@ -18,6 +18,9 @@
 
 namespace flowgrad {
 
+template <class T>
+struct AdamTarget;
+
 // A node's backward rule: adds the node's gradient, pushed through the op, into its inputs'.
 template <Scalar T>
 using BackwardFn = void (*)(OpTape<T>& tape, const Node<T>& node);
@@ -97,6 +100,12 @@ class OpTape {
   // this pass (a parameter's: when emptied) the buffer is sized but not zeroed and *overwrite is
   // set, and the rule must then write every element.
   Tensor<T>* grad_for(std::int32_t i, bool* overwrite);
+  // For a rule that computes the whole gradient of input i at once: when the backward pass fuses
+  // an optimizer's update (Adam::backward_step) and i is a parameter whose gradient is empty and
+  // that feeds this rule alone and once, its update, which the rule must then apply to every
+  // element in place of writing the gradient (detail/fused_update.hpp); null otherwise, and
+  // always for a node other than a parameter leaf. Valid until the next call: copy it to keep it.
+  const AdamTarget<T>* fused_update(std::int32_t i);
 
   // Scratch tensors for backward rules, kept between steps. A fixed set, so that a reference to
   // one slot stays valid while another is in use. Slot 0 holds backward()'s seed.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flowgrad/autodiff/detail/op_support.hpp"
+#include "flowgrad/tensor/detail/adam_update.hpp"
 #include "flowgrad/tensor/detail/fused_block.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 
@@ -255,22 +256,31 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   for (int l = 0; l + 1 < layers; ++l) h[l + 1] = n.saved[static_cast<std::size_t>(l)].data();
   h[layers] = n.value.data();
 
+  // Each parameter's gradient goes to its buffer or, when the pass fuses an optimizer's update
+  // (Adam::backward_step), straight into that update.
   Tensor<T>* gw[mlp_max_layers];
   Tensor<T>* gb[mlp_max_layers];
+  const AdamTarget<T>* uw[mlp_max_layers] = {};
+  const AdamTarget<T>* ub[mlp_max_layers] = {};
+  AdamTarget<T> updates[2 * mlp_max_layers];  // each claim's, kept: the next claim reuses its own
   bool w_overwrite[mlp_max_layers] = {}, b_overwrite[mlp_max_layers] = {};
   T* whole_dz[mlp_max_layers] = {};  // the batch's dz_l, for layers summed after the blocks
   Index weight_at[mlp_max_layers], bias_at[mlp_max_layers];  // in a block's partials
   Index per_block = 0;
   for (int l = 0; l < layers; ++l) {
     const Index ko = width[l + 1], ki = width[l];
-    gw[l] = t.grad_for(n.in[1 + 2 * l], &w_overwrite[l]);
-    gb[l] = t.grad_for(n.in[2 + 2 * l], &b_overwrite[l]);
+    if (const AdamTarget<T>* u = t.fused_update(n.in[1 + 2 * l])) uw[l] = &(updates[2 * l] = *u);
+    if (const AdamTarget<T>* u = t.fused_update(n.in[2 + 2 * l]))
+      ub[l] = &(updates[2 * l + 1] = *u);
+    gw[l] = uw[l] ? nullptr : t.grad_for(n.in[1 + 2 * l], &w_overwrite[l]);
+    gb[l] = ub[l] ? nullptr : t.grad_for(n.in[2 + 2 * l], &b_overwrite[l]);
+    const bool want_w = gw[l] || uw[l], want_b = gb[l] || ub[l];
     const bool by_block = static_cast<std::size_t>(blocks * ko * ki) * sizeof(T) <= kPartialBytes;
-    weight_at[l] = gw[l] && by_block ? per_block : -1;
+    weight_at[l] = want_w && by_block ? per_block : -1;
     per_block += weight_at[l] >= 0 ? ko * ki : 0;
-    bias_at[l] = gb[l] ? per_block : -1;
-    per_block += gb[l] ? ko : 0;
-    if (gw[l] && !by_block) {
+    bias_at[l] = want_b ? per_block : -1;
+    per_block += want_b ? ko : 0;
+    if (want_w && !by_block) {
       Tensor<T>& s = t.scratch(1 + l);  // slots 1..3: no other rule runs meanwhile
       s.resize(Shape{m, ko});
       whole_dz[l] = s.data();
@@ -282,15 +292,20 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   T* partials = thread_buffer<T, 2>(blocks * per_block);
   auto part = [&](Index at, Index b) { return at >= 0 ? partials + b * per_block + at : nullptr; };
 
-  // With every block's partials summed into block 0's, the gradients take them.
+  // With every block's partials summed into block 0's, the gradients (or the updates) take them.
   PairwiseSums<T> sums(partials, per_block, blocks);
+  auto take = [](const T* total, Index rows, Index cols, Tensor<T>* g, bool overwrite,
+                 const AdamTarget<T>* update) {
+    if (update)
+      adam_block(total, cols, rows, cols, *update);
+    else
+      detail::deposit(total, rows * cols, g->data(), overwrite);
+  };
   auto add_total = [&] {
     for (int l = 0; l < layers; ++l) {
       if (weight_at[l] >= 0)
-        detail::deposit(part(weight_at[l], 0), width[l + 1] * width[l], gw[l]->data(),
-                        w_overwrite[l]);
-      if (bias_at[l] >= 0)
-        detail::deposit(part(bias_at[l], 0), width[l + 1], gb[l]->data(), b_overwrite[l]);
+        take(part(weight_at[l], 0), width[l + 1], width[l], gw[l], w_overwrite[l], uw[l]);
+      if (bias_at[l] >= 0) take(part(bias_at[l], 0), 1, width[l + 1], gb[l], b_overwrite[l], ub[l]);
     }
   };
 
@@ -328,10 +343,18 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
     if (sums.finish(b)) add_total();
   });
 
-  for (int l = 0; l < layers; ++l)
-    if (whole_dz[l])
-      gemm(width[l + 1], width[l], m, whole_dz[l], width[l + 1], h[l], width[l], gw[l]->data(),
-           width[l], {true, false, !w_overwrite[l]});
+  for (int l = 0; l < layers; ++l) {
+    if (!whole_dz[l]) continue;
+    const Index ko = width[l + 1], ki = width[l];
+    if (uw[l]) {
+      // Through scratch that every layer reuses, and so stays in cache for the update, where the
+      // parameter's own buffer would go out to memory and be read back by a step() after the pass.
+      T* g = thread_buffer<T, 3>(ko * ki);
+      gemm(ko, ki, m, whole_dz[l], ko, h[l], ki, g, ki, {true, false, false});
+      adam_block(g, ki, ko, ki, *uw[l]);
+    } else
+      gemm(ko, ki, m, whole_dz[l], ko, h[l], ki, gw[l]->data(), ki, {true, false, !w_overwrite[l]});
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "flowgrad/autodiff/detail/fused_update.hpp"
 #include "flowgrad/tensor/detail/adam_update.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 
@@ -86,15 +87,73 @@ void Adam<T>::set_state(AdamState<T> state) {
   v_ = std::move(state.exp_avg_sq);
 }
 
+namespace {
+AdamCoefficients coefficients(const AdamOptions& opt, long t) {
+  const double c1 = 1.0 - std::pow(opt.beta1, static_cast<double>(t));
+  const double c2 = 1.0 - std::pow(opt.beta2, static_cast<double>(t));
+  return {opt.beta1, opt.beta2, opt.eps, opt.weight_decay, opt.lr / c1, 1.0 / std::sqrt(c2)};
+}
+}  // namespace
+
 template <Scalar T>
 void Adam<T>::step() {
   ++t_;
-  const double c1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t_));
-  const double c2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t_));
-  const AdamCoefficients c{opt_.beta1,        opt_.beta2,   opt_.eps,
-                           opt_.weight_decay, opt_.lr / c1, 1.0 / std::sqrt(c2)};
+  update(nullptr);
+}
+
+// The updates that the backward rules claim, for the step about to be taken.
+template <Scalar T>
+class Adam<T>::Fused final : public detail::FusedUpdates<T> {
+ public:
+  Fused(Adam& adam, const AdamCoefficients& c) : adam_(adam), claimed_(adam.claimed_), c_(c) {
+    claimed_.assign(adam.params_.size(), 0);
+  }
+  const AdamTarget<T>* claim(const Parameter<T>& param) override {
+    const std::size_t k = find(param);
+    if (k == npos || claimed_[k]) return nullptr;
+    claimed_[k] = 1;
+    Parameter<T>& p = *adam_.params_[k];
+    const Index ld = p.value.shape().rank() == 2 ? p.value.cols() : p.value.numel();
+    target_ = {p.value.data(), adam_.m_[k].data(), adam_.v_[k].data(), ld, c_};
+    return &target_;
+  }
+  bool claimed(const Parameter<T>& param) const override {
+    const std::size_t k = find(param);
+    return k != npos && claimed_[k];
+  }
+  const std::vector<char>& claimed() const { return claimed_; }
+
+ private:
+  static constexpr std::size_t npos = ~std::size_t(0);
+  std::size_t find(const Parameter<T>& param) const {
+    const auto& params = adam_.params_;
+    for (std::size_t k = 0; k < params.size(); ++k)
+      if (params[k] == &param) return k;
+    return npos;
+  }
+  Adam& adam_;
+  std::vector<char>& claimed_;
+  AdamCoefficients c_;
+  AdamTarget<T> target_{};  // the last claim's: a rule uses it before it claims another
+};
+
+template <Scalar T>
+void Adam<T>::backward_step(const Var<T>& loss) {
+  Fused fused(*this, coefficients(opt_, t_ + 1));
+  detail::FusedBackward<T>::run(loss, fused);
+  ++t_;
+  update(&fused.claimed());
+  for (std::size_t k = 0; k < this->params_.size(); ++k)
+    if (fused.claimed()[k]) this->params_[k]->clear_grad();
+}
+
+template <Scalar T>
+void Adam<T>::update(const std::vector<char>* skip) {
+  const AdamCoefficients c = coefficients(opt_, t_);
   const auto& params = this->params_;
-  for (const Parameter<T>* p : params) check_grad(*p);
+  auto wanted = [skip](std::size_t k) { return !skip || !(*skip)[k]; };
+  for (std::size_t k = 0; k < params.size(); ++k)
+    if (wanted(k)) check_grad(*params[k]);
   // A parameter large enough for adam_update to split between threads is updated on its own; the
   // small ones (a 2-D flow's are all small) share one parallel region, chunk c updating those that
   // start in its share of their elements. Each element gets the same arithmetic either way.
@@ -105,6 +164,7 @@ void Adam<T>::step() {
   };
   Index small_total = 0;
   for (std::size_t k = 0; k < params.size(); ++k) {
+    if (!wanted(k)) continue;
     if (splits_itself(params[k]))
       adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
     else
@@ -114,7 +174,7 @@ void Adam<T>::step() {
   simd::parallel_for_each(nt, nt, [&](Index chunk) {
     Index start = 0;
     for (std::size_t k = 0; k < params.size(); ++k) {
-      if (splits_itself(params[k])) continue;
+      if (!wanted(k) || splits_itself(params[k])) continue;
       if (start * nt >= chunk * small_total && start * nt < (chunk + 1) * small_total)
         adam_update(params[k]->value, params[k]->grad, m_[k], v_[k], c);
       start += params[k]->value.numel();

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "flowgrad/autodiff/parameter.hpp"
+#include "flowgrad/autodiff/tape.hpp"
 
 namespace flowgrad {
 
@@ -62,6 +63,17 @@ class Adam : public Optimizer<T> {
  public:
   explicit Adam(std::vector<Parameter<T>*> params, AdamOptions opt = {});
   void step() override;
+  // loss's backward() and step() in one pass, with the same results: where a parameter's whole
+  // gradient comes from one product (an mlp() layer's weights, a bias summed there), its update is
+  // applied to each tile of that gradient as soon as the tile is computed, so the gradient is never
+  // stored and read back. Those parameters are left without a gradient (has_grad() false); the
+  // others get theirs and are updated as by step(). For loops with nothing between backward and
+  // step: no clipping, no check of the gradients (Trainer keeps the two apart for its checks).
+  // Parameters whose gradient was not empty (no clear_grad() since the last step) are accumulated
+  // into as by backward() and updated afterwards. Not for data-parallel training, whose gradients
+  // are summed over the ranks between the two. Should backward() throw, the parameters it had
+  // updated keep their update and the step count stays.
+  void backward_step(const Var<T>& loss);
   void set_lr(double lr) { opt_.lr = lr; }
   long steps() const { return t_; }
   AdamState<T> state() const { return {opt_, t_, m_, v_}; }
@@ -73,6 +85,10 @@ class Adam : public Optimizer<T> {
   AdamOptions opt_;
   long t_ = 0;
   std::vector<Tensor<T>> m_, v_;
+  std::vector<char> claimed_;  // per parameter: updated inside backward_step's backward pass
+  class Fused;
+  // Updates, at the current step count, every parameter not marked in `skip` (if given).
+  void update(const std::vector<char>* skip);
 };
 
 // Scales all gradients together so that their global L2 norm is at most max_norm; returns the norm

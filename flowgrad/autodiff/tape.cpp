@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "flowgrad/autodiff/detail/fused_update.hpp"
 #include "flowgrad/autodiff/op_author.hpp"
 
 namespace flowgrad {
@@ -105,6 +106,15 @@ Tensor<T>* OpTape<T>::grad_for(std::int32_t i, bool* overwrite) {
 }
 
 template <Scalar T>
+const AdamTarget<T>* OpTape<T>::fused_update(std::int32_t i) {
+  const Node<T>& n = node(i);
+  if (!tape_.fused_ || !n.param || !n.requires_grad || n.param->has_grad() ||
+      tape_.uses_[static_cast<std::size_t>(i)] != 1)
+    return nullptr;
+  return tape_.fused_->claim(*n.param);
+}
+
+template <Scalar T>
 Tensor<T>& OpTape<T>::scratch(int slot) {
   if (slot < 0 || slot >= scratch_slots)
     throw std::logic_error("OpTape::scratch: no slot " + std::to_string(slot));
@@ -149,11 +159,17 @@ void Tape<T>::backward(const Var<T>& loss) {
   Tensor<T>& g = t.scratch(0);
   g.resize(v.shape());
   g.fill(T(1));
-  backward(loss, g);
+  run_backward(loss, g);
 }
 
 template <Scalar T>
 void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
+  fused_ = nullptr;
+  run_backward(root, seed);
+}
+
+template <Scalar T>
+void Tape<T>::run_backward(const Var<T>& root, const Tensor<T>& seed) {
   OpTape<T> t(*this);
   t.check("backward", root);
   const std::int32_t r = root.index_;
@@ -174,9 +190,47 @@ void Tape<T>::backward(const Var<T>& root, const Tensor<T>& seed) {
   // A parameter no gradient reached has a zero one, also after clear_grad().
   for (std::int32_t i = 0; i < size_; ++i) {
     const Node<T>& n = t.node(i);
-    if (n.param && n.requires_grad && !n.param->has_grad()) n.param->zero_grad();
+    if (n.param && n.requires_grad && !n.param->has_grad() &&
+        !(fused_ && fused_->claimed(*n.param)))
+      n.param->zero_grad();
   }
 }
+
+namespace detail {
+
+template <Scalar T>
+void FusedBackward<T>::run(const Var<T>& loss, FusedUpdates<T>& updates) {
+  Tape<T>& tape = loss.tape();
+  OpTape<T> t(tape);
+  t.check("backward", loss);
+  // How many backward rules each parameter leaf feeds, counting a parameter recorded by two
+  // leaves as shared by both: only a parameter fed to one rule once has its whole gradient there.
+  const auto size = static_cast<std::size_t>(tape.size_);
+  tape.uses_.assign(size, 0);
+  for (std::int32_t i = 0; i <= loss.index(); ++i) {
+    const Node<T>& n = t.node(i);
+    if (n.backward)
+      for (std::int32_t in : n.in)
+        if (in >= 0) ++tape.uses_[static_cast<std::size_t>(in)];
+  }
+  for (std::int32_t i = 0; i < tape.size_; ++i)
+    for (std::int32_t j = i + 1; t.node(i).param && j < tape.size_; ++j)
+      if (t.node(j).param == t.node(i).param)
+        tape.uses_[static_cast<std::size_t>(i)] = tape.uses_[static_cast<std::size_t>(j)] = 2;
+  tape.fused_ = &updates;
+  try {
+    tape.backward(loss);
+  } catch (...) {
+    tape.fused_ = nullptr;
+    throw;
+  }
+  tape.fused_ = nullptr;
+}
+
+template struct FusedBackward<float>;
+template struct FusedBackward<double>;
+
+}  // namespace detail
 
 template <Scalar T>
 std::size_t Tape<T>::bytes_reserved() const {

@@ -20,6 +20,12 @@ template <Scalar T>
 struct Node;
 template <Scalar T>
 class OpTape;
+namespace detail {
+template <Scalar T>
+class FusedUpdates;
+template <Scalar T>
+struct FusedBackward;
+}  // namespace detail
 
 // A handle to a node: a tape and an index, plus the tape's epoch so that a Var kept across
 // reset() is caught instead of silently reading another node.
@@ -82,6 +88,8 @@ class Tape {
  private:
   friend class Var<T>;
   friend class OpTape<T>;
+  friend struct detail::FusedBackward<T>;
+  void run_backward(const Var<T>& root, const Tensor<T>& seed);
   // Nodes live in chunks that are allocated once and never reallocated, so a node (and its value)
   // keeps its address while later nodes are pushed.
   static constexpr int kChunkBits = 8;
@@ -92,6 +100,10 @@ class Tape {
   std::int32_t size_ = 0;
   std::uint32_t epoch_ = 1;
   bool grad_enabled_ = true;
+  // During a backward that lets rules apply an optimizer's update (detail/fused_update.hpp): the
+  // optimizer, and per node the number of backward rules that a parameter leaf feeds.
+  detail::FusedUpdates<T>* fused_ = nullptr;
+  std::vector<std::int32_t> uses_;
 };
 
 // Turns gradient recording off for a scope (sampling, evaluation, plotting).
