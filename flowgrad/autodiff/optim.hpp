@@ -63,10 +63,10 @@ class Adam : public Optimizer<T> {
  public:
   explicit Adam(std::vector<Parameter<T>*> params, AdamOptions opt = {});
   void step() override;
-  // loss's backward() and step() in one pass, with the same results: where a parameter's whole
-  // gradient comes from one product (an mlp() layer's weights, a bias summed there), its update is
-  // applied to each tile of that gradient as soon as the tile is computed, so the gradient is never
-  // stored and read back. Those parameters are left without a gradient (has_grad() false); the
+  // loss's backward() and step() in one pass, with the same results: where one backward rule forms
+  // a parameter's whole gradient (an mlp() layer's weight or bias), the update is applied right
+  // there, from the gradient still in cache, which is never written to the parameter's buffer and
+  // read back. Those parameters are left without a gradient (has_grad() false); the
   // others get theirs and are updated as by step(). For loops with nothing between backward and
   // step: no clipping, no check of the gradients (Trainer keeps the two apart for its checks).
   // Parameters whose gradient was not empty (no clear_grad() since the last step) are accumulated

@@ -1,8 +1,8 @@
 #pragma once
 // Not installed: how an optimizer's update rides along a backward pass (Adam::backward_step): a
-// backward rule that computes a parameter's whole gradient in one product claims the parameter's
-// update (OpTape::fused_update) and applies it to each tile of the gradient as the tile is
-// finished, instead of storing the gradient for a step() to read back.
+// backward rule that forms a parameter's whole gradient claims the parameter's update
+// (OpTape::fused_update) and applies it to the gradient while the gradient is still in cache,
+// instead of storing it in the parameter's buffer for a step() to read back.
 #include "flowgrad/autodiff/tape.hpp"
 #include "flowgrad/tensor/detail/adam_update.hpp"
 
