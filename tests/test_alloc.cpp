@@ -3,8 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 #include <new>
 
 #include "flowgrad/autodiff/module.hpp"
