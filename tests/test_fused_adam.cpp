@@ -1,9 +1,8 @@
-// Adam::backward_step: the update applied inside the backward pass, tile by tile of each
-// gradient, against backward() then step(), bit for bit, on one thread and two, and the cases
-// where the pass must leave a parameter to the step after it.
+// Adam::backward_step: the update applied inside the backward pass, as each gradient is formed,
+// against backward() then step(), bit for bit, on one thread and two, and the cases where the pass
+// must leave a parameter to the step after it.
 #include <doctest/doctest.h>
 
-#include <memory>
 #include <vector>
 
 #include "flowgrad/autodiff/module.hpp"
@@ -16,7 +15,7 @@ using namespace flowgrad;
 namespace {
 
 // Layers 24 -> 300 -> 300 -> 5 at batch 256: the middle weight is summed over the batch after
-// the node's row blocks (its gradient in one product, updated in that product's tiles), the
+// the node's row blocks (its gradient in one product, updated from the product's output), the
 // others and the biases in the blocks' partial sums (updated from their total).
 constexpr Index kBatch = 256;
 const std::vector<Index> kSizes = {24, 300, 300, 5};

@@ -294,18 +294,18 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
 
   // With every block's partials summed into block 0's, the gradients (or the updates) take them.
   PairwiseSums<T> sums(partials, per_block, blocks);
-  auto take = [](const T* total, Index rows, Index cols, Tensor<T>* g, bool overwrite,
+  auto take = [](const T* total, Index count, Tensor<T>* g, bool overwrite,
                  const AdamTarget<T>* update) {
     if (update)
-      adam_block(total, cols, rows, cols, *update);
+      adam_apply(total, *update);
     else
-      detail::deposit(total, rows * cols, g->data(), overwrite);
+      detail::deposit(total, count, g->data(), overwrite);
   };
   auto add_total = [&] {
     for (int l = 0; l < layers; ++l) {
       if (weight_at[l] >= 0)
-        take(part(weight_at[l], 0), width[l + 1], width[l], gw[l], w_overwrite[l], uw[l]);
-      if (bias_at[l] >= 0) take(part(bias_at[l], 0), 1, width[l + 1], gb[l], b_overwrite[l], ub[l]);
+        take(part(weight_at[l], 0), width[l + 1] * width[l], gw[l], w_overwrite[l], uw[l]);
+      if (bias_at[l] >= 0) take(part(bias_at[l], 0), width[l + 1], gb[l], b_overwrite[l], ub[l]);
     }
   };
 
@@ -351,7 +351,7 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
       // parameter's own buffer would go out to memory and be read back by a step() after the pass.
       T* g = thread_buffer<T, 3>(ko * ki);
       gemm(ko, ki, m, whole_dz[l], ko, h[l], ki, g, ki, {true, false, false});
-      adam_block(g, ki, ko, ki, *uw[l]);
+      adam_apply(g, *uw[l]);
     } else
       gemm(ko, ki, m, whole_dz[l], ko, h[l], ki, gw[l]->data(), ki, {true, false, !w_overwrite[l]});
   }

@@ -113,8 +113,7 @@ class Adam<T>::Fused final : public detail::FusedUpdates<T> {
     if (k == npos || claimed_[k]) return nullptr;
     claimed_[k] = 1;
     Parameter<T>& p = *adam_.params_[k];
-    const Index ld = p.value.shape().rank() == 2 ? p.value.cols() : p.value.numel();
-    target_ = {p.value.data(), adam_.m_[k].data(), adam_.v_[k].data(), ld, c_};
+    target_ = {p.value.data(), adam_.m_[k].data(), adam_.v_[k].data(), p.value.numel(), c_};
     return &target_;
   }
   bool claimed(const Parameter<T>& param) const override {

@@ -26,23 +26,16 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
 }
 
 template <class T>
-void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target) {
-  const detail::AdamRule<T> rule(target.c);
-  if (ldg == cols && target.ld == cols) {  // one run, split as adam_update splits
-    simd::parallel_for(simd::threads_for(rows * cols, adam_grain), rows * cols, simd::width<T>,
-                       [&](Index b, Index e) {
-                         rule.run(target.value + b, g + b, target.exp_avg + b,
-                                  target.exp_avg_sq + b, e - b);
-                       });
-    return;
-  }
-  for (Index i = 0; i < rows; ++i)
-    rule.run(target.value + i * target.ld, g + i * ldg, target.exp_avg + i * target.ld,
-             target.exp_avg_sq + i * target.ld, cols);
+void adam_apply(const T* g, const AdamTarget<T>& t) {
+  const detail::AdamRule<T> rule(t.c);
+  simd::parallel_for(simd::threads_for(t.count, adam_grain), t.count, simd::width<T>,
+                     [&](Index b, Index e) {
+                       rule.run(t.value + b, g + b, t.exp_avg + b, t.exp_avg_sq + b, e - b);
+                     });
 }
 
-template void adam_block(const float*, Index, Index, Index, const AdamTarget<float>&);
-template void adam_block(const double*, Index, Index, Index, const AdamTarget<double>&);
+template void adam_apply(const float*, const AdamTarget<float>&);
+template void adam_apply(const double*, const AdamTarget<double>&);
 template void adam_update(Tensor<float>&, const Tensor<float>&, Tensor<float>&, Tensor<float>&,
                           const AdamCoefficients&);
 template void adam_update(Tensor<double>&, const Tensor<double>&, Tensor<double>&, Tensor<double>&,

@@ -144,8 +144,8 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
 }
 
 template <class T>
-void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target) {
-  kernels<T>().adam_block(g, ldg, rows, cols, target);
+void adam_apply(const T* g, const AdamTarget<T>& target) {
+  kernels<T>().adam_apply(g, target);
 }
 
 namespace detail {
@@ -201,7 +201,7 @@ void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T
                                     Tensor<T>*);                                                   \
   template void adam_update(Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,                  \
                             const AdamCoefficients&);                                              \
-  template void adam_block(const T*, Index, Index, Index, const AdamTarget<T>&);                   \
+  template void adam_apply(const T*, const AdamTarget<T>&);                                        \
   template void detail::bias_activation_block(T*, Index, Index, Index, const T*, Activation, T);   \
   template void detail::activation_backward_block(const T*, const T*, T*, Index, Index,            \
                                                   Activation, T, T*);                              \

@@ -30,7 +30,7 @@ constexpr ::flowgrad::detail::KernelTable<T> make_table() {
       &detail::bias_activation_block<T>,
       &detail::activation_backward_block<T>,
       &adam_update<T>,
-      &adam_block<T>,
+      &adam_apply<T>,
       &spline_forward<T>,
       &spline_backward<T>,
   };

@@ -13,9 +13,8 @@ template <Scalar T>
 class FusedUpdates {
  public:
   virtual ~FusedUpdates() = default;
-  // param's update as a target whose rows are param's rows, or null when param is not the
-  // optimizer's. A target handed out is a promise by the caller to update every element, and
-  // param's gradient is not stored.
+  // param's update, or null when param is not the optimizer's. A target handed out is a promise by
+  // the caller to update every element, and param's gradient is not stored.
   virtual const AdamTarget<T>* claim(const Parameter<T>& param) = 0;
   virtual bool claimed(const Parameter<T>& param) const = 0;
 };

@@ -1,5 +1,5 @@
 #pragma once
-// Not installed: Adam's elementwise rule in SIMD batches, shared by adam_update() and adam_block()
+// Not installed: Adam's elementwise rule in SIMD batches, shared by adam_update() and adam_apply()
 // so that an update applied inside the backward pass gives the same bits as step(). Included from
 // kernel files only.
 #include <cmath>

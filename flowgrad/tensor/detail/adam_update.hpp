@@ -21,22 +21,20 @@ template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                  const AdamCoefficients& c);
 
-// A parameter and its two moments, seen as matrices with rows ld elements apart, for a backward
-// rule that applies adam_update's rule to the parameter's gradient as soon as it has it whole
-// (Adam::backward_step): element (i, j) of the gradient updates value[i * ld + j].
+// A parameter's count values and its two moments, for a backward rule that applies adam_update's
+// rule to the parameter's gradient as soon as it has it whole (Adam::backward_step).
 template <class T>
 struct AdamTarget {
   T* value;
   T* exp_avg;
   T* exp_avg_sq;
-  Index ld;
+  Index count;
   AdamCoefficients c;
 };
 
-// Adam's update from a rows x cols gradient (rows ldg apart) to target, element (i, j) to the
-// target's (i, j): adam_update's rule, with the same result for each element, split between
-// threads as adam_update is.
+// adam_update() with the gradient g laid out as the target's values: the same result for each
+// element, split between threads in the same way.
 template <class T>
-void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target);
+void adam_apply(const T* g, const AdamTarget<T>& target);
 
 }  // namespace flowgrad

@@ -69,6 +69,6 @@ template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                  const AdamCoefficients& c);
 template <class T>
-void adam_block(const T* g, Index ldg, Index rows, Index cols, const AdamTarget<T>& target);
+void adam_apply(const T* g, const AdamTarget<T>& target);
 
 }  // namespace flowgrad::FLOWGRAD_ISA_NS

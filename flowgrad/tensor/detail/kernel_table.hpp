@@ -44,7 +44,7 @@ struct KernelTable {
   void (*activation_backward_block)(const T*, const T*, T*, Index, Index, Activation, T, T*);
   void (*adam_update)(Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,
                       const AdamCoefficients&);
-  void (*adam_block)(const T*, Index, Index, Index, const AdamTarget<T>&);
+  void (*adam_apply)(const T*, const AdamTarget<T>&);
   void (*spline_forward)(const Tensor<T>&, const Tensor<T>&, const SplineSettings&, Tensor<T>&);
   void (*spline_backward)(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,
                           const SplineSettings&, Tensor<T>*, Tensor<T>*);
