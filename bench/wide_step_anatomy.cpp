@@ -5,7 +5,8 @@
 //
 // 1. The step by phase (forward, backward, Adam), medians over N steps, one thread.
 // 2. The step against its products measured in the same loop (the budget's ratio, steadier on a
-//    machine whose speed drifts between processes).
+//    machine whose speed drifts between processes), and the rate at which one core reads memory
+//    around that loop, with the time Adam's state takes to read at that rate.
 // 3. Each of the step's product shapes and the packing of its transposed weight, hot (the same
 //    operands again, as bench/wide_step_budget.py's stand-alone budget) and cold (after a sweep
 //    over 256 MB, more than the L3 of any CPU this project has run on, as inside a step after Adam
@@ -131,6 +132,33 @@ void step_phases(int steps) {
               median(fused_fwd), median(fused_bwd));
 }
 
+// Reading it evicts the operands from every cache level.
+std::vector<float>& sweep_buffer() {
+  static std::vector<float> buffer(std::size_t(64) << 20, 1.0f);
+  return buffer;
+}
+
+void evict() {
+  std::vector<float>& b = sweep_buffer();
+  for (std::size_t i = 0; i < b.size(); i += 16) b[i] += 1.0f;
+}
+
+// One core's rate of reading memory, in GB/s (median of 5 reads of the sweep buffer, a cache line
+// at a time): what the step's memory traffic runs at, which other tenants of a shared machine
+// take their share of.
+double memory_read_rate() {
+  const std::vector<float>& b = sweep_buffer();
+  std::vector<double> rates;
+  float sum = 0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = Clock::now();
+    for (std::size_t i = 0; i < b.size(); i += 16) sum += b[i];
+    rates.push_back(static_cast<double>(b.size() * sizeof(float)) / ms_since(t0) / 1e6);
+  }
+  if (sum < 0) std::printf("%g\n", static_cast<double>(sum));  // keeps the reads
+  return median(rates);
+}
+
 // The step / budget ratio of bench/wide_step_budget.py, with both sides measured in one loop: a
 // step, then each of its products run twice and timed the second time (hot, as stand-alone), so
 // that the machine's drift between processes does not enter the ratio.
@@ -144,6 +172,7 @@ void step_against_products(int steps) {
     return ms_since(t0);
   };
   std::vector<double> step_ms, fused_ms, product_ms;
+  const double rate_before = memory_read_rate();
   for (int s = 0; s < steps + 3; ++s) {
     const auto [f, b, a] = step.run();
     const auto [ff, fb, fa] = step.run(true);
@@ -163,17 +192,17 @@ void step_against_products(int steps) {
               median(step_ms), products, steps, median(step_ms) / products);
   std::printf("step with Adam in the backward pass %.2f ms: %.3fx\n", median(fused_ms),
               median(fused_ms) / products);
-}
-
-// Reading it evicts the operands from every cache level.
-std::vector<float>& sweep_buffer() {
-  static std::vector<float> buffer(std::size_t(64) << 20, 1.0f);
-  return buffer;
-}
-
-void evict() {
-  std::vector<float>& b = sweep_buffer();
-  for (std::size_t i = 0; i < b.size(); i += 16) b[i] += 1.0f;
+  // Adam reads each parameter and its two moments once a step, and writes them back, and no
+  // cache holds them from one step to the next (44 MB here): traffic the products never meet.
+  Index params = 0;
+  for (const Parameter<float>* p : step.model.parameters()) params += p->value.numel();
+  const double state_mb = 3.0 * static_cast<double>(params) * sizeof(float) / 1e6;
+  const double rate = std::min(rate_before, memory_read_rate());
+  std::printf(
+      "one core read memory at %.1f GB/s around this loop (the lower of before and after); "
+      "reading Adam's %.0f MB (%ld parameters and both moments) once takes %.2f ms at that rate, "
+      "%.1f%% of the products, before writing them back\n",
+      rate, state_mb, static_cast<long>(params), state_mb / rate, 100 * state_mb / rate / products);
 }
 
 template <class F>
