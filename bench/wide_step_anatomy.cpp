@@ -193,7 +193,7 @@ void step_against_products(int steps) {
   std::printf("step with Adam in the backward pass %.2f ms: %.3fx\n", median(fused_ms),
               median(fused_ms) / products);
   // Adam reads each parameter and its two moments once a step, and writes them back, and no
-  // cache holds them from one step to the next (44 MB here): traffic the products never meet.
+  // cache holds them from one step to the next: traffic the products never meet.
   Index params = 0;
   for (const Parameter<float>* p : step.model.parameters()) params += p->value.numel();
   const double state_mb = 3.0 * static_cast<double>(params) * sizeof(float) / 1e6;
