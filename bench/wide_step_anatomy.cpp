@@ -7,10 +7,10 @@
 // 2. The step against its products measured in the same loop (the budget's ratio, steadier on a
 //    machine whose speed drifts between processes), and the rate at which one core reads memory
 //    around that loop, with the time Adam's state takes to read at that rate.
-// 3. Each of the step's product shapes and the packing of its transposed weight, hot (the same
-//    operands again, as bench/wide_step_budget.py's stand-alone budget) and cold (after a sweep
-//    over 256 MB, more than the L3 of any CPU this project has run on, as inside a step after Adam
-//    has streamed the optimizer state).
+// 3. Each of the step's product shapes (and the forward the other way round) and the packing of
+//    its transposed weight, hot (the same operands again, as bench/wide_step_budget.py's
+//    stand-alone budget) and cold (after a sweep over 256 MB, more than the L3 of any CPU this
+//    project has run on, as inside a step after Adam has streamed the optimizer state).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -84,7 +84,7 @@ struct WideStep {
 struct LayerOperands {
   Index k, n;
   bool first;  // the net's first layer: its input is the coupling's data, with no gradient
-  TensorF a, w, dz, y, dx, dw;
+  TensorF a, w, dz, y, yt, dx, dw;
   LayerOperands(Index k_, Index n_, bool first_, Generator& gen)
       : k(k_),
         n(n_),
@@ -93,10 +93,17 @@ struct LayerOperands {
         w(gen.normal<float>(Shape{n, k})),
         dz(gen.normal<float>(Shape{WideStep::batch, n})),
         y(Shape{WideStep::batch, n}),
+        yt(Shape{n, WideStep::batch}),
         dx(Shape{WideStep::batch, k}),
         dw(Shape{n, k}) {}
   void forward() {
     gemm<float>(WideStep::batch, n, k, a.data(), k, w.data(), k, y.data(), n, {false, true, false});
+  }
+  // The same product the other way round, y^T = W x^T: the weight is then A, read in place and
+  // never packed, and the small x is the packed operand.
+  void forward_transposed() {
+    gemm<float>(n, WideStep::batch, k, w.data(), k, a.data(), k, yt.data(), WideStep::batch,
+                {false, true, false});
   }
   void input_gradient() {
     gemm<float>(WideStep::batch, k, n, dz.data(), n, w.data(), k, dx.data(), k,
@@ -223,6 +230,7 @@ void products_hot_and_cold(int reps) {
     PackedB<float> packed;
     std::vector<std::pair<const char*, std::function<void()>>> runs = {
         {"forward x W^T", [&] { l.forward(); }},
+        {"forward as W x^T", [&] { l.forward_transposed(); }},
         {"pack W^T", [&] { packed.pack(l.k, l.n, l.w.data(), l.k, true); }},
         {"weight gradient dz^T x", [&] { l.weight_gradient(); }},
     };
