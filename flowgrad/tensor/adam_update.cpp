@@ -7,6 +7,16 @@
 
 namespace flowgrad::FLOWGRAD_ISA_NS {
 
+template <class T>
+void adam_apply(const T* g, const AdamTarget<T>& t) {
+  const detail::AdamRule<T> rule(t.c);
+  // Chunks of whole batches: each element is updated by the same code at any thread count.
+  simd::parallel_for(simd::threads_for(t.count, adam_grain), t.count, simd::width<T>,
+                     [&](Index b, Index e) {
+                       rule.run(t.value + b, g + b, t.exp_avg + b, t.exp_avg_sq + b, e - b);
+                     });
+}
+
 template <Scalar T>
 void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
                  const AdamCoefficients& c) {
@@ -15,23 +25,7 @@ void adam_update(Tensor<T>& w, const Tensor<T>& g, Tensor<T>& m, Tensor<T>& v,
     throw std::invalid_argument("adam_update: parameter " + w.shape().str() + ", gradient " +
                                 g.shape().str() + ", moments " + m.shape().str() + " and " +
                                 v.shape().str() + " differ in size");
-  const detail::AdamRule<T> rule(c);
-  T* wp = w.data();
-  const T* gp = g.data();
-  T* mp = m.data();
-  T* vp = v.data();
-  // Chunks of whole batches: each element is updated by the same code at any thread count.
-  simd::parallel_for(simd::threads_for(n, adam_grain), n, simd::width<T>,
-                     [&](Index b, Index e) { rule.run(wp + b, gp + b, mp + b, vp + b, e - b); });
-}
-
-template <class T>
-void adam_apply(const T* g, const AdamTarget<T>& t) {
-  const detail::AdamRule<T> rule(t.c);
-  simd::parallel_for(simd::threads_for(t.count, adam_grain), t.count, simd::width<T>,
-                     [&](Index b, Index e) {
-                       rule.run(t.value + b, g + b, t.exp_avg + b, t.exp_avg_sq + b, e - b);
-                     });
+  FLOWGRAD_ISA_NS::adam_apply(g.data(), AdamTarget<T>{w.data(), m.data(), v.data(), n, c});
 }
 
 template void adam_apply(const float*, const AdamTarget<float>&);
