@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flowgrad/autodiff/ops.hpp"
@@ -255,13 +256,17 @@ TEST_CASE("elementwise ops, reductions and Adam agree between the paths") {
 
 TEST_CASE("the fused MLP node and a RealNVP training step agree between the paths") {
   if (!both_paths()) return;
-  const auto m2 = on(Isa::avx2, 1, [] { return mlp_values_and_grads(1000, 64); });
-  const auto m5 = on(Isa::avx512, 1, [] { return mlp_values_and_grads(1000, 64); });
-  REQUIRE(m2.size() == m5.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < m2.size(); ++i)
-    worst = std::max(worst, std::abs(static_cast<double>(m2[i]) - m5[i]) / (std::abs(m2[i]) + 1));
-  CHECK(worst < 1e-4);
+  // Blocks of rows through every layer (1000 rows), and layer by layer over the batch (48).
+  for (const auto& [batch, hidden] : {std::pair<Index, Index>{1000, 64}, {48, 300}}) {
+    CAPTURE(batch);
+    const auto m2 = on(Isa::avx2, 1, [&] { return mlp_values_and_grads(batch, hidden); });
+    const auto m5 = on(Isa::avx512, 1, [&] { return mlp_values_and_grads(batch, hidden); });
+    REQUIRE(m2.size() == m5.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < m2.size(); ++i)
+      worst = std::max(worst, std::abs(static_cast<double>(m2[i]) - m5[i]) / (std::abs(m2[i]) + 1));
+    CHECK(worst < 1e-4);
+  }
   const auto loss2 = on(Isa::avx2, 1, [] { return realnvp_losses(64, 512, 3); });
   const auto loss5 = on(Isa::avx512, 1, [] { return realnvp_losses(64, 512, 3); });
   for (std::size_t s = 0; s < loss2.size(); ++s)
@@ -324,5 +329,7 @@ TEST_CASE("each path is bit-identical at 1 and 2 threads") {
     CHECK(std::equal(c1.data(), c1.data() + c1.numel(), c2.data()));
     auto node = [] { return mlp_values_and_grads(1000, 160); };
     CHECK(on(isa, 1, node) == on(isa, 2, node));
+    auto by_layer = [] { return mlp_values_and_grads(48, 300); };
+    CHECK(on(isa, 1, by_layer) == on(isa, 2, by_layer));
   }
 }

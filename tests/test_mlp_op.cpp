@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <utility>
 #include <vector>
 
+#include "flowgrad/autodiff/detail/mlp_forward.hpp"
 #include "flowgrad/autodiff/module.hpp"
 #include "gradcheck_helpers.hpp"
 
@@ -70,6 +72,66 @@ TEST_CASE("gradcheck: mlp over several row blocks with a short last one") {
       inputs));
 }
 
+TEST_CASE("gradcheck: mlp layer by layer, over the whole batch") {
+  Generator gen(27);
+  // 3 rows: part of a transpose square; 17: two whole ones and a tail, with a tail of columns too.
+  const std::vector<std::pair<std::vector<Index>, Index>> cases = {{{6, 12, 9, 4}, 3},
+                                                                   {{24, 64, 48, 5}, 17}};
+  for (const auto& [sizes, rows] : cases) {
+    REQUIRE(detail::mlp_forward_by_layer(sizes, rows));
+    for (Activation hidden : kActivations) {
+      if (rows > 3 && hidden == Activation::relu) continue;  // one kink among many is enough
+      CAPTURE(sizes.size());
+      CAPTURE(static_cast<int>(hidden));
+      std::vector<Tensor<double>> inputs = random_layers(gen, sizes);
+      inputs.insert(inputs.begin(), gen.normal<double>(Shape{rows, sizes[0]}));
+      CHECK_GRADCHECK(gradcheck(
+          [=](Tape<double>&, Args v) {
+            return weighted_sum(mlp(v[0], v.subspan(1), hidden, Activation::tanh));
+          },
+          inputs));
+    }
+  }
+}
+
+namespace {
+
+// mlp() and the chain of linear() nodes on the same input and layers: values, then the gradient
+// of x (if wanted) and of every parameter.
+void check_against_chain(Generator& gen, const std::vector<Index>& sizes, Index batch,
+                         Activation hidden, Activation output, bool x_grad) {
+  CAPTURE(sizes.size());
+  CAPTURE(sizes[1]);
+  CAPTURE(batch);
+  CAPTURE(static_cast<int>(hidden));
+  CAPTURE(static_cast<int>(output));
+  CAPTURE(x_grad);
+  const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+  const Tensor<double> x = gen.normal<double>(Shape{batch, sizes[0]});
+  Tape<double> t1, t2;
+  std::vector<V> p1, p2;
+  for (const auto& p : layers) {
+    p1.push_back(t1.constant(p, true));
+    p2.push_back(t2.constant(p, true));
+  }
+  const V x1 = t1.constant(x, x_grad), x2 = t2.constant(x, x_grad);
+  const V fused = mlp(x1, Args(p1), hidden, output);
+  const V plain = chain(x2, Args(p2), hidden, output);
+  REQUIRE(fused.shape() == plain.shape());
+  for (Index i = 0; i < fused.value().numel(); ++i)
+    CHECK(fused.value()[i] == doctest::Approx(plain.value()[i]).epsilon(1e-12));
+  t1.backward(weighted_sum(fused));
+  t2.backward(weighted_sum(plain));
+  if (x_grad)
+    for (Index i = 0; i < x1.grad().numel(); ++i)
+      CHECK(x1.grad()[i] == doctest::Approx(x2.grad()[i]).epsilon(1e-10));
+  for (std::size_t k = 0; k < p1.size(); ++k)
+    for (Index i = 0; i < p1[k].grad().numel(); ++i)
+      CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
+}
+
+}  // namespace
+
 TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
   Generator gen(23);
   // Batches of 1 to 8 row blocks (600: 5, 850: 7). {3, 96, 96, 2} at batch 1100 sums its middle
@@ -80,35 +142,38 @@ TEST_CASE("mlp equals the chain of linear nodes, values and every gradient") {
   for (const auto& sizes : nets)
     for (Index batch : {1, 7, 130, 600, 850, 1100})
       for (Activation hidden : {Activation::relu, Activation::tanh, Activation::softplus})
-        for (const bool x_grad : {true, false}) {
-          CAPTURE(sizes.size());
-          CAPTURE(sizes[1]);
-          CAPTURE(batch);
-          CAPTURE(static_cast<int>(hidden));
-          CAPTURE(x_grad);
-          const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
-          const Tensor<double> x = gen.normal<double>(Shape{batch, sizes[0]});
-          Tape<double> t1, t2;
-          std::vector<V> p1, p2;
-          for (const auto& p : layers) {
-            p1.push_back(t1.constant(p, true));
-            p2.push_back(t2.constant(p, true));
-          }
-          const V x1 = t1.constant(x, x_grad), x2 = t2.constant(x, x_grad);
-          const V fused = mlp(x1, Args(p1), hidden, Activation::tanh);
-          const V plain = chain(x2, Args(p2), hidden, Activation::tanh);
-          REQUIRE(fused.shape() == plain.shape());
-          for (Index i = 0; i < fused.value().numel(); ++i)
-            CHECK(fused.value()[i] == doctest::Approx(plain.value()[i]).epsilon(1e-12));
-          t1.backward(weighted_sum(fused));
-          t2.backward(weighted_sum(plain));
-          if (x_grad)
-            for (Index i = 0; i < x1.grad().numel(); ++i)
-              CHECK(x1.grad()[i] == doctest::Approx(x2.grad()[i]).epsilon(1e-10));
-          for (std::size_t k = 0; k < p1.size(); ++k)
-            for (Index i = 0; i < p1[k].grad().numel(); ++i)
-              CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
-        }
+        for (const bool x_grad : {true, false})
+          check_against_chain(gen, sizes, batch, hidden, Activation::tanh, x_grad);
+}
+
+TEST_CASE("mlp's forward pass goes layer by layer where the weights outweigh the activations") {
+  using detail::mlp_forward_by_layer;
+  const std::vector<Index> wide = {392, 1024, 1024, 392};  // a 784-pixel coupling's net
+  CHECK(mlp_forward_by_layer(wide, 256));
+  CHECK(mlp_forward_by_layer(wide, 379));
+  CHECK_FALSE(mlp_forward_by_layer(wide, 380));
+  CHECK_FALSE(mlp_forward_by_layer(wide, 1024));
+  const std::vector<Index> narrow = {1, 256, 256, 2};  // a 2-D coupling's
+  CHECK_FALSE(mlp_forward_by_layer(narrow, 1024));
+  CHECK(mlp_forward_by_layer(narrow, 16));
+  CHECK(mlp_forward_by_layer(narrow, 4));
+  CHECK_FALSE(mlp_forward_by_layer(narrow, 5));  // part of a register tile
+  CHECK_FALSE(mlp_forward_by_layer(wide, 15));
+}
+
+TEST_CASE("mlp layer by layer equals the chain of linear nodes, values and every gradient") {
+  Generator gen(26);
+  // Batches of a part of a transpose square (1, 3), whole ones with a tail (17, 19) and whole ones
+  // only (24); widths of whole squares (96) and with a tail (30, 90, 6); three layers and two.
+  const std::vector<std::vector<Index>> nets = {{40, 96, 96, 30}, {70, 90, 6}};
+  for (const auto& sizes : nets)
+    for (Index batch : {1, 3, 17, 19, 24}) {
+      REQUIRE(detail::mlp_forward_by_layer(sizes, batch));
+      for (Activation hidden : {Activation::relu, Activation::leaky_relu, Activation::softplus})
+        for (Activation output : {Activation::none, Activation::tanh})
+          for (const bool x_grad : {true, false})
+            check_against_chain(gen, sizes, batch, hidden, output, x_grad);
+    }
 }
 
 TEST_CASE("mlp with some parameters frozen, and parameters shared by two calls") {
@@ -146,20 +211,50 @@ TEST_CASE("mlp with some parameters frozen, and parameters shared by two calls")
 
 TEST_CASE("mlp without gradients computes the same values from its scratch blocks") {
   Generator gen(24);
-  const std::vector<Tensor<double>> layers = random_layers(gen, {2, 33, 33, 2});
-  const Tensor<double> x = gen.normal<double>(Shape{1000, 2});
-  Tape<double> t;
-  std::vector<V> p;
-  for (const auto& l : layers) p.push_back(t.constant(l, true));
-  const V with_grad = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
-  Tensor<double> without;
-  {
-    NoGradGuard<double> guard(t);
-    const V y = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
-    CHECK_FALSE(y.requires_grad());
-    without = y.value();
+  // Blocks of rows through every layer, and three layers over the whole batch in turn.
+  const std::vector<std::pair<std::vector<Index>, Index>> cases = {{{2, 33, 33, 2}, 1000},
+                                                                   {{30, 64, 64, 5}, 19}};
+  for (const auto& [sizes, rows] : cases) {
+    CHECK(detail::mlp_forward_by_layer(sizes, rows) == (rows == 19));
+    const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+    const Tensor<double> x = gen.normal<double>(Shape{rows, sizes[0]});
+    Tape<double> t;
+    std::vector<V> p;
+    for (const auto& l : layers) p.push_back(t.constant(l, true));
+    const V with_grad = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
+    Tensor<double> without;
+    {
+      NoGradGuard<double> guard(t);
+      const V y = mlp(t.constant(x), Args(p), Activation::relu, Activation::none);
+      CHECK_FALSE(y.requires_grad());
+      without = y.value();
+    }
+    REQUIRE(without.numel() == with_grad.value().numel());
+    for (Index i = 0; i < without.numel(); ++i) CHECK(without[i] == with_grad.value()[i]);
   }
-  for (Index i = 0; i < x.rows() * 2; ++i) CHECK(without[i] == with_grad.value()[i]);
+}
+
+TEST_CASE("mlp on an empty batch: an empty output and zero gradients") {
+  Generator gen(28);
+  // Blocks of rows would be taken for a net whose weights are no more than its activations; an
+  // empty batch has none, so both nets go layer by layer forward, and back through one empty block.
+  for (const auto& sizes : {std::vector<Index>{2, 5, 1}, std::vector<Index>{20, 300, 2}}) {
+    CAPTURE(sizes[1]);
+    const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+    Tape<double> t;
+    std::vector<V> p;
+    for (const auto& l : layers) p.push_back(t.constant(l, true));
+    const V x = t.constant(Tensor<double>(Shape{0, sizes[0]}), true);
+    const V y = mlp(x, Args(p), Activation::tanh, Activation::none);
+    CHECK(y.shape() == Shape{0, sizes.back()});
+    t.backward(sum(y));
+    CHECK(x.grad().shape() == Shape{0, sizes[0]});
+    for (std::size_t k = 0; k < p.size(); ++k) {
+      CAPTURE(k);
+      REQUIRE(p[k].grad().shape() == p[k].shape());
+      for (Index i = 0; i < p[k].grad().numel(); ++i) CHECK(p[k].grad()[i] == 0.0);
+    }
+  }
 }
 
 TEST_CASE("mlp rejects layers that do not fit together, naming the layer") {

@@ -17,8 +17,10 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "flowgrad/autodiff/detail/mlp_forward.hpp"
 #include "flowgrad/flowgrad.hpp"
 #include "flowgrad/tensor/detail/fused.hpp"
 #include "flowgrad/tensor/detail/gemm.hpp"
@@ -298,35 +300,40 @@ TEST_CASE_TEMPLATE("the fused MLP node at 2 threads is bit-identical, values and
                    float, double) {
   Generator gen(19);
   // Batches of several row blocks, one ending mid-block; H = 64, a width that is no multiple of a
-  // SIMD batch, and one wide enough that its weight gradient is one product over the batch.
+  // SIMD batch, and one wide enough that its weight gradient is one product over the batch; and
+  // a batch small enough for H = 300 that the forward pass goes layer by layer.
+  std::vector<std::pair<Index, Index>> shapes;  // batch, hidden
   for (const Index batch : {1000, 4096})
-    for (const Index hidden : {64, 37, 160}) {
-      const std::vector<Index> sizes = {2, hidden, hidden, 1};
-      std::vector<Tensor<T>> layers;
-      for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-        layers.push_back(gen.normal<T>(Shape{sizes[l + 1], sizes[l]}, T(0), T(0.5)));
-        layers.push_back(gen.normal<T>(Shape{sizes[l + 1]}));
-      }
-      const Tensor<T> x = gen.normal<T>(Shape{batch, 2});
-      const Tensor<T> seed = gen.normal<T>(Shape{batch, 1});
-      // The output, then the gradients of x and of every weight and bias, end to end.
-      auto run = [&](int part) {
-        flowgrad::Tape<T> t;
-        std::vector<flowgrad::Var<T>> p;
-        for (const auto& l : layers) p.push_back(t.constant(l, true));
-        const auto xv = t.constant(x, true);
-        const auto y = flowgrad::mlp(xv, std::span<const flowgrad::Var<T>>(p),
-                                     flowgrad::Activation::relu, flowgrad::Activation::tanh);
-        t.backward(y, seed);
-        return part == 0   ? y.value()
-               : part == 1 ? xv.grad()
-                           : p[static_cast<std::size_t>(part - 2)].grad();
-      };
-      for (int part = 0; part < 2 + static_cast<int>(layers.size()); ++part)
-        check_bitwise<T>("mlp batch " + std::to_string(batch) + " H " + std::to_string(hidden) +
-                             " part " + std::to_string(part),
-                         [&] { return run(part); });
+    for (const Index hidden : {64, 37, 160}) shapes.emplace_back(batch, hidden);
+  shapes.emplace_back(64, 300);
+  for (const auto& [batch, hidden] : shapes) {
+    const std::vector<Index> sizes = {2, hidden, hidden, 1};
+    CHECK(flowgrad::detail::mlp_forward_by_layer(sizes, batch) == (hidden == 300));
+    std::vector<Tensor<T>> layers;
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+      layers.push_back(gen.normal<T>(Shape{sizes[l + 1], sizes[l]}, T(0), T(0.5)));
+      layers.push_back(gen.normal<T>(Shape{sizes[l + 1]}));
     }
+    const Tensor<T> x = gen.normal<T>(Shape{batch, 2});
+    const Tensor<T> seed = gen.normal<T>(Shape{batch, 1});
+    // The output, then the gradients of x and of every weight and bias, end to end.
+    auto run = [&](int part) {
+      flowgrad::Tape<T> t;
+      std::vector<flowgrad::Var<T>> p;
+      for (const auto& l : layers) p.push_back(t.constant(l, true));
+      const auto xv = t.constant(x, true);
+      const auto y = flowgrad::mlp(xv, std::span<const flowgrad::Var<T>>(p),
+                                   flowgrad::Activation::relu, flowgrad::Activation::tanh);
+      t.backward(y, seed);
+      return part == 0   ? y.value()
+             : part == 1 ? xv.grad()
+                         : p[static_cast<std::size_t>(part - 2)].grad();
+    };
+    for (int part = 0; part < 2 + static_cast<int>(layers.size()); ++part)
+      check_bitwise<T>("mlp batch " + std::to_string(batch) + " H " + std::to_string(hidden) +
+                           " part " + std::to_string(part),
+                       [&] { return run(part); });
+  }
 }
 
 TEST_CASE_TEMPLATE("the rational-quadratic spline at 2 threads is bit-identical, both directions",

@@ -1,4 +1,5 @@
-// mlp(): a whole MLP as one node, run a block of rows at a time through every layer.
+// mlp(): a whole MLP as one node, run a block of rows at a time through every layer, or, where the
+// weights outweigh the batch, a layer at a time over the whole batch.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "flowgrad/autodiff/detail/mlp_forward.hpp"
 #include "flowgrad/autodiff/detail/op_support.hpp"
 #include "flowgrad/tensor/detail/adam_update.hpp"
 #include "flowgrad/tensor/detail/fused_block.hpp"
@@ -26,7 +28,7 @@ constexpr Index kMinRows = 128;
 constexpr Index kMaxBlocks = 8;
 Index block_rows(Index m) {
   const Index blocks = std::clamp<Index>((m + kMinRows - 1) / kMinRows, 1, kMaxBlocks);
-  return ((m + blocks - 1) / blocks + 7) / 8 * 8;
+  return std::max<Index>(8, ((m + blocks - 1) / blocks + 7) / 8 * 8);
 }
 // Multiply-adds per thread before a pass is split, as gemm's own split.
 constexpr Index kGrain = Index(1) << 18;
@@ -139,9 +141,50 @@ void forward_rows(const Net<T>& net, const PackedB<T>* wt, const T* x, Index r0,
   }
 }
 
+// Every layer over the whole batch in turn (mlp_forward_by_layer): y_l^T = W_l h_(l-1)^T into
+// scratch, then transposed into out[l] (or, for a layer whose values are not kept, into one of two
+// whole-batch scratch buffers used in turn) with the bias and activation. The product splits
+// its columns (rows of the batch) among threads by itself, the transposition its rows.
+template <class T>
+void forward_by_layer(const Net<T>& net, const T* x, Index m, T* const* out) {
+  const Index whole = whole_lines<T>(m * net.widest());
+  T* yt = thread_buffer<T, 4>(whole);
+  T* scratch = nullptr;
+  for (int l = 0; l < net.layers; ++l)
+    if (!out[l]) scratch = thread_buffer<T, 0>(2 * whole);
+  const T* in = x;
+  for (int l = 0; l < net.layers; ++l) {
+    const Index k = net.width[l], n = net.width[l + 1];
+    gemm(n, m, k, net.w[l], k, in, k, yt, m, {false, true, false});
+    T* y = out[l] ? out[l] : scratch + (l % 2) * whole;
+    constexpr Index group = 8;  // rows per chunk: a whole transpose square for float and double
+    const int nt = simd::threads_for(m * n, simd::kGrainMath);
+    simd::parallel_for(nt, m, group, [&](Index i0, Index i1) {
+      detail::transpose_bias_activation_block(yt + i0, m, i1 - i0, n, net.b[l], net.act[l],
+                                              net.slope, y + i0 * n, n);
+    });
+    in = y;
+  }
+}
+
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("mlp: " + what); }
 
 }  // namespace
+
+// Packing W^T touches each weight once; the other way packs the batch's input of each layer and
+// transposes its output, rows x (in + out) values: whichever touches fewer. But 5 to 15 rows, as
+// the product's columns, fill one register tile only in part, and with weights that stay in cache
+// ran slower that way (bench/results/mlp_node_tuning.md); up to 4, gemm's thin path takes them.
+bool detail::mlp_forward_by_layer(std::span<const Index> widths, Index rows) {
+  constexpr Index kThinRows = 4, kTileRows = 16;
+  if (rows > kThinRows && rows < kTileRows) return false;
+  Index weights = 0, activations = 0;
+  for (std::size_t l = 0; l + 1 < widths.size(); ++l) {
+    weights += widths[l] * widths[l + 1];
+    activations += rows * (widths[l] + widths[l + 1]);
+  }
+  return weights > activations;
+}
 
 template <Scalar T>
 Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, Activation output) {
@@ -182,12 +225,16 @@ Var<T> mlp(const Var<T>& x, std::span<const Var<T>> params, Activation hidden, A
     }
   }
   kept[net.layers - 1] = n.value.data();
+  const T* xp = x.value().data();
+  if (detail::mlp_forward_by_layer(std::span<const Index>(net.width, net.layers + 1), m)) {
+    forward_by_layer(net, xp, m, kept);
+    return out;
+  }
   const Index rows_per_block = block_rows(m);
   const Index blocks = (m + rows_per_block - 1) / rows_per_block;
   const int nt =
       static_cast<int>(std::min<Index>(simd::threads_for(m * net.macs_per_row(), kGrain), blocks));
   const auto& wt = packed_weights(net, true);
-  const T* xp = x.value().data();
   simd::parallel_for_each(nt, blocks, [&](Index b) {
     const Index r = b * rows_per_block;
     forward_rows(net, wt.data(), xp, r, std::min(m, r + rows_per_block), rows_per_block, kept);
@@ -249,7 +296,8 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   const Index m = n.value.rows();
   const Index* width = net.width;
   const Index rows_per_block = block_rows(m);
-  const Index blocks = (m + rows_per_block - 1) / rows_per_block;
+  // An empty batch still runs one (empty) block, whose zero partials become the gradients.
+  const Index blocks = std::max<Index>(1, (m + rows_per_block - 1) / rows_per_block);
 
   const T* h[mlp_max_layers + 1];  // h[l + 1] = layer l's output, h[0] = x
   h[0] = t.value(n.in[0]).data();

@@ -163,6 +163,12 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
 }
 
 template <class T>
+void transpose_bias_activation_block(const T* ct, Index ldct, Index rows, Index cols, const T* bias,
+                                     Activation act, T slope, T* y, Index ldy) {
+  kernels<T>().transpose_bias_activation_block(ct, ldct, rows, cols, bias, act, slope, y, ldy);
+}
+
+template <class T>
 void spline_forward(const Tensor<T>& x, const Tensor<T>& params, const SplineSettings& s,
                     Tensor<T>& out) {
   kernels<T>().spline_forward(x, params, s, out);
@@ -205,6 +211,8 @@ void spline_backward(const Tensor<T>& x, const Tensor<T>& params, const Tensor<T
   template void detail::bias_activation_block(T*, Index, Index, Index, const T*, Activation, T);   \
   template void detail::activation_backward_block(const T*, const T*, T*, Index, Index,            \
                                                   Activation, T, T*);                              \
+  template void detail::transpose_bias_activation_block(const T*, Index, Index, Index, const T*,   \
+                                                        Activation, T, T*, Index);                 \
   template void detail::spline_forward(const Tensor<T>&, const Tensor<T>&,                         \
                                        const detail::SplineSettings&, Tensor<T>&);                 \
   template void detail::spline_backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,      \

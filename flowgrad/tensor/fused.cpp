@@ -4,6 +4,7 @@
 
 #include "flowgrad/tensor/detail/isa_kernels.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
+#include "flowgrad/tensor/detail/transpose.hpp"
 #include "flowgrad/tensor/detail/unary_rules.hpp"
 
 namespace flowgrad::FLOWGRAD_ISA_NS {
@@ -180,6 +181,22 @@ void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index
   });
 }
 
+template <class T>
+void transpose_bias_activation_block(const T* ct, Index ldct, Index rows, Index cols, const T* bias,
+                                     Activation act, T slope, T* y, Index ldy) {
+  // A group of rows is finished while it is in L1: transposed through registers, then biased.
+  constexpr Index g = std::is_same_v<T, float> ? 8 : 4;  // transpose_block's square
+  for (Index i = 0; i < rows; i += g) {
+    const Index r = std::min(g, rows - i);
+    Index j = 0;
+    if (r == g)
+      for (; j + g <= cols; j += g) transpose_block(ct + j * ldct + i, ldct, y + i * ldy + j, ldy);
+    for (Index q = 0; q < r; ++q)
+      for (Index c = j; c < cols; ++c) y[(i + q) * ldy + c] = ct[c * ldct + i + q];
+    if (bias) bias_activation_block(y + i * ldy, ldy, r, cols, bias, act, slope);
+  }
+}
+
 template void bias_activation_block(float*, Index, Index, Index, const float*, Activation, float);
 template void bias_activation_block(double*, Index, Index, Index, const double*, Activation,
                                     double);
@@ -187,6 +204,10 @@ template void activation_backward_block(const float*, const float*, float*, Inde
                                         Activation, float, float*);
 template void activation_backward_block(const double*, const double*, double*, Index, Index,
                                         Activation, double, double*);
+template void transpose_bias_activation_block(const float*, Index, Index, Index, const float*,
+                                              Activation, float, float*, Index);
+template void transpose_bias_activation_block(const double*, Index, Index, Index, const double*,
+                                              Activation, double, double*, Index);
 
 }  // namespace detail
 

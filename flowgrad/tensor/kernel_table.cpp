@@ -29,6 +29,7 @@ constexpr ::flowgrad::detail::KernelTable<T> make_table() {
       &activation_backward<T>,
       &detail::bias_activation_block<T>,
       &detail::activation_backward_block<T>,
+      &detail::transpose_bias_activation_block<T>,
       &adam_update<T>,
       &adam_apply<T>,
       &spline_forward<T>,

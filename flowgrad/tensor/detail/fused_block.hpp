@@ -18,4 +18,10 @@ template <class T>
 void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index cols,
                                Activation act, T slope, T* col_sums);
 
+// y = act(ct^T + bias): ct holds the block transposed, cols rows of `rows` values, ldct apart (a
+// product computed as W x^T); y gets rows x cols values, rows ldy apart. No bias: y = ct^T.
+template <class T>
+void transpose_bias_activation_block(const T* ct, Index ldct, Index rows, Index cols, const T* bias,
+                                     Activation act, T slope, T* y, Index ldy);
+
 }  // namespace flowgrad::detail

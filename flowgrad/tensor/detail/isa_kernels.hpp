@@ -55,6 +55,9 @@ void bias_activation_block(T* y, Index ldy, Index rows, Index cols, const T* bia
 template <class T>
 void activation_backward_block(const T* y, const T* gy, T* gz, Index rows, Index cols,
                                Activation act, T slope, T* col_sums);
+template <class T>
+void transpose_bias_activation_block(const T* ct, Index ldct, Index rows, Index cols, const T* bias,
+                                     Activation act, T slope, T* y, Index ldy);
 }  // namespace detail
 
 // spline.cpp

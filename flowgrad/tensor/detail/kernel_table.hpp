@@ -42,6 +42,8 @@ struct KernelTable {
                               Tensor<T>*);
   void (*bias_activation_block)(T*, Index, Index, Index, const T*, Activation, T);
   void (*activation_backward_block)(const T*, const T*, T*, Index, Index, Activation, T, T*);
+  void (*transpose_bias_activation_block)(const T*, Index, Index, Index, const T*, Activation, T,
+                                          T*, Index);
   void (*adam_update)(Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,
                       const AdamCoefficients&);
   void (*adam_apply)(const T*, const AdamTarget<T>&);
