@@ -97,6 +97,10 @@ bool register_all() {
   constexpr std::array<Index, 2> wide_layers[] = {{392, 1024}, {1024, 1024}, {1024, 392}};
   std::vector<GemmShape> shapes = bench::mlp_shapes(batches, layers);
   for (const GemmShape& s : bench::mlp_shapes(wide_batches, wide_layers)) shapes.push_back(s);
+  // At that batch the MLP node runs each forward product as y^T = W x^T (mlp_forward_by_layer).
+  for (const Index b : wide_batches)
+    for (const auto& [in, width] : wide_layers)
+      shapes.push_back({"fwd_wxt", width, b, in, false, true});
   for (const GemmShape& s : shapes) {
     const std::string suffix = bench::gemm_suffix(s);
     benchmark::RegisterBenchmark(("BM_Gemm_Ours/" + suffix).c_str(), bm_gemm_ours, s)->MinTime(0.2);

@@ -14,7 +14,7 @@ namespace bench {
 using flowgrad::Index;
 
 struct GemmShape {
-  const char* pass;  // fwd, bwd_dx, bwd_dw
+  const char* pass;  // fwd, bwd_dx, bwd_dw; fwd_wxt: the forward as y^T = W x^T
   Index m, n, k;
   bool ta, tb;
 };

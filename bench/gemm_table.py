@@ -64,7 +64,7 @@ def main():
     table = medians(run(sys.argv[1], sys.argv[2:]))
     print("| pass | m | n | k | op | ours GFLOP/s | OpenBLAS GFLOP/s | ours / OpenBLAS |")
     print("|---|---:|---:|---:|---|---:|---:|---:|")
-    pass_order = {"fwd": 0, "bwd_dx": 1, "bwd_dw": 2}
+    pass_order = {"fwd": 0, "fwd_wxt": 1, "bwd_dx": 2, "bwd_dw": 3}
     for key in sorted(table, key=lambda key: (pass_order.get(key[0], 9), *key[1:])):
         pass_, m, n, k, ta, tb = key
         ours = table[key].get("Ours")

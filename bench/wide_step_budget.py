@@ -6,8 +6,8 @@ same shapes).
 
     python3 bench/wide_step_budget.py build/bench/bench_kernels build/bench/bench_flows [--rounds 3]
 
-The step's products, per net: the forward of each of the 3 layers (m = 256), the weight gradient of
-each (k = 256), and the input gradient of layers 1 and 2 (the coupling's input x1 is data, so the
+The step's products, per net: the forward of each of the 3 layers (as the MLP node runs it at this
+batch, y^T = W x^T: n = 256), the weight gradient of each (k = 256), and the input gradient of layers 1 and 2 (the coupling's input x1 is data, so the
 first layer's input gradient is never formed): 8 products, 16 for the two nets. Their stand-alone
 times summed are the "budget"; the step / budget ratio says how much of the step is anything else
 (activations, the coupling's column work, Adam over 2.9 M parameters, the tape) plus whatever the
@@ -33,7 +33,7 @@ def products():
     """(name suffix, flops, count) of the step's products: count is 2 (the s and t nets)."""
     out = []
     for i, (fan_in, fan_out) in enumerate(LAYERS):
-        out.append((f"fwd/m:{BATCH}/n:{fan_out}/k:{fan_in}/ta:0/tb:1", 2 * BATCH * fan_in * fan_out))
+        out.append((f"fwd_wxt/m:{fan_out}/n:{BATCH}/k:{fan_in}/ta:0/tb:1", 2 * BATCH * fan_in * fan_out))
         out.append((f"bwd_dw/m:{fan_out}/n:{fan_in}/k:{BATCH}/ta:1/tb:0", 2 * BATCH * fan_in * fan_out))
         if i > 0:
             out.append((f"bwd_dx/m:{BATCH}/n:{fan_in}/k:{fan_out}/ta:0/tb:0", 2 * BATCH * fan_in * fan_out))
