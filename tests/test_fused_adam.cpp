@@ -16,14 +16,19 @@ namespace {
 
 // Layers 24 -> 300 -> 300 -> 5 at batch 256: the middle weight is summed over the batch after
 // the node's row blocks (its gradient in one product, updated from the product's output), the
-// others and the biases in the blocks' partial sums (updated from their total).
+// others and the biases in the blocks' partial sums (updated from their total). With a middle
+// layer of 1000, its gradient goes a block of rows at a time (half an L2 each: two blocks or more
+// on any L2 up to 2 MB), each updated as it is formed.
 constexpr Index kBatch = 256;
 const std::vector<Index> kSizes = {24, 300, 300, 5};
+const std::vector<Index> kWideSizes = {24, 300, 1000, 5};
 
 template <class T>
 struct Run {
+  explicit Run(const std::vector<Index>& sizes = kSizes)
+      : net{sizes, Activation::relu, gen, Activation::tanh} {}
   Generator gen{7};
-  MLP<T> net{kSizes, Activation::relu, gen, Activation::tanh};
+  MLP<T> net;
   Adam<T> adam{net.parameters(), {.lr = 3e-3, .beta2 = 0.99, .weight_decay = 1e-3}};
   Tape<T> tape;
 
@@ -44,9 +49,9 @@ bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
 
 // Steps of both runs on the same batches; every parameter and moment must stay bit-identical.
 template <class T>
-void compare_steps(int threads) {
+void compare_steps(int threads, const std::vector<Index>& sizes = kSizes) {
   set_num_threads(threads);
-  Run<T> plain, fused;
+  Run<T> plain(sizes), fused(sizes);
   Generator data(3);
   for (int step = 0; step < 4; ++step) {
     CAPTURE(step);
@@ -77,6 +82,12 @@ TEST_CASE_TEMPLATE("Adam::backward_step equals backward() then step(), bit for b
                    double) {
   SUBCASE("one thread") { compare_steps<T>(1); }
   SUBCASE("two threads") { compare_steps<T>(2); }
+  SUBCASE("a gradient updated a block of rows at a time, one thread") {
+    compare_steps<T>(1, kWideSizes);
+  }
+  SUBCASE("a gradient updated a block of rows at a time, two threads") {
+    compare_steps<T>(2, kWideSizes);
+  }
 }
 
 TEST_CASE("Adam::backward_step leaves shared and accumulated gradients to the step after") {

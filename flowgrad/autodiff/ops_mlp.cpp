@@ -11,6 +11,7 @@
 #include "flowgrad/autodiff/detail/mlp_forward.hpp"
 #include "flowgrad/autodiff/detail/op_support.hpp"
 #include "flowgrad/tensor/detail/adam_update.hpp"
+#include "flowgrad/tensor/detail/cache_sizes.hpp"
 #include "flowgrad/tensor/detail/fused_block.hpp"
 #include "flowgrad/tensor/detail/simd.hpp"
 
@@ -104,6 +105,19 @@ std::array<PackedB<T>, mlp_max_layers>& packed_weights(const Net<T>& net, bool t
       packed[l].pack(out, in, net.w[l], in, false);
   }
   return packed;
+}
+
+// Rows of a weight gradient `cols` wide that take half of a core's L2 (at least 8).
+template <class T>
+Index gradient_block_rows(Index cols) {
+  const Index bytes = detail::cache_sizes().l2 / 2;
+  return std::max<Index>(8, bytes / (cols * static_cast<Index>(sizeof(T))) / 8 * 8);
+}
+
+// Whether rows x cols values fit in a core's L2.
+template <class T>
+bool packed_fits_l2(Index rows, Index cols) {
+  return rows * cols * static_cast<Index>(sizeof(T)) <= detail::cache_sizes().l2;
 }
 
 // count values rounded up to whole cache lines, so that a buffer's second half is aligned too.
@@ -394,7 +408,27 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   for (int l = 0; l < layers; ++l) {
     if (!whole_dz[l]) continue;
     const Index ko = width[l + 1], ki = width[l];
-    if (uw[l]) {
+    if (uw[l] && packed_fits_l2<T>(m, ki)) {
+      // A block of rows of the gradient at a time, into scratch that stays in L2 for the update
+      // of those rows and for the next block, where a whole gradient would go out to memory
+      // between the product's passes over it and the update. h_(l-1) is packed once for all
+      // blocks; packed, it must fit in L2 too, or the updates push it out between the blocks.
+      thread_local PackedB<T> packed;
+      packed.pack(m, ki, h[l], ki, false);
+      const PackedB<T>& packed_h = packed;  // this thread's, for the threads below
+      const Index rows = gradient_block_rows<T>(ki);
+      const Index row_blocks = (ko + rows - 1) / rows;
+      const int threads =
+          static_cast<int>(std::min<Index>(simd::threads_for(ko * ki * m, kGrain), row_blocks));
+      simd::parallel_for_each(threads, row_blocks, [&](Index b) {
+        const Index r0 = b * rows, r = std::min(rows, ko - r0);
+        T* g = thread_buffer<T, 3>(rows * ki);
+        gemm(r, ki, m, whole_dz[l] + r0, ko, packed_h, g, ki, {true, false, false});
+        const AdamTarget<T>& u = *uw[l];
+        const Index at = r0 * ki;
+        adam_apply(g, AdamTarget<T>{u.value + at, u.exp_avg + at, u.exp_avg_sq + at, r * ki, u.c});
+      });
+    } else if (uw[l]) {
       // Through scratch that every layer reuses, and so stays in cache for the update, where the
       // parameter's own buffer would go out to memory and be read back by a step() after the pass.
       T* g = thread_buffer<T, 3>(ko * ki);
