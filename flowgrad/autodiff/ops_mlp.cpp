@@ -408,15 +408,17 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   for (int l = 0; l < layers; ++l) {
     if (!whole_dz[l]) continue;
     const Index ko = width[l + 1], ki = width[l];
-    if (uw[l] && packed_fits_l2<T>(m, ki)) {
-      // A block of rows of the gradient at a time, into scratch that stays in L2 for the update
-      // of those rows and for the next block, where a whole gradient would go out to memory
-      // between the product's passes over it and the update. h_(l-1) is packed once for all
-      // blocks; packed, it must fit in L2 too, or the updates push it out between the blocks.
+    const Index rows = gradient_block_rows<T>(ki);
+    if (uw[l] && ko > rows && packed_fits_l2<T>(m, ki)) {
+      // A gradient larger than half an L2 goes a block of rows at a time, into scratch that stays
+      // in L2 for the update of those rows and for the next block, where the whole gradient would
+      // go out to memory between the product's passes over it and the update. h_(l-1) is packed
+      // once for all blocks; packed, it must fit in L2 too, or the updates push it out between
+      // the blocks. (A gradient that fits gains nothing, and its input packed whole costs more
+      // than the product's own packing of it a cache block at a time.)
       thread_local PackedB<T> packed;
       packed.pack(m, ki, h[l], ki, false);
       const PackedB<T>& packed_h = packed;  // this thread's, for the threads below
-      const Index rows = gradient_block_rows<T>(ki);
       const Index row_blocks = (ko + rows - 1) / rows;
       const int threads =
           static_cast<int>(std::min<Index>(simd::threads_for(ko * ki * m, kGrain), row_blocks));
