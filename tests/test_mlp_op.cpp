@@ -8,6 +8,7 @@
 
 #include "flowgrad/autodiff/detail/mlp_forward.hpp"
 #include "flowgrad/autodiff/module.hpp"
+#include "flowgrad/tensor/threads.hpp"
 #include "gradcheck_helpers.hpp"
 
 using namespace flowgrad;
@@ -207,6 +208,42 @@ TEST_CASE("mlp with some parameters frozen, and parameters shared by two calls")
           CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
       }
     }
+}
+
+TEST_CASE("mlp's wide weight gradient in blocks of rows, stored and added to what it holds") {
+  // 300 -> 500 in double: more rows than half of any L2 up to 2 MB takes at once, so the gradient
+  // goes a block of rows at a time (at one thread); the input, packed, fits any L2 of 512 KB or
+  // more. Two calls: the second adds its gradient to the first's.
+  Generator gen(29);
+  set_num_threads(1);
+  const std::vector<Index> sizes = {20, 300, 500, 3};
+  const std::vector<Tensor<double>> layers = random_layers(gen, sizes);
+  const Tensor<double> xa = gen.normal<double>(Shape{100, 20});
+  const Tensor<double> xb = gen.normal<double>(Shape{60, 20});
+  for (const bool twice : {false, true}) {
+    CAPTURE(twice);
+    Tape<double> t1, t2;
+    std::vector<V> p1, p2;
+    for (const auto& l : layers) {
+      p1.push_back(t1.constant(l, true));
+      p2.push_back(t2.constant(l, true));
+    }
+    V fused = weighted_sum(mlp(t1.constant(xa), Args(p1), Activation::tanh, Activation::none));
+    V plain = weighted_sum(chain(t2.constant(xa), Args(p2), Activation::tanh, Activation::none));
+    if (twice) {
+      fused =
+          fused + weighted_sum(mlp(t1.constant(xb), Args(p1), Activation::tanh, Activation::none));
+      plain = plain +
+              weighted_sum(chain(t2.constant(xb), Args(p2), Activation::tanh, Activation::none));
+    }
+    t1.backward(fused);
+    t2.backward(plain);
+    for (std::size_t k = 0; k < p1.size(); ++k) {
+      CAPTURE(k);
+      for (Index i = 0; i < p1[k].grad().numel(); ++i)
+        CHECK(p1[k].grad()[i] == doctest::Approx(p2[k].grad()[i]).epsilon(1e-10));
+    }
+  }
 }
 
 TEST_CASE("mlp without gradients computes the same values from its scratch blocks") {

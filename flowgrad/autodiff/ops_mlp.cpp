@@ -408,28 +408,34 @@ void MlpOp<T>::backward(OpTape<T>& t, const Node<T>& n) {
   for (int l = 0; l < layers; ++l) {
     if (!whole_dz[l]) continue;
     const Index ko = width[l + 1], ki = width[l];
+    // A gradient larger than half an L2 goes a block of rows at a time, each block staying in L2
+    // through the product's passes over it and, with Adam in the pass, for the update of its
+    // rows from scratch that the next block reuses, where the whole gradient would go out to
+    // memory between those passes. h_(l-1) is packed once for all blocks; packed, it must fit in
+    // L2 too, or the blocks push it out. (A gradient that fits gains nothing, and its input
+    // packed whole costs more than the product's own packing of it a cache block at a time.
+    // Without the update, two threads ran faster splitting the whole product between them.)
     const Index rows = gradient_block_rows<T>(ki);
-    if (uw[l] && ko > rows && packed_fits_l2<T>(m, ki)) {
-      // A gradient larger than half an L2 goes a block of rows at a time, into scratch that stays
-      // in L2 for the update of those rows and for the next block, where the whole gradient would
-      // go out to memory between the product's passes over it and the update. h_(l-1) is packed
-      // once for all blocks; packed, it must fit in L2 too, or the updates push it out between
-      // the blocks. (A gradient that fits gains nothing, and its input packed whole costs more
-      // than the product's own packing of it a cache block at a time.)
+    const int threads = simd::threads_for(ko * ki * m, kGrain);
+    if (ko > rows && packed_fits_l2<T>(m, ki) && (uw[l] || threads == 1)) {
       thread_local PackedB<T> packed;
       packed.pack(m, ki, h[l], ki, false);
       const PackedB<T>& packed_h = packed;  // this thread's, for the threads below
       const Index row_blocks = (ko + rows - 1) / rows;
-      const int threads =
-          static_cast<int>(std::min<Index>(simd::threads_for(ko * ki * m, kGrain), row_blocks));
-      simd::parallel_for_each(threads, row_blocks, [&](Index b) {
-        const Index r0 = b * rows, r = std::min(rows, ko - r0);
-        T* g = thread_buffer<T, 3>(rows * ki);
-        gemm(r, ki, m, whole_dz[l] + r0, ko, packed_h, g, ki, {true, false, false});
-        const AdamTarget<T>& u = *uw[l];
-        const Index at = r0 * ki;
-        adam_apply(g, AdamTarget<T>{u.value + at, u.exp_avg + at, u.exp_avg_sq + at, r * ki, u.c});
-      });
+      simd::parallel_for_each(
+          static_cast<int>(std::min<Index>(threads, row_blocks)), row_blocks, [&](Index b) {
+            const Index r0 = b * rows, r = std::min(rows, ko - r0), at = r0 * ki;
+            if (!uw[l]) {
+              gemm(r, ki, m, whole_dz[l] + r0, ko, packed_h, gw[l]->data() + at, ki,
+                   {true, false, !w_overwrite[l]});
+              return;
+            }
+            T* g = thread_buffer<T, 3>(rows * ki);
+            gemm(r, ki, m, whole_dz[l] + r0, ko, packed_h, g, ki, {true, false, false});
+            const AdamTarget<T>& u = *uw[l];
+            adam_apply(g,
+                       AdamTarget<T>{u.value + at, u.exp_avg + at, u.exp_avg_sq + at, r * ki, u.c});
+          });
     } else if (uw[l]) {
       // Through scratch that every layer reuses, and so stays in cache for the update, where the
       // parameter's own buffer would go out to memory and be read back by a step() after the pass.
